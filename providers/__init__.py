@@ -1,0 +1,92 @@
+"""The model catalog and the provider registry.
+
+Every module in this package that defines ``PROVIDER`` (an ``ImageProvider``
+subclass) and ``MODELS`` (a list of ``ModelSpec``) is a vendor; it is found by
+name, so a new vendor is one new file. A model name served by several vendors
+(say, Ideogram v3 directly and on Replicate) resolves to the most preferred
+vendor that has a key.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from functools import cache
+
+from providers.base import EDIT, GENERATE, ImageProvider, ModelSpec, ProviderConfig
+from providers.errors import ConfigError, InvalidRequest
+
+__all__ = ["EDIT", "GENERATE", "Registry", "all_specs", "model_names", "provider_classes"]
+
+
+@cache
+def provider_classes() -> dict[str, type[ImageProvider]]:
+    """Provider name -> class, for every vendor module in this package."""
+    found: dict[str, type[ImageProvider]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in ("base", "errors", "types"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        cls = getattr(module, "PROVIDER", None)
+        if cls is not None:
+            found[cls.name] = cls
+    return found
+
+
+@cache
+def all_specs() -> tuple[ModelSpec, ...]:
+    specs: list[ModelSpec] = []
+    for cls in provider_classes().values():
+        specs.extend(importlib.import_module(cls.__module__).MODELS)
+    return tuple(specs)
+
+
+def model_names(use: str) -> list[str]:
+    """Public model names for a tool, in catalog order, each once."""
+    names: list[str] = []
+    for spec in all_specs():
+        if use in spec.uses and spec.name not in names:
+            names.append(spec.name)
+    return names
+
+
+class Registry:
+    """Resolves model names to (spec, provider); builds providers on first use."""
+
+    def __init__(self, configs: Mapping[str, ProviderConfig]) -> None:
+        self._configs = dict(configs)
+        self._providers: dict[str, ImageProvider] = {}
+
+    def has_key(self, provider: str) -> bool:
+        cfg = self._configs.get(provider)
+        return bool(cfg and cfg.api_key)
+
+    def candidates(self, name: str, use: str) -> list[ModelSpec]:
+        specs = [s for s in all_specs() if s.name == name and use in s.uses]
+        return sorted(specs, key=lambda s: s.preference)
+
+    def resolve(self, name: str, use: str = GENERATE) -> tuple[ModelSpec, ImageProvider]:
+        specs = self.candidates(name, use)
+        if not specs:
+            allowed = ", ".join(model_names(use))
+            raise InvalidRequest(f"model: unknown model {name!r}; choose one of: {allowed}.")
+        for spec in specs:
+            if self.has_key(spec.provider):
+                return spec, self.provider(spec.provider)
+        wanted = " or ".join(provider_classes()[s.provider].key_env for s in specs)
+        raise ConfigError(f"{name} needs an API key: set {wanted} in the server's environment.")
+
+    def usable(self, use: str) -> list[str]:
+        return [n for n in model_names(use) if any(self.has_key(s.provider) for s in self.candidates(n, use))]
+
+    def provider(self, name: str) -> ImageProvider:
+        if name not in self._providers:
+            cls = provider_classes()[name]
+            self._providers[name] = cls(self._configs.get(name) or ProviderConfig(api_key=None))
+        return self._providers[name]
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()

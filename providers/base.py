@@ -1,0 +1,103 @@
+"""What every provider is: a catalog of model specs and one class that runs them.
+
+A ``ModelSpec`` is one entry in a provider module's ``MODELS`` list: the public
+name the tools show, the vendor's model id, what the model can do, and the
+function that maps a ``GenerationRequest`` to the vendor payload. Adding a model
+is adding an entry; adding a vendor is adding a module with a ``MODELS`` list and
+an ``ImageProvider`` subclass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import anyio
+
+from providers._limits import RateLimiter
+from providers.errors import InvalidRequest
+from providers.types import GeneratedImage, GenerationRequest, ProgressFn
+
+__all__ = ["ImageProvider", "ModelSpec", "ProviderConfig", "GENERATE", "EDIT"]
+
+GENERATE = "generate"
+EDIT = "edit"
+
+PayloadBuilder = Callable[[GenerationRequest], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model as the tools offer it."""
+
+    name: str                      # public name, e.g. "Flux 1.1 Pro" (an enum value in tool schemas)
+    provider: str                  # provider name, e.g. "replicate"
+    provider_model: str            # the vendor's id, e.g. "black-forest-labs/flux-1.1-pro"
+    build: PayloadBuilder          # GenerationRequest -> vendor payload
+    summary: str = ""              # one line for tool descriptions
+    uses: frozenset[str] = frozenset({GENERATE})
+    native_style: bool = False     # the model takes ImageStyle itself; no prompt prefix
+    supports_seed: bool = False
+    supports_negative_prompt: bool = False
+    max_input_images: int = 0      # 0: takes no reference images
+    max_batch: int = 1             # images one provider call can return
+    preference: int = 0            # lower wins when several providers serve one name
+
+    def check(self, request: GenerationRequest) -> None:
+        """Refuse what this model cannot honour, before anything is spent."""
+        if request.seed is not None and not self.supports_seed:
+            raise InvalidRequest(f"seed: {self.name} does not accept a seed; leave it out "
+                                 "or choose a model that does (see the tool description).")
+        if request.negative_prompt and not self.supports_negative_prompt:
+            raise InvalidRequest(f"negative_prompt: {self.name} does not accept a negative "
+                                 "prompt; leave it out or choose a model that does.")
+        if len(request.input_images) > self.max_input_images:
+            raise InvalidRequest(
+                f"images: {self.name} accepts at most {self.max_input_images} reference "
+                f"image(s); {len(request.input_images)} were given.")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """Everything a provider needs from the settings; tests point base_url at a fake."""
+
+    api_key: str | None
+    base_url: str | None = None
+    timeout: float = 300.0         # whole job, seconds
+    wait_window: int = 30          # seconds the vendor may hold a create request (sync mode)
+    poll_interval: float = 0.5     # first poll delay; grows to poll_max
+    poll_max: float = 5.0
+    max_retries: int = 3           # for 429 / retryable 5xx / connection errors
+    retry_cap: float = 30.0        # longest single wait between retries
+    concurrency: int = 8           # jobs in flight at once for this provider
+    rate: float = 0.0              # job submissions per second; 0 = unlimited
+    max_download_bytes: int = 64 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageProvider(ABC):
+    """One vendor. Subclasses set ``name`` and ``key_env`` and implement ``_generate``."""
+
+    name: ClassVar[str]
+    key_env: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self._slots = anyio.CapacityLimiter(max(1, config.concurrency))
+        self._rate = RateLimiter(config.rate)
+
+    async def generate(self, spec: ModelSpec, request: GenerationRequest,
+                       progress: ProgressFn) -> list[GeneratedImage]:
+        """Run one job under this provider's concurrency and rate limits."""
+        async with self._slots:
+            await self._rate.acquire()
+            return await self._generate(spec, request, progress)
+
+    @abstractmethod
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
+                        progress: ProgressFn) -> list[GeneratedImage]: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients. Called once when the server shuts down."""

@@ -1,0 +1,1 @@
+"""easel-mcp: the MCP application (tools, resources, storage, transports)."""

@@ -1,0 +1,138 @@
+"""Running generation jobs: concurrently, stored at once, with progress.
+
+A tool turns its arguments into ``Job``s (one provider call each, at most the
+model's batch size). ``run_jobs`` runs them all at once (each provider's own
+limiter bounds its concurrency and rate), stores every image the moment it
+arrives, and reports per-job outcomes: one failed job never sinks the others,
+and an image that was paid for is stored before anything else can go wrong.
+Cancelling the call cancels every outstanding provider job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+
+from providers.base import ImageProvider, ModelSpec
+from providers.errors import ImageGenError, ProviderUnavailable
+from providers.types import GeneratedImage, GenerationRequest
+from server.images import InvalidImage, inspect_image
+from server.storage import Storage, StorageError, StoredImage
+
+__all__ = ["Job", "JobOutcome", "Progress", "run_jobs", "split_count"]
+
+log = logging.getLogger("easel.generation")
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: ModelSpec
+    provider: ImageProvider
+    request: GenerationRequest
+    label: str = ""                          # e.g. "image 2 of 4" or "illustration 3"
+    record: dict[str, Any] = field(default_factory=dict)   # extra metadata (tool, user prompt, inputs)
+
+
+@dataclass
+class JobOutcome:
+    job: Job
+    images: list[StoredImage] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)   # image id -> bytes, for previews
+    error: ImageGenError | None = None
+
+
+def split_count(spec: ModelSpec, request: GenerationRequest, count: int) -> list[GenerationRequest]:
+    """One request per provider call, each asking for at most ``spec.max_batch`` images."""
+    batch = max(1, spec.max_batch)
+    sizes = [batch] * (count // batch) + ([count % batch] if count % batch else [])
+    return [replace(request, count=n) for n in sizes]
+
+
+class Progress:
+    """MCP progress for a call: absolute counts, state messages, and a heartbeat while waiting."""
+
+    def __init__(self, ctx: Any, total: int, interval: float) -> None:
+        self._ctx = ctx
+        self.total = total
+        self.done = 0
+        self._interval = interval
+        self._started = time.monotonic()
+        self._last = "starting"
+
+    async def send(self, message: str) -> None:
+        self._last = message
+        if self._ctx is None:
+            return
+        try:
+            await self._ctx.report_progress(self.done, self.total, message=message)
+        except Exception:  # progress is best effort; never fail a paid generation over it
+            log.debug("progress notification failed", exc_info=True)
+
+    async def image_done(self, message: str) -> None:
+        self.done += 1
+        await self.send(message)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self._interval)
+            elapsed = time.monotonic() - self._started
+            await self.send(f"{self._last} ({elapsed:.0f}s elapsed)")
+
+
+async def run_jobs(jobs: list[Job], storage: Storage, progress: Progress, *,
+                   max_pixels: int) -> list[JobOutcome]:
+    outcomes = [JobOutcome(job) for job in jobs]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(progress.heartbeat)
+        async with anyio.create_task_group() as work:
+            for outcome in outcomes:
+                work.start_soon(_run_one, outcome, storage, progress, max_pixels)
+        tg.cancel_scope.cancel()
+    return outcomes
+
+
+async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, max_pixels: int) -> None:
+    job = outcome.job
+    prefix = f"{job.label}: " if job.label else ""
+
+    async def report(message: str) -> None:
+        await progress.send(prefix + message)
+
+    try:
+        images = await job.provider.generate(job.spec, job.request, report)
+        for image in images:
+            stored = await store_generated(image, job, storage, max_pixels=max_pixels)
+            outcome.images.append(stored)
+            outcome.blobs[stored.image_id] = image.data
+            await progress.image_done(f"{prefix}stored {stored.image_id}")
+    except ImageGenError as exc:
+        outcome.error = exc
+        await progress.send(f"{prefix}failed: {exc}")
+    except StorageError as exc:
+        outcome.error = ProviderUnavailable(f"The image was generated but could not be stored: {exc}",
+                                            provider=job.spec.provider)
+    except Exception as exc:  # a bug or an unmapped SDK error: log it, report it without details
+        log.exception("unexpected error in %s job", job.spec.provider)
+        outcome.error = ProviderUnavailable(
+            f"Unexpected error while generating with {job.spec.name} ({type(exc).__name__}); "
+            "see the server log.", provider=job.spec.provider)
+
+
+async def store_generated(image: GeneratedImage, job: Job, storage: Storage, *,
+                          max_pixels: int) -> StoredImage:
+    try:
+        info = inspect_image(image.data, max_pixels=max_pixels)
+    except InvalidImage as exc:
+        raise ProviderUnavailable(f"{job.spec.name} returned something that is not a usable image: {exc}.",
+                                  provider=image.provider, job_id=image.prediction_id) from None
+    metadata = {
+        "width": info.width, "height": info.height,
+        "prompt": image.prompt_sent, "model": job.spec.name, "provider": image.provider,
+        "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
+        "prediction_id": image.prediction_id, **job.record,
+    }
+    return await storage.put(image.data, info.mime_type, metadata)

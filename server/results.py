@@ -1,0 +1,79 @@
+"""Shaping tool results: structured content, resource links, a summary, previews.
+
+Every image tool answers the same way: ``structuredContent`` that matches the
+declared output schema, one ``resource_link`` per image, a one-line summary,
+and (unless EASEL_PREVIEW=off) a small JPEG preview per image that fits in an
+assistant's context.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import anyio
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel, Field
+
+from server.config import Settings
+from server.images import make_preview
+from server.storage import StoredImage
+
+__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "image_record"]
+
+
+class ImageRecord(BaseModel):
+    uri: str = Field(description="easel://images/… resource URI; read it for the full-size bytes")
+    url: str = Field(description="a link a person can open")
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    prompt: str = Field(description="the prompt as sent to the model")
+    model: str
+    provider: str
+    provider_model: str
+    seed: int | None = None
+    prediction_id: str | None = None
+    stored_in: str = Field(description="local or oss")
+    note: str | None = None
+
+
+class ErrorRecord(BaseModel):
+    item: str = Field(description="which image or job failed")
+    kind: str = Field(description="error class, e.g. RateLimited, GenerationFailed")
+    message: str
+
+
+class GenerateResult(BaseModel):
+    images: list[ImageRecord]
+    errors: list[ErrorRecord] = Field(default_factory=list)
+
+
+def image_record(stored: StoredImage) -> ImageRecord:
+    m = stored.metadata
+    return ImageRecord(uri=stored.uri, url=stored.url, mime_type=stored.mime_type,
+                       width=int(m.get("width") or 0), height=int(m.get("height") or 0),
+                       bytes=stored.size, sha256=stored.sha256, prompt=str(m.get("prompt", "")),
+                       model=str(m.get("model", "")), provider=str(m.get("provider", "")),
+                       provider_model=str(m.get("provider_model", "")), seed=m.get("seed"),
+                       prediction_id=m.get("prediction_id"), stored_in=stored.stored_in, note=stored.note)
+
+
+async def build_result(structured: dict[str, Any], images: list[StoredImage], blobs: dict[str, bytes],
+                       summary: str, settings: Settings) -> CallToolResult:
+    content: list[Any] = [TextContent(type="text", text=summary)]
+    for stored in images:
+        content.append(ResourceLink(type="resource_link", uri=stored.uri, name=stored.image_id,
+                                    mime_type=stored.mime_type,
+                                    description=str(stored.metadata.get("prompt", ""))[:200]))
+    if settings.preview:
+        for stored in images:
+            data = blobs.get(stored.image_id)
+            if data is None:
+                continue
+            preview, mime = await anyio.to_thread.run_sync(
+                lambda d=data: make_preview(d, max_px=settings.preview_max_px, max_bytes=settings.preview_max_bytes))
+            content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type=mime))
+    return CallToolResult(content=content, structured_content=structured)

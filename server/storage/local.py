@@ -1,0 +1,161 @@
+"""Local disk storage: the default, no set-up.
+
+Layout under the root: ``YYYYMM/<hash>.<ext>`` plus ``YYYYMM/<hash>.<ext>.json``
+for the metadata. Every write goes to a temporary file in the same directory,
+is fsynced, then renamed into place, so no half-written file is ever visible.
+The image is written before its metadata, and a failed metadata write removes
+an image it had just added: no orphans either way. Blocking file work runs in
+worker threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from server.storage import (
+    ImageNotFound, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
+)
+
+__all__ = ["LocalStorage"]
+
+
+class LocalStorage:
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Create the root and prove it is writable; StorageError says what to do otherwise."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise StorageError(
+                f"Image storage directory {self.root} is not writable ({exc.strerror or exc}). "
+                "Set EASEL_STORAGE_DIR to a directory this user can write.") from None
+
+    def path_of(self, image_id: str) -> Path:
+        return self.root / image_key(image_id)
+
+    def url_for(self, image_id: str) -> str:
+        return self.path_of(image_id).resolve().as_uri()
+
+    async def put(self, data: bytes, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        return await anyio.to_thread.run_sync(self.put_sync, data, mime_type, metadata)
+
+    def put_sync(self, data: bytes, mime_type: str, metadata: dict[str, Any],
+                 sha256: str | None = None) -> StoredImage:
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        image_id = make_image_id(sha256, mime_type)
+        path = self.path_of(image_id)
+        meta_path = path.with_name(path.name + ".json")
+        record = {"id": image_id, "uri": image_uri(image_id), "mime_type": mime_type, "bytes": len(data),
+                  "sha256": sha256, "created": now_iso(), **metadata}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if meta_path.exists() and path.exists():
+                existing = json.loads(meta_path.read_text("utf-8"))
+                return StoredImage(image_id, mime_type, len(data), sha256, existing, self.url_for(image_id),
+                                   self.kind, deduplicated=True)
+            created_image = not path.exists()
+            if created_image:
+                _atomic_write(path, data)
+            try:
+                _atomic_write(meta_path, json.dumps(record, ensure_ascii=False, indent=1).encode())
+            except BaseException:
+                if created_image:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                raise
+        except OSError as exc:
+            raise StorageError(f"Could not store the image in {self.root}: {exc.strerror or exc}.") from None
+        return StoredImage(image_id, mime_type, len(data), sha256, record, self.url_for(image_id), self.kind)
+
+    async def get(self, image_id: str) -> tuple[bytes, str]:
+        path = self.path_of(image_id)
+        try:
+            data = await anyio.Path(path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ImageNotFound(f"No image {image_id}.") from None
+        return data, mime_of(image_id)
+
+    async def metadata(self, image_id: str) -> dict[str, Any]:
+        path = self.path_of(image_id)
+        try:
+            return json.loads(await anyio.Path(path.with_name(path.name + ".json")).read_text("utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ImageNotFound(f"No image {image_id}.") from None
+
+    async def list_recent(self, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        return await anyio.to_thread.run_sync(self._list_sync, limit, cursor)
+
+    def _list_sync(self, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _decode_cursor(cursor)
+        records: list[dict[str, Any]] = []
+        skipped = 0
+        if not self.root.is_dir():
+            return [], None
+        months = sorted((d for d in os.scandir(self.root) if d.is_dir() and d.name.isdigit()),
+                        key=lambda d: d.name, reverse=True)
+        for month in months:
+            entries = [e for e in os.scandir(month.path) if e.name.endswith(".json") and not e.name.startswith(".")]
+            if skipped + len(entries) <= offset:
+                skipped += len(entries)
+                continue
+            entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name), reverse=True)
+            for entry in entries:
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                if len(records) == limit:
+                    return records, _encode_cursor(offset + limit)
+                try:
+                    with open(entry.path, encoding="utf-8") as fh:
+                        records.append(json.load(fh))
+                except (OSError, ValueError):
+                    continue
+        return records, None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "o" and value.isdigit():
+            return int(value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise StorageError("Invalid cursor.")

@@ -1,0 +1,146 @@
+"""The MCP tools. Thin: validate, build requests, delegate, shape the result.
+
+(No `from __future__ import annotations` here: tool signatures close over settings.)
+
+Enum arguments are inlined in the schemas (no $ref: several clients mishandle
+them), every field has a description, and every failure reaches the assistant
+as a ToolError that names what to change.
+"""
+
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field, WithJsonSchema
+
+from providers import GENERATE, Registry, all_specs, model_names
+from providers.errors import ImageGenError
+from providers.types import GenerationRequest, ImageSize, ImageStyle
+from server.config import Settings
+from server.generation import Job, JobOutcome, Progress, run_jobs, split_count
+from server.prompts import apply_style
+from server.results import ErrorRecord, GenerateResult, build_result, image_record
+
+__all__ = ["register_tools"]
+
+GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                            open_world_hint=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_SEED = 2_147_483_647
+
+
+def inline_enum(enum: type[StrEnum], description: str) -> Any:
+    """An enum argument whose schema lists the values inline."""
+    return WithJsonSchema({"type": "string", "enum": [m.value for m in enum], "description": description})
+
+
+def literal_of(values: list[str]) -> Any:
+    return Literal[tuple(values)]  # type: ignore[valid-type]
+
+
+def clean_text(value: str | None, field: str, *, required: bool = False) -> str | None:
+    """Refuse control characters; refuse blank text where text is required."""
+    if value is None:
+        return None
+    if _CONTROL.search(value):
+        raise ToolError(f"{field}: contains control characters; send plain text (newlines and tabs are fine).")
+    value = value.strip()
+    if required and not value:
+        raise ToolError(f"{field}: must contain text.")
+    return value or None
+
+
+def tool_error(exc: ImageGenError) -> ToolError:
+    return ToolError(str(exc))
+
+
+def models_description(registry: Registry, use: str) -> str:
+    lines = []
+    usable = set(registry.usable(use))
+    for name in model_names(use):
+        spec = next(s for s in all_specs() if s.name == name and use in s.uses)
+        mark = "" if name in usable else " [not configured on this server]"
+        lines.append(f"- {name}: {spec.summary}{mark}")
+    return "\n".join(lines)
+
+
+def state_of(ctx: Context) -> Any:
+    return ctx.request_context.lifespan_context
+
+
+def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[ErrorRecord]]:
+    images = [img for o in outcomes for img in o.images]
+    errors = [ErrorRecord(item=o.job.label or o.job.spec.name, kind=type(o.error).__name__, message=str(o.error))
+              for o in outcomes if o.error is not None]
+    if not images and errors:
+        unique = list(dict.fromkeys(e.message for e in errors))
+        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique))
+    return images, errors
+
+
+def register_tools(mcp: MCPServer, settings: Settings) -> None:
+    registry = Registry(settings.providers)  # for descriptions only: which models have keys
+    gen_models = model_names(GENERATE)
+
+    @mcp.tool(
+        name="generate_image",
+        title="Generate images",
+        annotations=GENERATES,
+        description=(
+            "Generate 1-4 images from a text prompt. Each image is stored before the answer; the result "
+            "has an easel://images/… resource link per image (read it for full size), a url a person can "
+            "open, and a small preview.\n\nModels:\n" + models_description(registry, GENERATE) +
+            "\n\nseed works with Flux and Stable Diffusion; negative_prompt only with Stable Diffusion 3.5 "
+            "Medium: other models refuse them rather than ignore them. Recraft v3 takes the style natively; "
+            "other models get the style as a prompt prefix."),
+    )
+    async def generate_image(
+        prompt: Annotated[str, Field(description="What to draw. Plain text, up to "
+                                     f"{settings.max_prompt_chars} characters.",
+                                     min_length=1, max_length=settings.max_prompt_chars)],
+        ctx: Context,
+        model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],
+        size: Annotated[ImageSize, inline_enum(ImageSize, "Shape: square 1:1, landscape 4:3, portrait 3:4, "
+                                                          "wide 16:9, tall 9:16.")] = ImageSize.SQUARE,
+        style: Annotated[ImageStyle, inline_enum(ImageStyle, "Visual style; any adds nothing.")] = ImageStyle.ANY,
+        count: Annotated[int, Field(ge=1, le=4, description="How many images (1-4), made concurrently.")] = 1,
+        seed: Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Seed for repeatable results "
+                                          "(Flux, Stable Diffusion). With count > 1, image i uses seed + i.")] = None,
+        negative_prompt: Annotated[str | None, Field(max_length=settings.max_prompt_chars,
+                                                     description="What to avoid (Stable Diffusion 3.5 Medium "
+                                                     "only).")] = None,
+    ) -> Annotated[CallToolResult, GenerateResult]:
+        state = state_of(ctx)
+        text = clean_text(prompt, "prompt", required=True)
+        negative = clean_text(negative_prompt, "negative_prompt")
+        try:
+            spec, provider = state.registry.resolve(model, GENERATE)
+            base = GenerationRequest(prompt=apply_style(text, style, native=spec.native_style), size=size,
+                                     style=style, seed=seed, negative_prompt=negative)
+            spec.check(base)
+        except ImageGenError as exc:
+            raise tool_error(exc) from None
+        record = {"tool": "generate_image", "user_prompt": text, "size": size.value, "style": style.value}
+        requests = split_count(spec, base, count)
+        jobs = [Job(spec, provider, req if seed is None else _reseed(req, seed + i),
+                    label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", record=record)
+                for i, req in enumerate(requests)]
+        progress = Progress(ctx, total=count, interval=state.settings.progress_interval)
+        await progress.send(f"submitting {count} image(s) to {spec.name}")
+        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels)
+        images, errors = summarize("generate_image", outcomes)
+        result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
+        summary = (f"Generated {len(images)} image(s) with {spec.name}: " + ", ".join(i.uri for i in images)
+                   + (f". {len(errors)} failed: {errors[0].message}" if errors else "."))
+        blobs = {k: v for o in outcomes for k, v in o.blobs.items()}
+        return await build_result(result.model_dump(), images, blobs, summary, state.settings)
+
+
+def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:
+    from dataclasses import replace
+
+    return replace(request, seed=seed % (MAX_SEED + 1))
