@@ -314,7 +314,9 @@ class ReplicateProvider(ImageProvider):
                 if version:
                     created = await self._client.predictions.async_create(version=version, input=payload, wait=wait)
                 else:
-                    created = await self._client.predictions.async_create(model=model, input=payload, wait=wait)
+                    # not predictions.async_create(model=...): replicate 1.0.7 drops `wait` on that path
+                    created = await self._client.models.predictions.async_create(model=model, input=payload,
+                                                                                 wait=wait)
             return _as_dict(created)
 
         attempts = [0]
