@@ -1,89 +1,26 @@
-"""The MCP tools. Thin: validate, build requests, delegate, shape the result.
-
-(No `from __future__ import annotations` here: tool signatures close over settings.)
-
-Enum arguments are inlined in the schemas (no $ref: several clients mishandle
-them), every field has a description, and every failure reaches the assistant
-as a ToolError that names what to change.
-"""
+"""generate_image: a prompt becomes 1-4 stored images."""
 
 
-import re
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import Field, WithJsonSchema
+from mcp.types import CallToolResult
+from pydantic import Field
 
-from providers import GENERATE, Registry, all_specs, model_names
+from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.generation import Job, JobOutcome, Progress, run_jobs, split_count
+from server.generation import Job, Progress, run_jobs, split_count
 from server.prompts import apply_style
-from server.results import ErrorRecord, GenerateResult, build_result, image_record
+from server.results import GenerateResult, build_result, image_record
+from server.tools._common import (
+    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+)
 
-__all__ = ["register_tools"]
+__all__ = ["register"]
 
-GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                            open_world_hint=True)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-MAX_SEED = 2_147_483_647
-
-
-def inline_enum(enum: type[StrEnum], description: str) -> Any:
-    """An enum argument whose schema lists the values inline."""
-    return WithJsonSchema({"type": "string", "enum": [m.value for m in enum], "description": description})
-
-
-def literal_of(values: list[str]) -> Any:
-    return Literal[tuple(values)]  # type: ignore[valid-type]
-
-
-def clean_text(value: str | None, field: str, *, required: bool = False) -> str | None:
-    """Refuse control characters; refuse blank text where text is required."""
-    if value is None:
-        return None
-    if _CONTROL.search(value):
-        raise ToolError(f"{field}: contains control characters; send plain text (newlines and tabs are fine).")
-    value = value.strip()
-    if required and not value:
-        raise ToolError(f"{field}: must contain text.")
-    return value or None
-
-
-def tool_error(exc: ImageGenError) -> ToolError:
-    return ToolError(str(exc))
-
-
-def models_description(registry: Registry, use: str) -> str:
-    lines = []
-    usable = set(registry.usable(use))
-    for name in model_names(use):
-        spec = next(s for s in all_specs() if s.name == name and use in s.uses)
-        mark = "" if name in usable else " [not configured on this server]"
-        lines.append(f"- {name}: {spec.summary}{mark}")
-    return "\n".join(lines)
-
-
-def state_of(ctx: Context) -> Any:
-    return ctx.request_context.lifespan_context
-
-
-def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[ErrorRecord]]:
-    images = [img for o in outcomes for img in o.images]
-    errors = [ErrorRecord(item=o.job.label or o.job.spec.name, kind=type(o.error).__name__, message=str(o.error))
-              for o in outcomes if o.error is not None]
-    if not images and errors:
-        unique = list(dict.fromkeys(e.message for e in errors))
-        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique))
-    return images, errors
-
-
-def register_tools(mcp: MCPServer, settings: Settings) -> None:
-    registry = Registry(settings.providers)  # for descriptions only: which models have keys
+def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     gen_models = model_names(GENERATE)
 
     @mcp.tool(

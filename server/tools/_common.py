@@ -1,0 +1,71 @@
+"""Helpers shared by the tools: inline enums, text checks, error and result shaping."""
+
+import re
+from enum import StrEnum
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import WithJsonSchema
+
+from providers import Registry, all_specs, model_names
+from providers.errors import ImageGenError
+from server.generation import JobOutcome
+from server.results import ErrorRecord
+
+GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                            open_world_hint=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_SEED = 2_147_483_647
+
+
+def inline_enum(enum: type[StrEnum], description: str) -> Any:
+    """An enum argument whose schema lists the values inline."""
+    return WithJsonSchema({"type": "string", "enum": [m.value for m in enum], "description": description})
+
+
+def literal_of(values: list[str]) -> Any:
+    return Literal[tuple(values)]  # type: ignore[valid-type]
+
+
+def clean_text(value: str | None, field: str, *, required: bool = False) -> str | None:
+    """Refuse control characters; refuse blank text where text is required."""
+    if value is None:
+        return None
+    if _CONTROL.search(value):
+        raise ToolError(f"{field}: contains control characters; send plain text (newlines and tabs are fine).")
+    value = value.strip()
+    if required and not value:
+        raise ToolError(f"{field}: must contain text.")
+    return value or None
+
+
+def tool_error(exc: ImageGenError) -> ToolError:
+    return ToolError(str(exc))
+
+
+def models_description(registry: Registry, use: str) -> str:
+    lines = []
+    usable = set(registry.usable(use))
+    for name in model_names(use):
+        spec = next(s for s in all_specs() if s.name == name and use in s.uses)
+        mark = "" if name in usable else " [not configured on this server]"
+        lines.append(f"- {name}: {spec.summary}{mark}")
+    return "\n".join(lines)
+
+
+def state_of(ctx: Context) -> Any:
+    return ctx.request_context.lifespan_context
+
+
+def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[ErrorRecord]]:
+    images = [img for o in outcomes for img in o.images]
+    errors = [ErrorRecord(item=o.job.label or o.job.spec.name, kind=type(o.error).__name__, message=str(o.error))
+              for o in outcomes if o.error is not None]
+    if not images and errors:
+        unique = list(dict.fromkeys(e.message for e in errors))
+        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique))
+    return images, errors
+
+
