@@ -57,7 +57,7 @@ class EaselServer(MCPServer):
     """MCPServer serving stored images straight from storage, with their own mime types."""
 
     storage: Storage
-    settings: Settings
+    easel_settings: Settings
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(),
@@ -70,7 +70,7 @@ class EaselServer(MCPServer):
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         cursor = getattr(params, "cursor", None) if params else None
         try:
-            records, next_cursor = await self.storage.list_recent(self.settings.list_limit, cursor)
+            records, next_cursor = await self.storage.list_recent(self.easel_settings.list_limit, cursor)
         except StorageError as exc:
             from mcp import MCPError
             raise MCPError(code=-32602, message=str(exc)) from None
@@ -113,7 +113,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
                          version=_version(), lifespan=lifespan)
     server.storage = store
-    server.settings = settings
+    server.easel_settings = settings
     register_tools(server, settings)
     return server
 
