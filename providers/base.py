@@ -43,6 +43,7 @@ class ModelSpec:
     supports_negative_prompt: bool = False
     max_input_images: int = 0      # 0: takes no reference images
     max_batch: int = 1             # images one provider call can return
+    supports_palette: bool = False  # honours options["palette"] (hex colours), e.g. Ideogram
     preference: int = 0            # lower wins when several providers serve one name
 
     def check(self, request: GenerationRequest) -> None:

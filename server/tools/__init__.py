@@ -10,12 +10,12 @@ from mcp.server.mcpserver import MCPServer
 
 from providers import Registry
 from server.config import Settings
-from server.tools import generate
+from server.tools import generate, illustrate
 
 __all__ = ["register_tools"]
 
 
 def register_tools(mcp: MCPServer, settings: Settings) -> None:
     registry = Registry(settings.providers)  # for descriptions only: which models have keys
-    for module in (generate,):
+    for module in (generate, illustrate):
         module.register(mcp, settings, registry)
