@@ -265,6 +265,17 @@ class ReplicateProvider(ImageProvider):
                                                                content_type=mime)
         return uploaded.urls["get"]
 
+    # -- any model -------------------------------------------------------------------------------
+    async def model_schema(self, model: str, version: str | None = None) -> dict[str, Any]:
+        """The model's published OpenAPI schema (latest version unless one is given) and description."""
+        with _map_errors():
+            found = await self._client.models.async_get(model)
+            ver = await found.versions.async_get(version) if version else found.latest_version
+        if ver is None:
+            raise UnknownModel(f"Replicate model {model} has no published version.", provider=NAME, status=404)
+        return {"model": model, "version": ver.id, "description": found.description,
+                "openapi_schema": ver.openapi_schema}
+
     # -- predictions ----------------------------------------------------------------------------
     async def run_prediction(self, model: str, version: str | None, payload: dict[str, Any],
                              progress: ProgressFn) -> dict[str, Any]:

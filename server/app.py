@@ -10,24 +10,33 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.types import ListResourcesResult, Resource, ResourceTemplate
+from pydantic import ValidationError
 
 from providers import Registry
+from providers.errors import ImageGenError
 from server.config import Settings
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
+from server.results import image_link
 
 __all__ = ["AppState", "EaselServer", "build_server", "make_storage"]
 
 log = logging.getLogger("easel")
+call_log = logging.getLogger("easel.calls")   # one line per tool call
 
 INSTRUCTIONS = """easel-mcp makes images. generate_image turns a prompt into 1-4 images; \
 edit_image changes or combines reference images; illustrate_content turns a text into a set of \
@@ -41,6 +50,7 @@ class AppState:
     settings: Settings
     storage: Storage
     registry: Registry
+    http: httpx.AsyncClient      # fetches reference images given as URLs (behind the URL guard)
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -58,6 +68,61 @@ class EaselServer(MCPServer):
 
     storage: Storage
     easel_settings: Settings
+    link_for: Any = None      # image id -> signed browser link; set by server.http for HTTP transports
+    draining: bool = False    # set on SIGTERM: new tool calls are refused
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight: set[anyio.CancelScope] = set()
+        self._idle: anyio.Event | None = None
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """Every tool call: refused while draining, cancellable by ``drain``, logged as one line."""
+        started, outcome, result = time.monotonic(), "ok", None
+        token = image_link.set(self.link_for)
+        scope = anyio.CancelScope()
+        try:
+            if self.draining:
+                outcome = "error:ShuttingDown"
+                raise ToolError("easel-mcp is shutting down and takes no new calls; retry in a moment.")
+            self.in_flight.add(scope)
+            with scope:
+                result = await super().call_tool(name, arguments, context)
+            if scope.cancelled_caught:
+                outcome = "cancelled"
+                raise ToolError("easel-mcp is shutting down: the call was cancelled, and its provider jobs "
+                                "with it; retry it.")
+            if getattr(result, "is_error", False):
+                outcome = "error:ToolResult"
+            return result
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            outcome = "error:" + _error_kind(exc) if outcome == "ok" else outcome
+            raise
+        finally:
+            image_link.reset(token)
+            self.in_flight.discard(scope)
+            if self._idle is not None and not self.in_flight:
+                self._idle.set()
+            _log_call(self, name, arguments, context, result, outcome, started)
+
+    async def drain(self, grace: float) -> None:
+        """Graceful stop: refuse new calls, give running ones ``grace`` seconds, then cancel the rest
+        (cancelling a call cancels its provider jobs) and wait, bounded, for that to finish."""
+        self.draining = True
+        for wait, cancel in ((grace, False), (15.0, True)):
+            if not self.in_flight:
+                return
+            if cancel:
+                log.warning("shutting down: cancelling %d tool call(s) still running after %gs",
+                            len(self.in_flight), grace)
+                for scope in list(self.in_flight):
+                    scope.cancel()
+            self._idle = anyio.Event()
+            with anyio.move_on_after(wait):
+                await self._idle.wait()
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(),
@@ -106,12 +171,25 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         registry = Registry(settings.providers)
         try:
-            yield AppState(settings=settings, storage=store, registry=registry)
+            async with anyio.create_task_group() as tg:
+                background = getattr(store, "run_background", None)   # e.g. late OSS uploads
+                if background is not None:
+                    tg.start_soon(background)
+                try:
+                    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+                        yield AppState(settings=settings, storage=store, registry=registry, http=http)
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
             await registry.aclose()
 
+    auth: dict[str, Any] = {}
+    if settings.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
+        from server.http import auth_options
+
+        auth = auth_options(settings)
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan)
+                         version=_version(), lifespan=lifespan, **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)
@@ -125,3 +203,49 @@ def _version() -> str:
         return version("easel-mcp")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, UnexpectedToolError):
+        return "Unexpected"
+    if isinstance(exc.__cause__, ValidationError):
+        return "InvalidArguments"
+    inner = exc.__cause__ or exc.__context__   # tools raise ToolError(str(provider error)) from None
+    if isinstance(exc, ToolError) and isinstance(inner, ImageGenError):
+        return type(inner).__name__
+    return type(exc).__name__
+
+
+def _log_call(server: EaselServer, name: str, arguments: dict[str, Any], context: Any, result: Any,
+              outcome: str, started: float) -> None:
+    """One line per call: ids, tool, model, provider, duration, outcome. No secrets, no image bytes,
+    prompts clipped to 200 characters, no other argument values."""
+    try:
+        request_id = context.request_context.request_id
+    except Exception:   # no request context (direct call)
+        request_id = None
+    structured = getattr(result, "structured_content", None) or {}
+    images = [i for i in structured.get("images") or [] if isinstance(i, dict)] if isinstance(structured, dict) else []
+    model = (images[0].get("model") if images else None) or arguments.get("model")
+    if model is None:
+        model = ((server._tool_input_schema(name) or {}).get("properties", {}).get("model") or {}).get("default")
+    model = str(model)[:80] if model is not None else None
+    provider = images[0].get("provider") if images else None
+    if provider is None and model is not None:
+        from providers import all_specs
+
+        specs = sorted((s for s in all_specs() if s.name == model), key=lambda s: s.preference)
+        keyed = [s for s in specs if (cfg := server.easel_settings.providers.get(s.provider)) and cfg.api_key]
+        provider = (keyed or specs)[0].provider if specs else None
+    prompt = arguments.get("prompt") or arguments.get("content")
+    fields: dict[str, Any] = {
+        "request_id": str(request_id) if request_id is not None else uuid.uuid4().hex,
+        "tool": name[:80], "model": model, "provider": provider,
+        "duration_ms": round((time.monotonic() - started) * 1000), "outcome": outcome,
+        "images": len(images), "errors": len(structured.get("errors") or []) if isinstance(structured, dict) else 0,
+    }
+    if isinstance(prompt, str):
+        fields["prompt"] = prompt if len(prompt) <= 200 else prompt[:199] + "…"
+        fields["prompt_chars"] = len(prompt)
+    call_log.log(logging.INFO if outcome == "ok" else logging.WARNING,
+                 "tool %s %s in %d ms", fields["tool"], outcome, fields["duration_ms"], extra=fields)

@@ -48,8 +48,38 @@ class Settings:
     max_prompt_chars: int = 4000
     max_image_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 64_000_000
+    # --- reference images (edit_image, run_replicate_model) ---
+    input_dirs: tuple[Path, ...] = ()              # EASEL_INPUT_DIRS: local paths allowed as inputs
+    allowed_fetch_hosts: tuple[str, ...] = ()      # EASEL_ALLOWED_FETCH_HOSTS: exempt from the URL guard
+    input_max_bytes: int = 20 * 1024 * 1024        # EASEL_INPUT_MAX_BYTES, per reference image
+    input_max_pixels: int = 50_000_000
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # --- OSS (EASEL_STORAGE=oss; checked by server.storage.oss only when used) ---
+    oss_access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
+    oss_access_key_secret: str | None = field(default=None, repr=False)  # OSS_ACCESS_KEY_SECRET
+    oss_endpoint: str | None = None                                     # OSS_ENDPOINT
+    oss_bucket: str | None = None                                       # OSS_BUCKET
+    oss_base_path: str = "easel-mcp"      # OSS_BASE_PATH (set it empty for the bucket root)
+    oss_custom_domain: str | None = None  # OSS_CUSTOM_DOMAIN: public links instead of signed ones
+    oss_region: str | None = None         # OSS_REGION: signature V4 when set, V1 otherwise
+    oss_url_expiry: int = 86400           # EASEL_OSS_URL_EXPIRY: signed GET URL lifetime, seconds
+    oss_timeout: float = 10.0             # EASEL_OSS_TIMEOUT: one OSS request, seconds
+    oss_retries: int = 3                  # EASEL_OSS_RETRIES: on 5xx, network errors, timeouts
+    oss_backoff: float = 0.5              # EASEL_OSS_BACKOFF: first retry delay (doubles)
+    oss_retry_interval: float = 30.0      # EASEL_OSS_RETRY_INTERVAL: late uploads of local copies
+    # --- end OSS ---
+    # --- HTTP deployment (--transport sse/http; docs/deployment.md) ---
+    auth_token: str | None = field(default=None, repr=False)  # EASEL_AUTH_TOKEN: bearer token for /mcp and /sse
+    allowed_hosts: tuple[str, ...] = ()    # EASEL_ALLOWED_HOSTS: Host values accepted besides loopback
+    allowed_origins: tuple[str, ...] = ()  # EASEL_ALLOWED_ORIGINS: browser Origins accepted besides loopback
+    max_body_bytes: int = 48 * 1024 * 1024  # EASEL_MAX_BODY_BYTES: larger requests get 413
+    public_url: str | None = None          # EASEL_PUBLIC_URL: base of image links (default http://<host>:<port>)
+    link_secret: str | None = field(default=None, repr=False)  # EASEL_LINK_SECRET (else from the token, else random)
+    link_ttl: int = 7 * 86400              # EASEL_LINK_TTL: seconds an image link stays valid
+    log_format: str = "text"               # EASEL_LOG_FORMAT: text or json (one object per line on stderr)
+    shutdown_grace: float = 20.0           # EASEL_SHUTDOWN_GRACE: seconds in-flight calls get on SIGTERM
+    # --- end HTTP deployment ---
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +97,11 @@ class Settings:
             progress_interval=_number(env, "EASEL_PROGRESS_INTERVAL", s.progress_interval, 0.01, 600),
             max_retries=int(_number(env, "EASEL_MAX_RETRIES", s.max_retries, 0, 10)),
             list_limit=int(_number(env, "EASEL_LIST_LIMIT", s.list_limit, 1, 1000)),
+            input_dirs=tuple(Path(p).expanduser() for p in (env.get("EASEL_INPUT_DIRS") or "").split(os.pathsep)
+                             if p.strip()),
+            allowed_fetch_hosts=tuple(h.strip().lower() for h in (env.get("EASEL_ALLOWED_FETCH_HOSTS") or "").split(",")
+                                      if h.strip()),
+            input_max_bytes=int(_number(env, "EASEL_INPUT_MAX_BYTES", s.input_max_bytes, 1024, 100 * 1024 * 1024)),
         )
         configs = {}
         for name, (key_var, url_var, rate) in PROVIDER_ENV.items():
@@ -83,6 +118,8 @@ class Settings:
                 rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
                 max_download_bytes=s.max_image_bytes,
             )
+        s = replace(s, **_oss_settings(env))
+        s = replace(s, **_http_settings(env))
         return replace(s, providers=configs)
 
     def keyed_providers(self) -> list[str]:
@@ -119,3 +156,50 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if raw not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}.")
     return raw
+
+
+def _oss_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The OSS block of Settings. Values are checked further (and only) when EASEL_STORAGE=oss."""
+    d = Settings
+    base = env.get("OSS_BASE_PATH")
+    return {
+        "oss_access_key_id": (env.get("OSS_ACCESS_KEY_ID") or "").strip() or None,
+        "oss_access_key_secret": env.get("OSS_ACCESS_KEY_SECRET") or None,
+        "oss_endpoint": (env.get("OSS_ENDPOINT") or "").strip() or None,
+        "oss_bucket": (env.get("OSS_BUCKET") or "").strip() or None,
+        "oss_base_path": d.oss_base_path if base is None else base.strip().strip("/"),
+        "oss_custom_domain": (env.get("OSS_CUSTOM_DOMAIN") or "").strip() or None,
+        "oss_region": (env.get("OSS_REGION") or "").strip() or None,
+        "oss_url_expiry": int(_number(env, "EASEL_OSS_URL_EXPIRY", d.oss_url_expiry, 1, 7 * 86400)),
+        "oss_timeout": _number(env, "EASEL_OSS_TIMEOUT", d.oss_timeout, 0.05, 600),
+        "oss_retries": int(_number(env, "EASEL_OSS_RETRIES", d.oss_retries, 0, 10)),
+        "oss_backoff": _number(env, "EASEL_OSS_BACKOFF", d.oss_backoff, 0, 60),
+        "oss_retry_interval": _number(env, "EASEL_OSS_RETRY_INTERVAL", d.oss_retry_interval, 0.01, 86400),
+    }
+
+
+def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The HTTP deployment block of Settings. Error messages never echo a secret."""
+    d = Settings
+    token = env.get("EASEL_AUTH_TOKEN") or None
+    if token is not None and (len(token) < 16 or not all(33 <= ord(c) < 127 for c in token)):
+        raise ConfigError("EASEL_AUTH_TOKEN must be at least 16 printable ASCII characters without spaces; "
+                          "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    public = (env.get("EASEL_PUBLIC_URL") or "").strip().rstrip("/") or None
+    if public is not None and not public.startswith(("http://", "https://")):
+        raise ConfigError(f"EASEL_PUBLIC_URL must start with http:// or https://, not {public[:80]!r}.")
+
+    def items(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in (env.get(name) or "").split(",") if v.strip())
+
+    return {
+        "auth_token": token,
+        "allowed_hosts": items("EASEL_ALLOWED_HOSTS"),
+        "allowed_origins": tuple(o.rstrip("/") for o in items("EASEL_ALLOWED_ORIGINS")),
+        "max_body_bytes": int(_number(env, "EASEL_MAX_BODY_BYTES", d.max_body_bytes, 1024, 1024 ** 3)),
+        "public_url": public,
+        "link_secret": env.get("EASEL_LINK_SECRET") or None,
+        "link_ttl": int(_number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
+        "log_format": _choice(env, "EASEL_LOG_FORMAT", ("text", "json"), d.log_format),
+        "shutdown_grace": _number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),
+    }

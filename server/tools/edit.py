@@ -1,0 +1,82 @@
+"""edit_image: a prompt plus reference images (nano-banana models) becomes a new stored image."""
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from providers import EDIT, Registry, model_names
+from providers.errors import ImageGenError
+from providers.types import AspectRatio, GenerationRequest, OutputFormat
+from server.config import Settings
+from server.generation import Job, Progress, run_jobs
+from server.inputs import InputError, InputLimits, UrlGuard, resolve_images
+from server.results import GenerateResult, build_result, image_record
+from server.tools._common import (
+    GENERATES, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+)
+
+__all__ = ["register"]
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    return InputLimits(max_bytes=settings.input_max_bytes, max_pixels=settings.input_max_pixels,
+                       input_dirs=settings.input_dirs)
+
+
+def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
+    edit_models = model_names(EDIT)
+
+    @mcp.tool(
+        name="edit_image",
+        title="Edit or combine images",
+        annotations=GENERATES,
+        description=(
+            "Edit, restyle or combine reference images with a text instruction (or generate from the "
+            "prompt alone when no images are given). Each image reference may be an easel://images/… URI, "
+            "an https URL, a data: URI (e.g. an image attached in chat), or a local path inside a directory "
+            f"the operator allowed. Inputs must be PNG, JPEG, WebP or GIF, at most "
+            f"{settings.input_max_bytes // (1024 * 1024)} MiB and {settings.input_max_pixels // 1_000_000} "
+            "megapixels each; they are checked before anything is spent.\n\nModels:\n"
+            + models_description(registry, EDIT)),
+    )
+    async def edit_image(
+        prompt: Annotated[str, Field(description="What to do with the images, or what to draw.",
+                                     min_length=1, max_length=settings.max_prompt_chars)],
+        ctx: Context,
+        images: Annotated[list[str], Field(description="Reference images (easel:// URI, https URL, data: URI "
+                                           "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006
+        model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],
+        aspect_ratio: Annotated[AspectRatio, inline_enum(AspectRatio, "Output shape; match_input_image keeps "
+                                                         "the first image's shape.")] = AspectRatio.MATCH_INPUT_IMAGE,
+        output_format: Annotated[OutputFormat, inline_enum(OutputFormat, "jpg or png.")] = OutputFormat.JPG,
+    ) -> Annotated[CallToolResult, GenerateResult]:
+        state = state_of(ctx)
+        text = clean_text(prompt, "prompt", required=True)
+        try:
+            spec, provider = state.registry.resolve(model, EDIT)
+            if len(images) > spec.max_input_images:
+                raise ToolError(f"images: {spec.name} accepts at most {spec.max_input_images} images; "
+                                f"{len(images)} were given.")
+            inputs = await resolve_images(images, storage=state.storage, limits=input_limits(state.settings),
+                                          guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http)
+            request = GenerationRequest(prompt=text, input_images=tuple(inputs), aspect_ratio=aspect_ratio,
+                                        output_format=output_format)
+            spec.check(request)
+        except InputError as exc:
+            raise ToolError(str(exc)) from None
+        except ImageGenError as exc:
+            raise tool_error(exc) from None
+        record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
+                  "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
+        progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
+        await progress.send(f"sending {len(inputs)} reference image(s) to {spec.name}")
+        outcomes = await run_jobs([Job(spec, provider, request, record=record)], state.storage, progress,
+                                  max_pixels=state.settings.max_image_pixels)
+        stored, errors = summarize("edit_image", outcomes)
+        result = GenerateResult(images=[image_record(i) for i in stored], errors=errors)
+        summary = f"Edited with {spec.name}: " + ", ".join(i.uri for i in stored) + "."
+        blobs = {k: v for o in outcomes for k, v in o.blobs.items()}
+        return await build_result(result.model_dump(), stored, blobs, summary, state.settings)

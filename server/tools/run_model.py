@@ -1,0 +1,184 @@
+"""run_replicate_model and get_replicate_model_schema: any Replicate model, by name.
+
+Inputs are free-form JSON; easel:// URIs inside them become inputs Replicate can
+read. Every file the model outputs is downloaded at once (Replicate deletes
+outputs after an hour): images are stored and replaced in ``result`` by their
+stored record; other values come back as they are.
+"""
+
+import re
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from providers import Registry
+from providers.errors import ConfigError, ImageGenError, InvalidInput
+from server.config import Settings
+from server.generation import Progress
+from server.images import InvalidImage, inspect_image
+from server.inputs import InputError, UrlGuard, resolve_images
+from server.results import build_result, image_record
+from server.storage import URI_PREFIX, StoredImage
+from server.tools._common import GENERATES, state_of, tool_error
+from server.tools.edit import input_limits
+
+__all__ = ["register"]
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+VERSION = re.compile(r"^[0-9a-f]{64}$")
+MAX_DEPTH = 20
+
+
+class RunResult(BaseModel):
+    model_name: str
+    status: str
+    prediction_id: str
+    result: Any = Field(description="the model's output; image files replaced by their stored records")
+    metrics: dict[str, Any] | None = None
+    images: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def split_ref(model_name: str, version: str | None) -> tuple[str, str | None]:
+    name, _, pinned = model_name.partition(":")
+    if not MODEL_NAME.fullmatch(name):
+        raise ToolError("model_name: must look like owner/name (letters, digits, '.', '_' or '-'), "
+                        "optionally with :<64-hex version>.")
+    version = version or pinned or None
+    if version is not None and not VERSION.fullmatch(version):
+        raise ToolError("version: must be a 64-character lowercase hex version id.")
+    return name, version
+
+
+def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
+    @mcp.tool(
+        name="run_replicate_model",
+        title="Run any Replicate model",
+        annotations=GENERATES,
+        description=(
+            "Run any model on Replicate with free-form inputs. Call get_replicate_model_schema first to learn "
+            "its inputs. easel://images/… URIs anywhere in model_inputs are sent as files. Image outputs are "
+            "stored at once and replaced in result by their record (uri, url, …); text, numbers and JSON come "
+            "back as they are; token streams are joined."),
+    )
+    async def run_replicate_model(
+        model_name: Annotated[str, Field(description="owner/name, optionally owner/name:<version>",
+                                         max_length=300)],
+        ctx: Context,
+        model_inputs: Annotated[dict[str, Any], Field(description="The model's inputs as a JSON object.")] = {},  # noqa: B006
+        version: Annotated[str | None, Field(description="A 64-hex version id to pin (optional).")] = None,
+    ) -> Annotated[CallToolResult, RunResult]:
+        state = state_of(ctx)
+        name, version = split_ref(model_name, version)
+        try:
+            provider = state.registry.provider("replicate")
+            inputs = await _convert_inputs(model_inputs, state, provider, depth=0)
+            progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
+            await progress.send(f"running {name}")
+            prediction = await provider.run_prediction(name, version, inputs, progress.send)
+            stored: list[StoredImage] = []
+            blobs: dict[str, bytes] = {}
+            output = await _capture_outputs(prediction.get("output"), state, provider, name, prediction, stored,
+                                            blobs, depth=0)
+            if _is_token_list(output) and await _is_iterator(provider, name, version):
+                output = "".join(output)
+        except ConfigError as exc:
+            raise tool_error(exc) from None
+        except InvalidInput as exc:
+            fields = "; ".join(str(f) for f in exc.fields) or str(exc)
+            raise ToolError(f"Invalid model inputs for {name}: {fields}") from None
+        except ImageGenError as exc:
+            raise ToolError(f"Execution error running {name}: {exc}") from None
+        records = [image_record(s).model_dump() for s in stored]
+        result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
+                           result=output, metrics=prediction.get("metrics"), images=records)
+        summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
+        return await build_result(result.model_dump(), stored, blobs, summary, state.settings)
+
+    @mcp.tool(
+        name="get_replicate_model_schema",
+        title="Describe a Replicate model's inputs",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                                    open_world_hint=True),
+        description="The published input and output schema of a Replicate model (latest version unless "
+                    "one is given), to call run_replicate_model correctly. Costs nothing.",
+    )
+    async def get_replicate_model_schema(
+        model_name: Annotated[str, Field(description="owner/name", max_length=300)],
+        ctx: Context,
+        version: Annotated[str | None, Field(description="A 64-hex version id (optional).")] = None,
+    ) -> dict[str, Any]:
+        state = state_of(ctx)
+        name, version = split_ref(model_name, version)
+        try:
+            found = await state.registry.provider("replicate").model_schema(name, version)
+        except ImageGenError as exc:
+            raise tool_error(exc) from None
+        schemas = (found.get("openapi_schema") or {}).get("components", {}).get("schemas", {})
+        return {"model": name, "version": found["version"], "description": found.get("description"),
+                "input": schemas.get("Input"), "output": schemas.get("Output")}
+
+
+async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise ToolError("model_inputs: nested too deeply.")
+    if isinstance(value, str) and value.startswith(URI_PREFIX):
+        try:
+            [image] = await resolve_images([value], storage=state.storage, limits=input_limits(state.settings),
+                                           guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http,
+                                           field="model_inputs")
+        except InputError as exc:
+            raise ToolError(str(exc)) from None
+        return await provider.image_reference(image.data, image.mime_type, None)
+    if isinstance(value, dict):
+        return {k: await _convert_inputs(v, state, provider, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _convert_inputs(v, state, provider, depth + 1) for v in value]
+    return value
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, str) and (value.startswith(("https://", "http://")) or value.startswith("data:"))
+
+
+async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, prediction: dict[str, Any],
+                           stored: list[StoredImage], blobs: dict[str, bytes], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        return value
+    if _is_file(value):
+        data, mime = await provider.fetch_output(value)
+        try:
+            info = inspect_image(data, max_pixels=state.settings.max_image_pixels)
+        except InvalidImage:
+            return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
+                    "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
+        meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
+                "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
+                "parameters": None, "prompt": "", "seed": None}
+        image = await state.storage.put(data, info.mime_type, meta)
+        stored.append(image)
+        blobs[image.image_id] = data
+        return image_record(image).model_dump()
+    if isinstance(value, dict):
+        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, blobs, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _capture_outputs(v, state, provider, model, prediction, stored, blobs, depth + 1)
+                for v in value]
+    return value
+
+
+def _is_token_list(output: Any) -> bool:
+    return isinstance(output, list) and bool(output) and all(isinstance(o, str) for o in output)
+
+
+async def _is_iterator(provider: Any, model: str, version: str | None) -> bool:
+    """Token streams are joined only when the published Output schema says so."""
+    try:
+        found = await provider.model_schema(model, version)
+    except ImageGenError:
+        return False
+    out = (found.get("openapi_schema") or {}).get("components", {}).get("schemas", {}).get("Output") or {}
+    return out.get("x-cog-array-type") == "iterator" and out.get("x-cog-array-display") == "concatenate"
