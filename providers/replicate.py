@@ -220,7 +220,9 @@ class ReplicateProvider(ImageProvider):
 
         self._client = replicate.Client(api_token=config.api_key, base_url=config.base_url or None,
                                         transport=_CapturingTransport())
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
+        # downloads are bounded too: a stalled file host must not outlive the configured timeout
+        wait = min(30.0, config.timeout)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(wait, connect=min(10.0, wait)), follow_redirects=True)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -330,13 +332,17 @@ class ReplicateProvider(ImageProvider):
                                                                                  wait=wait)
             return _as_dict(created)
 
+        async def shielded() -> dict[str, Any]:
+            # Once the request is sent a prediction may exist: finish the request (bounded by the wait
+            # window) even if the call is cancelled, so the caller learns the id it must cancel.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(wait + 30):
+                return await once()
+            raise ProviderUnavailable("Replicate did not answer the create request in time.", provider=NAME)
+
         attempts = [0]
-        # Shielded: once the request is sent a prediction may exist; we must learn its id to cancel it.
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(wait + 30):
-                return await with_retries(once, retries=cfg.max_retries, cap=cfg.retry_cap,
-                                          retryable=lambda e: _create_retry_delay(e, attempts))
-        raise ProviderUnavailable("Replicate did not answer the create request in time.", provider=NAME)
+        # Backoff sleeps between attempts stay cancellable: nothing exists yet to clean up.
+        return await with_retries(shielded, retries=cfg.max_retries, cap=cfg.retry_cap,
+                                  retryable=lambda e: _create_retry_delay(e, attempts))
 
     async def _cancel_quietly(self, prediction_id: str | None) -> None:
         if not prediction_id:
