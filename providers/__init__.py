@@ -24,7 +24,8 @@ __all__ = ["EDIT", "GENERATE", "Registry", "all_specs", "model_names", "provider
 def provider_classes() -> dict[str, type[ImageProvider]]:
     """Provider name -> class, for every vendor module in this package."""
     found: dict[str, type[ImageProvider]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    # Replicate first: its models are the seed's five, and the first model is the tools' default.
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "replicate", m.name)):
         if info.name.startswith("_") or info.name in ("base", "errors", "types"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
