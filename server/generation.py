@@ -76,6 +76,17 @@ class Progress:
         self.done += 1
         await self.send(message)
 
+    async def announce_new_images(self) -> None:
+        """Tell the client resources/list changed, in both protocol eras (each ignores the other's call)."""
+        if self._ctx is None:
+            return
+        for notify in (lambda: self._ctx.notify_resources_changed(),
+                       lambda: self._ctx.request_context.session.send_resource_list_changed()):
+            try:
+                await notify()
+            except Exception:  # best effort, like progress
+                log.debug("resource list_changed notification failed", exc_info=True)
+
     async def heartbeat(self) -> None:
         while True:
             await anyio.sleep(self._interval)
@@ -92,6 +103,8 @@ async def run_jobs(jobs: list[Job], storage: Storage, progress: Progress, *,
             for outcome in outcomes:
                 work.start_soon(_run_one, outcome, storage, progress, max_pixels)
         tg.cancel_scope.cancel()
+    if any(o.images for o in outcomes):
+        await progress.announce_new_images()
     return outcomes
 
 

@@ -279,3 +279,16 @@ async def test_stored_images_are_listed_newest_first_and_bad_uris_are_not_found(
     uris = [r.structured_content["images"][0]["uri"] for r in (first, second)]
     assert set(uris) <= set(listed)
     assert "easel://images/{image_id}" in templates and "easel://images/{image_id}/metadata" in templates
+
+
+async def test_clients_hear_that_the_resource_list_changed(server) -> None:
+    heard: list[object] = []
+
+    async def on_message(message: object) -> None:
+        heard.append(message)
+
+    async with Client(server, mode="legacy", message_handler=on_message) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox"})
+        assert not result.is_error
+    assert any("ResourceListChanged" in type(getattr(m, "root", m)).__name__ or
+               "resources/list_changed" in str(m) for m in heard)
