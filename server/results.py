@@ -9,6 +9,8 @@ assistant's context.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -19,7 +21,11 @@ from server.config import Settings
 from server.images import make_preview
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "image_record"]
+__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "image_link", "image_record"]
+
+#: Set per tool call by EaselServer when it serves images over HTTP: image id -> signed
+#: browser link (server.links). Unset (stdio, in-memory): storage URLs are kept as they are.
+image_link: ContextVar[Callable[[str], str] | None] = ContextVar("image_link", default=None)
 
 
 class ImageRecord(BaseModel):
@@ -53,7 +59,9 @@ class GenerateResult(BaseModel):
 
 def image_record(stored: StoredImage) -> ImageRecord:
     m = stored.metadata
-    return ImageRecord(uri=stored.uri, url=stored.url, mime_type=stored.mime_type,
+    link = image_link.get()
+    url = link(stored.image_id) if link is not None and stored.stored_in == "local" else stored.url  # OSS keeps its own
+    return ImageRecord(uri=stored.uri, url=url, mime_type=stored.mime_type,
                        width=int(m.get("width") or 0), height=int(m.get("height") or 0),
                        bytes=stored.size, sha256=stored.sha256, prompt=str(m.get("prompt", "")),
                        model=str(m.get("model", "")), provider=str(m.get("provider", "")),
