@@ -50,7 +50,15 @@ class AppState:
     settings: Settings
     storage: Storage
     registry: Registry
-    http: httpx.AsyncClient      # fetches reference images given as URLs (behind the URL guard)
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """Fetches reference images given as URLs (behind the URL guard). Made on first use: building
+        its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py, cold start)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+        return self._http
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -170,17 +178,19 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         registry = Registry(settings.providers)
+        state = AppState(settings=settings, storage=store, registry=registry)
         try:
             async with anyio.create_task_group() as tg:
                 background = getattr(store, "run_background", None)   # e.g. late OSS uploads
                 if background is not None:
                     tg.start_soon(background)
                 try:
-                    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-                        yield AppState(settings=settings, storage=store, registry=registry, http=http)
+                    yield state
                 finally:
                     tg.cancel_scope.cancel()
         finally:
+            if state._http is not None:
+                await state._http.aclose()
             await registry.aclose()
 
     auth: dict[str, Any] = {}

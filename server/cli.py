@@ -6,6 +6,7 @@ stdout belongs to the MCP protocol on stdio: nothing here writes to it.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -28,18 +29,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose > 1 else
-                        logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("easel").setLevel(logging.DEBUG if args.verbose else logging.INFO)
 
     from providers.errors import ConfigError
-    from server.app import build_server
     from server.config import Settings
     from server.storage import StorageError
 
     try:
         settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"easel-mcp: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(args.verbose, settings.log_format)
+    if args.transport != "stdio":
+        _refuse_open_bind_without_token(args, settings)
+
+    from server.app import build_server
+
+    try:
         server = build_server(settings)
     except (ConfigError, StorageError) as exc:
         print(f"easel-mcp: {exc}", file=sys.stderr)
@@ -55,10 +61,69 @@ def main(argv: Sequence[str] | None = None) -> None:
     anyio.run(serve_http, server, settings, args)
 
 
+def configure_logging(verbose: int, fmt: str = "text") -> None:
+    """Everything goes to stderr: text lines, or one JSON object per line (EASEL_LOG_FORMAT=json)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+        logging.captureWarnings(True)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], force=True,
+                        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("easel").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", ...extras}`` on one line; tracebacks go in ``exc``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        out: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_") and key not in out:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) -> None:
+    from server.http import is_loopback
+
+    if is_loopback(args.host) or settings.auth_token:  # type: ignore[attr-defined]
+        return
+    print(f"easel-mcp: refusing to listen on {args.host} without a token: anyone who can reach that address "
+          "could use this server and spend its provider credits.\n"
+          "  Either set EASEL_AUTH_TOKEN (clients then send 'Authorization: Bearer <token>'; make one with "
+          "python -c 'import secrets; print(secrets.token_urlsafe(32))'),\n"
+          "  or bind to this machine only with --host 127.0.0.1.", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     from server.config import PROVIDER_ENV
 
     keyed = settings.keyed_providers()  # type: ignore[attr-defined]
+    if args.transport == "stdio":
+        endpoint = None
+    else:
+        path = "/sse" if args.transport == "sse" else "/mcp"
+        endpoint = f"http://{args.host}:{args.port}{path}"
+    if settings.log_format == "json":  # type: ignore[attr-defined]
+        log.info("easel-mcp started", extra={
+            "version": server.version, "transport": args.transport, "endpoint": endpoint,  # type: ignore[attr-defined]
+            "storage": settings.storage, "providers_with_keys": keyed,  # type: ignore[attr-defined]
+            "auth": "bearer" if settings.auth_token else "none"})  # type: ignore[attr-defined]
+        return
     lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
              f"  images stored in: {_where(settings)}",
              "  providers with keys: " + (", ".join(keyed) if keyed else
@@ -66,10 +131,11 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")
-    elif args.transport == "sse":
-        lines.append(f"  SSE endpoint: http://{args.host}:{args.port}/sse   health: /healthz")
     else:
-        lines.append(f"  streamable HTTP endpoint: http://{args.host}:{args.port}/mcp   health: /healthz")
+        kind = "SSE" if args.transport == "sse" else "streamable HTTP"
+        lines.append(f"  {kind} endpoint: {endpoint}   health: /healthz   readiness: /readyz")
+        lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.auth_token  # type: ignore[attr-defined]
+                                   else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

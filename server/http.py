@@ -1,20 +1,130 @@
-"""HTTP transports: SSE and streamable HTTP apps, health, served by uvicorn."""
+"""HTTP transports: SSE and streamable HTTP apps, auth, health, image links, served by uvicorn.
+
+* Auth: with ``EASEL_AUTH_TOKEN`` set, /mcp and /sse (and /messages/) need
+  ``Authorization: Bearer <token>`` (the SDK answers 401 with ``WWW-Authenticate``
+  otherwise). /healthz, /readyz and /images/… are never behind it: the first two
+  say nothing secret, image links carry their own signature (server.links).
+* DNS-rebinding protection stays on: loopback Host/Origin values are always
+  accepted, plus ``EASEL_ALLOWED_HOSTS`` / ``EASEL_ALLOWED_ORIGINS``. Only a
+  non-loopback bind with no allowed hosts configured turns the check off (it
+  could not know which names clients use), and that case needs a token anyway.
+* Request bodies above ``EASEL_MAX_BODY_BYTES`` get 413 from the SDK.
+* Graceful shutdown: on SIGTERM new tool calls are refused, running ones get
+  ``EASEL_SHUTDOWN_GRACE`` seconds, then are cancelled (their provider jobs with
+  them), then uvicorn closes the connections.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import logging
+import re
+import time
+from types import FrameType
+from typing import Any
 
+import anyio
 import uvicorn
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from server.app import EaselServer
 from server.config import Settings
+from server.links import LinkSigner, link_secret
+from server.storage import ImageNotFound, StorageError, parse_image_id
 
-__all__ = ["add_health_routes", "serve_http"]
+__all__ = ["StaticTokenVerifier", "add_health_routes", "add_image_route", "auth_options", "build_app",
+           "is_loopback", "readiness", "serve_http", "transport_security"]
 
 log = logging.getLogger("easel.http")
+
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+_HAS_PORT = re.compile(r":(\d+|\*)$")
+SHUTDOWN_CLOSE_TIMEOUT = 3.0   # after the drain: open SSE streams are closed after this long
+
+
+class StaticTokenVerifier:
+    """One shared bearer token, compared in constant time."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    def __repr__(self) -> str:
+        return "StaticTokenVerifier(<token>)"
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._token):
+            return AccessToken(token="static", client_id="easel-token", scopes=[])
+        return None
+
+
+def auth_options(settings: Settings) -> dict[str, Any]:
+    """MCPServer constructor arguments for bearer-token auth (empty without a token)."""
+    if not settings.auth_token:
+        return {}
+    return {"token_verifier": StaticTokenVerifier(settings.auth_token),
+            # issuer_url is required by the SDK but unused: no OAuth server, no metadata routes.
+            "auth": AuthSettings(issuer_url="https://easel-mcp.invalid", resource_server_url=None)}
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
+    if not settings.allowed_hosts and not is_loopback(host):
+        log.warning("DNS-rebinding protection is off: bound to %s with no EASEL_ALLOWED_HOSTS. "
+                    "Set it to the host names clients use (e.g. img.example.com).", host)
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+    def with_any_port(values: tuple[str, ...]) -> list[str]:
+        out: list[str] = []
+        for v in values:
+            out += [v] if _HAS_PORT.search(v) else [v, f"{v}:*"]
+        return out
+
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                     allowed_hosts=[*LOOPBACK_HOSTS, *with_any_port(settings.allowed_hosts)],
+                                     allowed_origins=[*LOOPBACK_ORIGINS, *with_any_port(settings.allowed_origins)])
+
+
+async def readiness(server: EaselServer, settings: Settings) -> tuple[bool, dict[str, Any]]:
+    """Is this replica fit for traffic? Storage usable and not shutting down. Nothing secret."""
+    storage = server.storage
+    kind = str(getattr(storage, "kind", type(storage).__name__))
+    ok, checked = True, True
+    try:
+        with anyio.fail_after(5):
+            ready = getattr(storage, "ready", None)
+            check_writable = getattr(storage, "check_writable", None)
+            if callable(ready):
+                ok = (await ready()) is not False
+            elif callable(check_writable):
+                await anyio.to_thread.run_sync(check_writable)
+            else:
+                checked = False
+    except Exception as exc:  # TimeoutError too; the detail goes to the log, not to the unauthenticated caller
+        log.warning("readiness: %s storage is not usable: %s", kind, exc)
+        ok = False
+    body: dict[str, Any] = {
+        "status": "draining" if server.draining else "ready" if ok else "not ready",
+        "version": server.version,
+        "providers_with_keys": settings.keyed_providers(),
+        "storage": {"kind": kind, "usable": ok, **({} if checked else {"checked": False})},
+    }
+    return ok and not server.draining, body
 
 
 def add_health_routes(server: EaselServer, settings: Settings) -> None:
@@ -22,15 +132,87 @@ def add_health_routes(server: EaselServer, settings: Settings) -> None:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    @server.custom_route("/readyz", methods=["GET"])
+    async def readyz(_: Request) -> JSONResponse:
+        ok, body = await readiness(server, settings)
+        return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+
+def add_image_route(server: EaselServer, signer: LinkSigner) -> None:
+    """GET /images/{image_id}?exp=…&sig=…: the stored bytes, for a browser, through a signed link."""
+
+    @server.custom_route("/images/{image_id}", methods=["GET"])
+    async def image(request: Request) -> Response:
+        image_id = request.path_params["image_id"]
+        try:
+            parse_image_id(image_id)          # before anything touches storage
+        except ImageNotFound:
+            return PlainTextResponse("No such image.", status_code=404)
+        exp, sig = request.query_params.get("exp"), request.query_params.get("sig")
+        problem = signer.verify(image_id, exp, sig)
+        if problem == "expired":
+            return PlainTextResponse("This image link has expired; ask for the image again.", status_code=403)
+        if problem:
+            return PlainTextResponse("This image link is not valid.", status_code=403)
+        try:
+            data, mime = await server.storage.get(image_id)
+        except ImageNotFound:
+            return PlainTextResponse("No such image.", status_code=404)
+        except StorageError as exc:
+            log.warning("image link for %s: storage failed: %s", image_id, exc)
+            return PlainTextResponse("Image storage is unavailable; try again later.", status_code=503)
+        max_age = max(0, int(exp or 0) - int(time.time()))
+        return Response(data, media_type=mime, headers={
+            "Cache-Control": f"private, max-age={max_age}, immutable",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "Referrer-Policy": "no-referrer",
+        })
+
+
+def public_base(settings: Settings, host: str, port: int) -> str:
+    if settings.public_url:
+        return settings.public_url
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        log.warning("image links point at http://%s:%d; set EASEL_PUBLIC_URL to the address people use", shown, port)
+    return f"http://{shown}:{port}"
+
 
 def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     add_health_routes(server, settings)
+    signer = LinkSigner(link_secret(settings), public_base(settings, args.host, args.port), settings.link_ttl)
+    add_image_route(server, signer)
+    server.link_for = signer.url        # results of local images get signed http links instead of file://
+    options = {"host": args.host, "max_request_body_size": settings.max_body_bytes,
+               "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":
-        return server.sse_app(host=args.host)
-    return server.streamable_http_app(stateless_http=args.stateless, host=args.host)
+        return server.sse_app(**options)
+    return server.streamable_http_app(stateless_http=args.stateless, **options)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with the easel drain between "stop accepting" and "close connections"."""
+
+    def __init__(self, config: uvicorn.Config, easel: EaselServer, grace: float) -> None:
+        super().__init__(config)
+        self.easel = easel
+        self.grace = grace
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.easel.draining = True      # at once: /readyz says 503, new calls are refused
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        for listener in getattr(self, "servers", []):
+            listener.close()            # stop accepting first; open connections still get their answers
+        await self.easel.drain(self.grace)
+        await super().shutdown(sockets)
 
 
 async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace) -> None:
     app = build_app(server, settings, args)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    await uvicorn.Server(config).serve()
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                            log_config=None,  # uvicorn logs through our handlers (JSON when asked)
+                            timeout_graceful_shutdown=SHUTDOWN_CLOSE_TIMEOUT)
+    await DrainingServer(config, server, settings.shutdown_grace).serve()

@@ -1,0 +1,71 @@
+"""Signed, expiring links to stored images, for browsers (HTTP transports, local storage).
+
+A link is ``<public url>/images/<image id>?exp=<unix seconds>&sig=<hex>`` where
+``sig`` is HMAC-SHA256 over ``"<image id>\\n<exp>"``. Nothing in it is guessable
+without the secret, a link works only for its own image, and only until ``exp``.
+No bearer header is needed, so a person can open it.
+
+The secret is ``EASEL_LINK_SECRET`` when set; otherwise it is derived from
+``EASEL_AUTH_TOKEN`` (HMAC with a fixed label, so replicas sharing a token share
+links and the token itself never appears in a link); otherwise it is random per
+process (links then die with the process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["LinkSigner", "link_secret"]
+
+_LABEL = b"easel-mcp image links v1"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DIGITS = re.compile(r"^[0-9]{1,12}$")
+
+
+def link_secret(settings: Any) -> bytes:
+    """The signing key: EASEL_LINK_SECRET, else derived from EASEL_AUTH_TOKEN, else random."""
+    explicit = getattr(settings, "link_secret", None)
+    if explicit:
+        return explicit.encode()
+    token = getattr(settings, "auth_token", None)
+    if token:
+        return hmac.new(token.encode(), _LABEL, hashlib.sha256).digest()
+    return secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class LinkSigner:
+    secret: bytes = field(repr=False)
+    base_url: str = ""                      # e.g. https://img.example.com (no trailing slash)
+    ttl: int = 7 * 86400                    # seconds a new link stays valid
+    clock: Callable[[], float] = time.time
+
+    def sign(self, image_id: str, exp: int) -> str:
+        msg = f"{image_id}\n{int(exp)}".encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+
+    def verify(self, image_id: str, exp: str | int | None, sig: str | None) -> str | None:
+        """None when the link is good; otherwise why not ("invalid" or "expired")."""
+        exp_text = str(exp) if exp is not None else ""
+        if not sig or not _HEX64.fullmatch(sig) or not _DIGITS.fullmatch(exp_text):
+            return "invalid"
+        if not hmac.compare_digest(self.sign(image_id, int(exp_text)), sig):
+            return "invalid"
+        if int(exp_text) < self.clock():
+            return "expired"
+        return None
+
+    def path(self, image_id: str, exp: int) -> str:
+        return f"/images/{quote(image_id, safe='')}?exp={int(exp)}&sig={self.sign(image_id, exp)}"
+
+    def url(self, image_id: str) -> str:
+        """A fresh link valid for ``ttl`` seconds."""
+        return self.base_url.rstrip("/") + self.path(image_id, int(self.clock()) + self.ttl)
