@@ -95,6 +95,15 @@ def _nano_edit(req: GenerationRequest, *, pro: bool) -> dict[str, Any]:
     return payload
 
 
+def _ideogram(req: GenerationRequest) -> dict[str, Any]:
+    # Same style mapping as the direct Ideogram API; this schema capitalises it and has no palette.
+    from providers.ideogram import ideogram_style
+
+    style_type, prompt = ideogram_style(req.style, req.prompt)
+    return _with_seed({"prompt": prompt, "aspect_ratio": _RATIO[req.size], "magic_prompt_option": "Off",
+                       "style_type": style_type.capitalize()}, req)
+
+
 MODELS: list[ModelSpec] = [
     ModelSpec("Flux 1.1 Pro", NAME, "black-forest-labs/flux-1.1-pro", _flux,
               summary="fast, faithful photos and art; seed", supports_seed=True),
@@ -106,6 +115,10 @@ MODELS: list[ModelSpec] = [
               summary="cheap; seed and negative_prompt", supports_seed=True, supports_negative_prompt=True),
     ModelSpec("Nano Banana Pro", NAME, "google/nano-banana-pro", _nano_pro,
               summary="Gemini 3 Pro Image: text rendering, 2K"),
+    ModelSpec("Ideogram v3", NAME, "ideogram-ai/ideogram-v3-turbo", _ideogram,  # when IDEOGRAM_API_KEY is unset
+              summary="lettering, logos and posters; native styles; seed. With IDEOGRAM_API_KEY it runs on "
+                      "Ideogram (also negative_prompt, palettes), else as Ideogram v3 Turbo on Replicate",
+              native_style=True, supports_seed=True, preference=1),
     ModelSpec("google/nano-banana", NAME, "google/nano-banana", lambda r: _nano_edit(r, pro=False),
               summary="Gemini 2.5 Flash Image: quick edits", uses=frozenset({EDIT}), max_input_images=10),
     ModelSpec("google/nano-banana-pro", NAME, "google/nano-banana-pro", lambda r: _nano_edit(r, pro=True),

@@ -20,7 +20,8 @@ __all__ = ["PROVIDER_ENV", "Settings"]
 PROVIDER_ENV: dict[str, tuple[str, str, float]] = {
     "replicate": ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", 0.0),
     "modelscope": ("MODELSCOPE_API_KEY", "MODELSCOPE_BASE_URL", 2.0),   # the seeds' 2 requests/second
-    "dashscope": ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", 2.0),      # 2 task submissions/second
+    # 2 task submissions/second; DASHSCOPE_BASE_URL includes /api/v1 (e.g. https://dashscope-intl.aliyuncs.com/api/v1)
+    "dashscope": ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", 2.0),
     "ideogram": ("IDEOGRAM_API_KEY", "IDEOGRAM_BASE_URL", 0.0),
 }
 

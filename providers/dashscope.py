@@ -1,0 +1,225 @@
+"""Aliyun DashScope (Model Studio): Wanx 2.1 text-to-image, Plus and Turbo.
+
+What is DashScope-specific, and lives only here:
+
+* the base URL **includes** ``/api/v1``, exactly as the dashscope SDK's
+  ``DASHSCOPE_HTTP_BASE_URL``: default ``https://dashscope.aliyuncs.com/api/v1`` (Beijing);
+  other regions are ``https://dashscope-intl.aliyuncs.com/api/v1`` and
+  ``https://dashscope-us.aliyuncs.com/api/v1`` (keys are per region). A
+  ``DASHSCOPE_BASE_URL`` without a path is refused with a message saying so;
+* ``POST /services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async: enable``,
+  body ``{"model", "input": {"prompt", "negative_prompt"}, "parameters": {"size": "W*H",
+  "n", "seed", "prompt_extend": false, "watermark": false}}``. ``n`` is always sent (omitted, the service
+  makes and bills four). ``prompt_extend`` is off so the prompt we store is the prompt
+  that made the image;
+* ``GET /tasks/{id}``: PENDING / RUNNING / SUCCEEDED / FAILED / CANCELED / UNKNOWN. FAILED
+  and UNKNOWN (an expired or unknown id) arrive with HTTP 200. Results are
+  ``output.results[].url``, valid 24 h: downloaded at once;
+* ``POST /tasks/{id}/cancel`` cancels a PENDING task; we send it when the MCP call is
+  cancelled or times out. A RUNNING task cannot be cancelled and may still be billed;
+* sizes: the seeds' semantic pixel table (square 1024*1024 is the seed's own size);
+  Wanx 2.1 takes 512..1440 pixels a side, and every value is inside that range;
+* errors: ``{"code", "message", "request_id"}``: InvalidApiKey, AccessDenied*,
+  Arrearage, DataInspectionFailed, InvalidParameter, Model.NotExist, Throttling*, 5xx.
+  The same codes appear in failed tasks' ``output.code``;
+* a seed applies to the whole batch; the seed recorded per image is the request's seed
+  only when one image was asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from providers._http import download, parse_retry_after
+from providers._polling import TaskState, http_timeout, run_task
+from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.errors import (
+    AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
+    InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
+)
+from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+
+__all__ = ["DashScopeProvider", "MODELS"]
+
+NAME = "dashscope"
+VENDOR = "DashScope"
+DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+MAX_BATCH = 4
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
+
+_SIZE = {ImageSize.SQUARE: "1024*1024", ImageSize.LANDSCAPE: "1365*1024", ImageSize.PORTRAIT: "1024*1365",
+         ImageSize.WIDE: "1440*810", ImageSize.TALL: "810*1440"}
+
+
+def _wanx(req: GenerationRequest) -> dict[str, Any]:
+    if not 1 <= req.count <= MAX_BATCH:
+        raise InvalidRequest(f"count: DashScope makes 1 to {MAX_BATCH} images per task, not {req.count}.")
+    inp: dict[str, Any] = {"prompt": req.prompt}
+    if req.negative_prompt:
+        inp["negative_prompt"] = req.negative_prompt
+    params: dict[str, Any] = {"size": _SIZE[req.size], "n": req.count, "prompt_extend": False,
+                              "watermark": False}
+    if req.seed is not None:
+        params["seed"] = req.seed
+    return {"input": inp, "parameters": params}
+
+
+MODELS: list[ModelSpec] = [
+    ModelSpec("Wanx 2.1 T2I Plus (DashScope)", NAME, "wanx2.1-t2i-plus", _wanx,
+              summary="Alibaba Wanx 2.1 Plus, rich detail; up to 4 per task; seed and negative_prompt",
+              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH),
+    ModelSpec("Wanx 2.1 T2I Turbo (DashScope)", NAME, "wanx2.1-t2i-turbo", _wanx,
+              summary="Alibaba Wanx 2.1 Turbo, faster and cheaper; up to 4 per task; seed and negative_prompt",
+              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH),
+]
+
+
+@contextmanager
+def _map_errors(job_id: str | None = None) -> Iterator[None]:
+    """Translate httpx errors and DashScope error replies into the project's tree, in one place."""
+    try:
+        yield
+    except httpx.HTTPStatusError as exc:
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        raise _from_code(str(body.get("code") or ""), str(body.get("message") or ""), exc.response.status_code,
+                         job_id, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable(f"{VENDOR} did not answer in time.", provider=NAME, job_id=job_id) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"Could not reach {VENDOR} ({type(exc).__name__}).", provider=NAME,
+                                  job_id=job_id) from exc
+
+
+def _from_code(code: str, message: str, status: int | None, job_id: str | None, *,
+               retry_after: float | None = None) -> ProviderError:
+    """One DashScope error code (from an HTTP error or a failed task) as a project error."""
+    text = message.strip()
+    where = f" (task {job_id})" if job_id else ""
+    if code == "InvalidApiKey" or status == 401:
+        return AuthenticationError(f"{VENDOR} rejected the API key: check DASHSCOPE_API_KEY (keys are per "
+                                   "region; DASHSCOPE_BASE_URL must be the key's region).",
+                                   provider=NAME, status=status)
+    if code.startswith("AccessDenied") or status == 403:
+        return AuthenticationError(f"{VENDOR} refused access for DASHSCOPE_API_KEY: the account may not have "
+                                   f"activated this model. {text}".strip(), provider=NAME, status=status)
+    if code == "Arrearage":
+        return InsufficientCredit(f"{VENDOR}: the Alibaba Cloud account has an overdue payment; top it up and "
+                                  "try again.", provider=NAME, status=status, job_id=job_id)
+    if code == "DataInspectionFailed":
+        return ContentRejected(f"{VENDOR}'s content inspection rejected the prompt or image{where}.",
+                               provider=NAME, status=status, job_id=job_id)
+    if code.startswith("Model.") or status == 404:
+        return UnknownModel(f"{VENDOR} does not know this model. {text}".strip(), provider=NAME, status=status)
+    if code.startswith("Throttling") or status == 429:
+        return RateLimited(f"{VENDOR} is limiting requests ({code or 'HTTP 429'}). {text}".strip(),
+                           provider=NAME, retry_after=retry_after, job_id=job_id)
+    if code.startswith("InvalidParameter") or status in (400, 422):
+        return InvalidInput(f"{VENDOR} rejected the input{where}: {text or code or 'invalid request'}",
+                            provider=NAME, status=status, fields=(FieldError("", text),) if text else (),
+                            job_id=job_id)
+    if status is None:  # a task that ran and failed
+        return GenerationFailed(f"{VENDOR} task {job_id} failed ({code or 'no code'}): "
+                                f"{text or 'no error text given'}", provider=NAME, job_id=job_id)
+    return ProviderUnavailable(f"{VENDOR} answered HTTP {status} ({code or 'no code'}). {text}".strip(),
+                               provider=NAME, status=status, job_id=job_id)
+
+
+def _output(response: httpx.Response, job_id: str | None = None) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, dict):
+        raise ProviderUnavailable(f"{VENDOR} sent a reply without an output object.", provider=NAME,
+                                  status=response.status_code, job_id=job_id)
+    return output
+
+
+class DashScopeProvider(ImageProvider):
+    name = NAME
+    key_env = "DASHSCOPE_API_KEY"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        if not config.api_key:
+            raise ConfigError("DashScope needs an API key: set DASHSCOPE_API_KEY "
+                              "(https://bailian.console.aliyun.com/?apiKey=1).")
+        base = httpx.URL(config.base_url or DEFAULT_BASE_URL)
+        if base.path in ("", "/"):
+            raise ConfigError("DASHSCOPE_BASE_URL must include the API path, e.g. "
+                              "https://dashscope-intl.aliyuncs.com/api/v1.")
+        self._auth = {"Authorization": f"Bearer {config.api_key}"}
+        self._http = httpx.AsyncClient(base_url=base, timeout=http_timeout(config),
+                                       follow_redirects=True)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        with _map_errors(job_id):
+            response = await self._http.request(method, path, **kwargs)
+            response.raise_for_status()
+        return _output(response, job_id)
+
+    async def _cancel(self, task_id: str) -> None:
+        with _map_errors(task_id):
+            response = await self._http.post(f"/tasks/{task_id}/cancel", headers=self._auth)
+            response.raise_for_status()
+
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
+                        progress: ProgressFn) -> list[GeneratedImage]:
+        payload = {"model": spec.provider_model, **spec.build(request)}
+
+        async def submit() -> str:
+            output = await self._call("POST", "/services/aigc/text2image/image-synthesis", json=payload,
+                                      headers={**self._auth, "X-DashScope-Async": "enable"})
+            task_id = output.get("task_id")
+            if not isinstance(task_id, str) or not task_id:
+                raise ProviderUnavailable(f"{VENDOR} accepted the request but sent no task id.", provider=NAME)
+            return task_id
+
+        async def poll(task_id: str) -> TaskState:
+            output = await self._call("GET", f"/tasks/{task_id}", job_id=task_id, headers=self._auth)
+            word = str(output.get("task_status") or "").upper()
+            return TaskState(word.lower() or "unknown", word in TERMINAL, output)
+
+        task_id, state = await run_task(provider=NAME, vendor=VENDOR, config=self.config, submit=submit,
+                                        poll=poll, cancel=self._cancel, progress=progress)
+        output = state.body
+        word = output.get("task_status")
+        if word == "UNKNOWN":
+            raise GenerationFailed(f"{VENDOR} no longer knows task {task_id}: task ids and results expire after "
+                                   "24 hours (or the id never existed).", provider=NAME, job_id=task_id)
+        if word == "CANCELED":
+            raise GenerationFailed(f"{VENDOR} task {task_id} was canceled.", provider=NAME, job_id=task_id)
+        if word == "FAILED":
+            raise _from_code(str(output.get("code") or ""), str(output.get("message") or ""), None, task_id)
+        results = [r for r in output.get("results") or [] if isinstance(r, dict)]
+        urls = [r["url"] for r in results if isinstance(r.get("url"), str) and r["url"]]
+        if not urls:
+            failed = next((r for r in results if r.get("code")), {})
+            raise _from_code(str(failed.get("code") or ""), str(failed.get("message") or "no image was returned"),
+                             None, task_id)
+        if len(urls) < request.count:
+            await progress(f"{VENDOR} task {task_id} returned {len(urls)} of {request.count} image(s)")
+        images = []
+        for url in urls:
+            data, mime = await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
+                                        retries=self.config.max_retries)
+            images.append(GeneratedImage(
+                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
+                provider=NAME, provider_model=spec.provider_model, prompt_sent=request.prompt,
+                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id))
+        return images
+
+
+PROVIDER = DashScopeProvider

@@ -1,0 +1,237 @@
+"""Ideogram API 3.0, called directly: "Ideogram v3", with custom colour palettes.
+
+What is Ideogram-specific, and lives only here (the Replicate-hosted Ideogram v3
+Turbo borrows ``ideogram_style`` so both paths style a prompt the same way):
+
+* ``POST /v1/ideogram-v3/generate``, authenticated with an ``Api-Key`` header (not
+  Bearer), body **multipart/form-data**; the call is synchronous and answers
+  ``{"created", "data": [{"url", "prompt", "resolution", "is_image_safe", "seed",
+  "style_type"}]}``. URLs expire (``exp=``): downloaded at once;
+* ``aspect_ratio`` uses ``x``: square 1x1, landscape 4x3, portrait 3x4, wide 16x9,
+  tall 9x16 (the seeds' ratios);
+* ``magic_prompt`` is always OFF, so the prompt as sent is the prompt we store (Ideogram
+  would otherwise rewrite it);
+* ``rendering_speed`` (FLASH, TURBO, DEFAULT, QUALITY) is a provider option:
+  ``ProviderConfig.extra["rendering_speed"]``, default DEFAULT;
+* styles are native (``native_style=True``): ``any`` -> AUTO, ``realistic_image*`` ->
+  REALISTIC, ``digital_illustration*`` -> DESIGN (flat, graphic, poster-like: the
+  nearest of GENERAL/REALISTIC/DESIGN, the three values both Ideogram paths accept).
+  The mapping is lossy for every style but ``any`` and ``realistic_image``, so those
+  also get the seeds' style words as a prompt prefix ("pixel art of ...");
+* ``color_palette`` is sent (as a JSON string in its form field) when
+  ``options["palette"]`` lists hex colours: members in the given order with
+  descending weights from 1.0 down to 0.2 (five colours: 1.0, 0.8, 0.6, 0.4, 0.2),
+  since the seed gives colours without weights and lists the dominant ones first;
+* ``num_images`` 1..8 per call; ``seed`` and ``negative_prompt`` are sent when given;
+* 422 is the safety check; items with ``is_image_safe: false`` carry no URL and are
+  skipped, and a call whose every image was withheld is ``ContentRejected``;
+  429 is retried with backoff (about 10 requests may be in flight per key).
+
+There is no job to cancel: a cancelled call abandons the request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpx
+
+from providers._http import download, parse_retry_after, with_retries
+from providers._polling import retry_policy
+from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.errors import (
+    AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, GenerationTimeout,
+    InsufficientCredit, InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited,
+    UnknownModel,
+)
+from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageStyle, ProgressFn
+
+__all__ = ["IdeogramProvider", "MODELS", "ideogram_style", "palette_members"]
+
+NAME = "ideogram"
+VENDOR = "Ideogram"
+DEFAULT_BASE_URL = "https://api.ideogram.ai"
+MAX_BATCH = 8
+RENDERING_SPEEDS = ("FLASH", "TURBO", "DEFAULT", "QUALITY")
+
+_ASPECT = {ImageSize.SQUARE: "1x1", ImageSize.LANDSCAPE: "4x3", ImageSize.PORTRAIT: "3x4",
+           ImageSize.WIDE: "16x9", ImageSize.TALL: "9x16"}
+# The seeds' style words, for the styles Ideogram's style_type cannot say by itself.
+_PHRASE = {
+    ImageStyle.REALISTIC_BW: "black and white photograph", ImageStyle.REALISTIC_HDR: "HDR photograph",
+    ImageStyle.REALISTIC_NATURAL: "natural light photograph",
+    ImageStyle.REALISTIC_STUDIO: "studio portrait photograph",
+    ImageStyle.REALISTIC_ENTERPRISE: "enterprise photograph",
+    ImageStyle.REALISTIC_HARD_FLASH: "hard flash photograph",
+    ImageStyle.REALISTIC_MOTION_BLUR: "motion blur photograph", ImageStyle.DIGITAL_ART: "digital art",
+    ImageStyle.PIXEL_ART: "pixel art", ImageStyle.HAND_DRAWN: "hand drawn illustration",
+    ImageStyle.GRAIN: "grainy digital illustration", ImageStyle.SKETCH: "sketchy illustration",
+    ImageStyle.POSTER: "2D art poster", ImageStyle.POSTER_2: "alternate 2D art poster",
+    ImageStyle.HANDMADE_3D: "handmade 3D illustration",
+    ImageStyle.HAND_DRAWN_OUTLINE: "hand drawn outline illustration",
+    ImageStyle.ENGRAVING_COLOR: "color engraving illustration",
+}
+
+
+def ideogram_style(style: ImageStyle, prompt: str) -> tuple[str, str]:
+    """(Ideogram style_type in upper case, the prompt with style words where the type is lossy)."""
+    style = ImageStyle(style)
+    if style == ImageStyle.ANY:
+        kind = "AUTO"
+    elif style.value.startswith("realistic_image"):
+        kind = "REALISTIC"
+    else:
+        kind = "DESIGN"
+    phrase = _PHRASE.get(style)
+    return kind, f"{phrase} of {prompt}" if phrase else prompt
+
+
+def palette_members(colours: Sequence[str]) -> dict[str, Any]:
+    """Ideogram's custom palette: the colours in order, weights descending from 1.0 to 0.2."""
+    members = []
+    step = 0.8 / (len(colours) - 1) if len(colours) > 1 else 0.0
+    for i, colour in enumerate(colours):
+        hex_ = str(colour).strip().upper()
+        if len(hex_) != 7 or hex_[0] != "#" or any(c not in "0123456789ABCDEF" for c in hex_[1:]):
+            raise InvalidRequest(f"palette: {colour!r} is not a colour like #1C0C47.")
+        members.append({"color_hex": hex_, "color_weight": round(max(0.05, 1.0 - i * step), 2)})
+    return {"members": members}
+
+
+def _generate_fields(req: GenerationRequest) -> dict[str, str]:
+    if not 1 <= req.count <= MAX_BATCH:
+        raise InvalidRequest(f"count: Ideogram makes 1 to {MAX_BATCH} images per call, not {req.count}.")
+    style_type, prompt = ideogram_style(req.style, req.prompt)
+    fields = {"prompt": prompt, "aspect_ratio": _ASPECT[req.size], "magic_prompt": "OFF",
+              "style_type": style_type, "num_images": str(req.count)}
+    if req.seed is not None:
+        fields["seed"] = str(req.seed)
+    if req.negative_prompt:
+        fields["negative_prompt"] = req.negative_prompt
+    if req.options.get("palette"):
+        fields["color_palette"] = json.dumps(palette_members(req.options["palette"]))
+    return fields
+
+
+MODELS: list[ModelSpec] = [
+    ModelSpec("Ideogram v3", NAME, "ideogram-v3", _generate_fields,
+              summary="lettering, logos and posters; native styles; seed. With IDEOGRAM_API_KEY it runs on "
+                      "Ideogram (also negative_prompt, palettes), else as Ideogram v3 Turbo on Replicate",
+              native_style=True, supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
+              supports_palette=True, preference=0),
+]
+
+
+@contextmanager
+def _map_errors() -> Iterator[None]:
+    """Translate httpx errors and Ideogram error replies into the project's tree, in one place."""
+    try:
+        yield
+    except httpx.HTTPStatusError as exc:
+        raise _from_response(exc.response) from None
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable(f"{VENDOR} did not answer in time.", provider=NAME) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"Could not reach {VENDOR} ({type(exc).__name__}).", provider=NAME) from exc
+
+
+def _from_response(response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = (body.get("detail") or body.get("error") or body.get("message")) if isinstance(body, dict) else None
+    if isinstance(detail, list):  # validation errors: [{"loc": [...], "msg": ...}]
+        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    text = str(detail or "").strip()
+    if status in (401, 403):
+        return AuthenticationError(f"{VENDOR} rejected the API key: check IDEOGRAM_API_KEY.",
+                                   provider=NAME, status=status)
+    if status == 402:
+        return InsufficientCredit(f"{VENDOR}: insufficient credit; add credit in Ideogram's API dashboard.",
+                                  provider=NAME, status=status)
+    if status == 404:
+        return UnknownModel(f"{VENDOR} does not offer this endpoint or model.", provider=NAME, status=status)
+    if status == 422:
+        return ContentRejected(f"{VENDOR}'s safety check rejected the prompt. {text}".strip(),
+                               provider=NAME, status=status)
+    if status == 429:
+        return RateLimited(f"{VENDOR} is limiting requests. {text}".strip(), provider=NAME,
+                           retry_after=parse_retry_after(response.headers.get("retry-after")))
+    if status == 400:
+        return InvalidInput(f"{VENDOR} rejected the input: {text or 'invalid request'}", provider=NAME,
+                            status=status, fields=(FieldError("", text),) if text else ())
+    return ProviderUnavailable(f"{VENDOR} answered HTTP {status}. {text}".strip(), provider=NAME, status=status)
+
+
+class IdeogramProvider(ImageProvider):
+    name = NAME
+    key_env = "IDEOGRAM_API_KEY"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        if not config.api_key:
+            raise ConfigError("Ideogram needs an API key: set IDEOGRAM_API_KEY "
+                              "(https://ideogram.ai/manage-api).")
+        self._speed = str(config.extra.get("rendering_speed", "DEFAULT")).upper()
+        if self._speed not in RENDERING_SPEEDS:
+            raise ConfigError(f"Ideogram rendering_speed must be one of {', '.join(RENDERING_SPEEDS)}.")
+        self._auth = {"Api-Key": config.api_key}
+        self._http = httpx.AsyncClient(base_url=config.base_url or DEFAULT_BASE_URL, follow_redirects=True,
+                                       timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, fields: dict[str, str]) -> dict[str, Any]:
+        with _map_errors():
+            response = await self._http.post("/v1/ideogram-v3/generate", headers=self._auth,
+                                             files=[(k, (None, v)) for k, v in fields.items()])
+            response.raise_for_status()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise ProviderUnavailable(f"{VENDOR} sent a reply without a data list.", provider=NAME, status=200)
+        return body
+
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
+                        progress: ProgressFn) -> list[GeneratedImage]:
+        fields = {**spec.build(request), "rendering_speed": self._speed}
+        await progress(f"{VENDOR} generating {request.count} image(s)")
+        try:
+            with anyio.fail_after(self.config.timeout):
+                body = await with_retries(lambda: self._post(fields), retries=self.config.max_retries,
+                                          cap=self.config.retry_cap,
+                                          retryable=retry_policy(self.config, creating=True))
+        except TimeoutError:
+            raise GenerationTimeout(f"{VENDOR} did not answer within {self.config.timeout:g} s. Try again, or "
+                                    "raise EASEL_TIMEOUT.", provider=NAME) from None
+        items = [d for d in body["data"] if isinstance(d, dict)]
+        safe = [d for d in items if d.get("is_image_safe", True) is not False and d.get("url")]
+        if not safe:
+            if items:
+                raise ContentRejected(f"{VENDOR}'s safety check withheld every image ({len(items)}).",
+                                      provider=NAME)
+            raise GenerationFailed(f"{VENDOR} answered without any image.", provider=NAME)
+        if len(safe) < len(items):
+            await progress(f"{VENDOR} withheld {len(items) - len(safe)} of {len(items)} image(s) as unsafe")
+        images = []
+        for item in safe:
+            data, mime = await download(self._http, item["url"], provider=NAME,
+                                        max_bytes=self.config.max_download_bytes, retries=self.config.max_retries)
+            seed = item.get("seed") if isinstance(item.get("seed"), int) else request.seed
+            images.append(GeneratedImage(
+                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
+                provider=NAME, provider_model=spec.provider_model, prompt_sent=fields["prompt"],
+                parameters=fields, seed=seed, prediction_id=None))
+        return images
+
+
+PROVIDER = IdeogramProvider
