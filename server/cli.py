@@ -141,5 +141,6 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
 
 def _where(settings: object) -> str:
     if settings.storage == "oss":  # type: ignore[attr-defined]
-        return "Aliyun OSS (see OSS_BUCKET)"
+        base = getattr(settings, "oss_base_path", "") or ""
+        return f"Aliyun OSS bucket {getattr(settings, 'oss_bucket', '?')}/{base} (fallback: {settings.storage_dir})"  # type: ignore[attr-defined]
     return str(settings.storage_dir)  # type: ignore[attr-defined]

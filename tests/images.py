@@ -1,4 +1,4 @@
-"""Real image bytes for tests, made with Pillow."""
+"""Helpers for tests: real image bytes made with Pillow, and reading tool results."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ def png(seed: int = 0, size: tuple[int, int] = (64, 48), fmt: str = "PNG") -> by
     out = io.BytesIO()
     img.save(out, fmt)
     return out.getvalue()
+
+
+def text_of(result) -> str:  # type: ignore[no-untyped-def]
+    """The text blocks of a tool result, joined (error messages live there)."""
+    from mcp.types import TextContent
+
+    return " ".join(c.text for c in result.content if isinstance(c, TextContent))

@@ -10,19 +10,15 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
-from mcp.types import TextContent
 from PIL import Image
 
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import png
+from tests.images import png, text_of
 
 pytestmark = pytest.mark.anyio
 
-
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:

@@ -12,20 +12,18 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client, MCPError
-from mcp.types import ImageContent, ResourceLink, TextContent
+from mcp.types import ImageContent, ResourceLink
 from PIL import Image
 
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import INSUFFICIENT_CREDIT, FakeReplicate
 from tests.server.conftest import TOKEN
+from tests.images import text_of
 
 pytestmark = pytest.mark.anyio
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])
 
-
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 @MODES

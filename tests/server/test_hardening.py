@@ -11,18 +11,15 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from mcp import Client, MCPError, StdioServerParameters
-from mcp.types import TextContent
 from PIL import Image
 
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import FakeReplicate
+from tests.images import text_of
 
 pytestmark = pytest.mark.anyio
 
-
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 def files_in(root: Path) -> list[Path]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import TextContent
 
 from tests.fakes.replicate_fake import FakeReplicate
+from tests.images import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -36,9 +36,6 @@ CHINESE = """一、城市里的无人驾驶
 上海的一些小区把屋顶改造成了花园，居民在这里种菜、养蜂，孩子们也来学习植物知识。
 """
 
-
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 async def test_a_dry_run_plans_styled_prompts_about_the_text_and_spends_nothing(

@@ -7,15 +7,12 @@ import json
 
 import pytest
 from mcp import Client
-from mcp.types import TextContent
 
 from tests.fakes.replicate_fake import FakeReplicate
+from tests.images import text_of
 
 pytestmark = pytest.mark.anyio
 
-
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 async def test_a_versioned_community_model_with_dict_output_has_its_files_stored(
