@@ -258,7 +258,8 @@ class ReplicateProvider(ImageProvider):
             data, mime = await self.fetch_output(url)
             images.append(GeneratedImage(data=data, mime_type=mime or "application/octet-stream",
                                          provider=NAME, provider_model=spec.provider_model,
-                                         prompt_sent=request.prompt, parameters=shown, seed=request.seed,
+                                         prompt_sent=str(payload.get("prompt", request.prompt)), parameters=shown,
+                                         seed=request.seed,
                                          prediction_id=prediction["id"]))
         return images
 

@@ -115,7 +115,8 @@ class Settings:
                 poll_interval=s.poll_interval,
                 poll_max=s.poll_max,
                 max_retries=s.max_retries,
-                concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 8, 1, 64)),
+                # DashScope's Wanx models run at most 2 tasks at once per account
+                concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 2 if name == "dashscope" else 8, 1, 64)),
                 rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
                 max_download_bytes=s.max_image_bytes,
             )

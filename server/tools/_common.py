@@ -51,7 +51,10 @@ def models_description(registry: Registry, use: str) -> str:
     for name in model_names(use):
         spec = next(s for s in all_specs() if s.name == name and use in s.uses)
         mark = "" if name in usable else " [not configured on this server]"
-        lines.append(f"- {name}: {spec.summary}{mark}")
+        takes = [w for w, ok in (("seed", spec.supports_seed), ("negative_prompt", spec.supports_negative_prompt))
+                 if ok]
+        extra = f" (takes {', '.join(takes)})" if takes else ""
+        lines.append(f"- {name}: {spec.summary}{extra}{mark}")
     return "\n".join(lines)
 
 

@@ -31,9 +31,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             "Generate 1-4 images from a text prompt. Each image is stored before the answer; the result "
             "has an easel://images/… resource link per image (read it for full size), a url a person can "
             "open, and a small preview.\n\nModels:\n" + models_description(registry, GENERATE) +
-            "\n\nseed works with Flux and Stable Diffusion; negative_prompt only with Stable Diffusion 3.5 "
-            "Medium: other models refuse them rather than ignore them. Recraft v3 takes the style natively; "
-            "other models get the style as a prompt prefix."),
+            "\n\nseed and negative_prompt work with the models marked as taking them; other models refuse "
+            "them rather than ignore them. Models with native styles (Recraft v3, Ideogram) take the style "
+            "directly; the others get it as a prompt prefix."),
     )
     async def generate_image(
         prompt: Annotated[str, Field(description="What to draw. Plain text, up to "
@@ -46,10 +46,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "Visual style; any adds nothing.")] = ImageStyle.ANY,
         count: Annotated[int, Field(ge=1, le=4, description="How many images (1-4), made concurrently.")] = 1,
         seed: Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Seed for repeatable results "
-                                          "(Flux, Stable Diffusion). With count > 1, image i uses seed + i.")] = None,
+                                          "(models marked 'takes seed'). With count > 1, image i uses seed + i.")] = None,
         negative_prompt: Annotated[str | None, Field(max_length=settings.max_prompt_chars,
-                                                     description="What to avoid (Stable Diffusion 3.5 Medium "
-                                                     "only).")] = None,
+                                                     description="What to avoid (models marked "
+                                                     "'takes negative_prompt').")] = None,
     ) -> Annotated[CallToolResult, GenerateResult]:
         state = state_of(ctx)
         text = clean_text(prompt, "prompt", required=True)
