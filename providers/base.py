@@ -64,7 +64,7 @@ class ModelSpec:
 class ProviderConfig:
     """Everything a provider needs from the settings; tests point base_url at a fake."""
 
-    api_key: str | None
+    api_key: str | None = field(repr=False)   # never in a repr, log line or error
     base_url: str | None = None
     timeout: float = 300.0         # whole job, seconds
     wait_window: int = 30          # seconds the vendor may hold a create request (sync mode)

@@ -150,3 +150,12 @@ async def test_faults_map_to_the_same_errors_for_every_provider(vendor: Vendor) 
                     await provider.generate(vendor.spec, request, ignore)
         finally:
             fake.release()
+
+
+def test_settings_and_provider_configs_never_show_keys_in_their_repr() -> None:
+    from server.config import Settings
+
+    settings = Settings.from_env({"REPLICATE_API_TOKEN": "r8_very_secret", "EASEL_STORAGE_DIR": "/tmp/x",
+                                  "OSS_ACCESS_KEY_SECRET": "oss_very_secret", "EASEL_AUTH_TOKEN": "a" * 32})
+    text = repr(settings)
+    assert "r8_very_secret" not in text and "oss_very_secret" not in text and "a" * 32 not in text
