@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"easel-mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     _banner(args, settings, server)
+    import gc
+
+    # Start-up leaves ~100k long-lived objects (SDK types, schemas); keep them out of the cyclic GC,
+    # whose full passes over them cost ~60 ms in the middle of a tool call (bench/run.py, overhead p99).
+    gc.freeze()
     if args.transport == "stdio":
         server.run("stdio")
         return

@@ -77,11 +77,22 @@ async def build_result(structured: dict[str, Any], images: list[StoredImage], bl
                                     mime_type=stored.mime_type,
                                     description=str(stored.metadata.get("prompt", ""))[:200]))
     if settings.preview:
-        for stored in images:
-            data = blobs.get(stored.image_id)
-            if data is None:
-                continue
-            preview, mime = await anyio.to_thread.run_sync(
-                lambda d=data: make_preview(d, max_px=settings.preview_max_px, max_bytes=settings.preview_max_bytes))
+        todo = [blobs[stored.image_id] for stored in images if stored.image_id in blobs]
+        previews: list[tuple[bytes, str] | Exception] = [ValueError()] * len(todo)
+
+        async def preview_of(i: int, data: bytes) -> None:
+            try:
+                previews[i] = await anyio.to_thread.run_sync(
+                    lambda: make_preview(data, max_px=settings.preview_max_px, max_bytes=settings.preview_max_bytes))
+            except Exception as exc:  # re-raised below as before, not wrapped in an ExceptionGroup
+                previews[i] = exc
+
+        async with anyio.create_task_group() as tg:   # a batch's previews decode in parallel (bench/run.py)
+            for i, data in enumerate(todo):
+                tg.start_soon(preview_of, i, data)
+        for made in previews:
+            if isinstance(made, Exception):
+                raise made
+            preview, mime = made
             content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type=mime))
     return CallToolResult(content=content, structured_content=structured)
