@@ -71,7 +71,7 @@ def make_preview(data: bytes, *, max_px: int, max_bytes: int) -> tuple[bytes, st
     side = max_px
     for quality in (80, 65, 50, 35, 25):
         out = io.BytesIO()
-        rgb.save(out, "JPEG", quality=quality, optimize=True)
+        rgb.save(out, "JPEG", quality=quality)
         if out.tell() <= max_bytes:
             return out.getvalue(), "image/jpeg"
     while out.tell() > max_bytes and side > 64:
@@ -79,5 +79,5 @@ def make_preview(data: bytes, *, max_px: int, max_bytes: int) -> tuple[bytes, st
         small = rgb.copy()
         small.thumbnail((side, side))
         out = io.BytesIO()
-        small.save(out, "JPEG", quality=40, optimize=True)
+        small.save(out, "JPEG", quality=40)
     return out.getvalue(), "image/jpeg"
