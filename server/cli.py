@@ -106,11 +106,12 @@ def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) 
 
     if is_loopback(args.host) or settings.auth_token:  # type: ignore[attr-defined]
         return
-    print(f"easel-mcp: refusing to listen on {args.host} without a token: anyone who can reach that address "
-          "could use this server and spend its provider credits.\n"
-          "  Either set EASEL_AUTH_TOKEN (clients then send 'Authorization: Bearer <token>'; make one with "
-          "python -c 'import secrets; print(secrets.token_urlsafe(32))'),\n"
-          "  or bind to this machine only with --host 127.0.0.1.", file=sys.stderr)
+    message = (f"easel-mcp: refusing to listen on {args.host} without a token: anyone who can reach that "
+               "address could use this server and spend its provider credits.\n"
+               "  Either set EASEL_AUTH_TOKEN (clients then send 'Authorization: Bearer <token>'; make one with "
+               "python -c 'import secrets; print(secrets.token_urlsafe(32))'),\n"
+               "  or bind to this machine only with --host 127.0.0.1.")
+    print(message, file=sys.stderr)
     raise SystemExit(2)
 
 
