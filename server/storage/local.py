@@ -6,6 +6,11 @@ is fsynced, then renamed into place, so no half-written file is ever visible.
 The image is written before its metadata, and a failed metadata write removes
 an image it had just added: no orphans either way. Blocking file work runs in
 worker threads.
+
+Listing newest first reads ``YYYYMM/.index``, an append-only list of ids that
+``put`` extends (one ``O_APPEND`` write per line, so several processes can share
+a store), instead of stat-ing every record; a month without an index (a store
+written by an older version) is scanned and sorted by modification time.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import anyio
 
 from server.storage import (
-    ImageNotFound, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
+    ID_PATTERN, ImageNotFound, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
 )
 
 __all__ = ["LocalStorage"]
@@ -78,6 +83,7 @@ class LocalStorage:
                     with contextlib.suppress(OSError):
                         path.unlink()
                 raise
+            _append_index(path.parent, image_id)
         except OSError as exc:
             raise StorageError(f"Could not store the image in {self.root}: {exc.strerror or exc}.") from None
         return StoredImage(image_id, mime_type, len(data), sha256, record, self.url_for(image_id), self.kind)
@@ -109,19 +115,18 @@ class LocalStorage:
         months = sorted((d for d in os.scandir(self.root) if d.is_dir() and d.name.isdigit()),
                         key=lambda d: d.name, reverse=True)
         for month in months:
-            entries = [e for e in os.scandir(month.path) if e.name.endswith(".json") and not e.name.startswith(".")]
-            if skipped + len(entries) <= offset:
-                skipped += len(entries)
+            names = _newest_first(Path(month.path))
+            if skipped + len(names) <= offset:
+                skipped += len(names)
                 continue
-            entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name), reverse=True)
-            for entry in entries:
+            for name in names:
                 if skipped < offset:
                     skipped += 1
                     continue
                 if len(records) == limit:
                     return records, _encode_cursor(offset + limit)
                 try:
-                    with open(entry.path, encoding="utf-8") as fh:
+                    with open(os.path.join(month.path, name), encoding="utf-8") as fh:
                         records.append(json.load(fh))
                 except (OSError, ValueError):
                     continue
@@ -129,6 +134,35 @@ class LocalStorage:
 
     async def aclose(self) -> None:
         return None
+
+
+INDEX = ".index"
+
+
+def _append_index(month_dir: Path, image_id: str) -> None:
+    """One O_APPEND write per id: whole lines, safe with several writers on a local filesystem."""
+    fd = os.open(month_dir / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{image_id}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _newest_first(month_dir: Path) -> list[str]:
+    """Metadata file names of a month, newest first: from the index, else by modification time."""
+    try:
+        lines = (month_dir / INDEX).read_text("ascii").split()
+    except (OSError, ValueError):
+        entries = [e for e in os.scandir(month_dir) if e.name.endswith(".json") and not e.name.startswith(".")]
+        entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name), reverse=True)
+        return [e.name for e in entries]
+    seen: set[str] = set()
+    names = []
+    for image_id in reversed(lines):
+        if image_id not in seen and ID_PATTERN.fullmatch(image_id):
+            seen.add(image_id)
+            names.append(image_id.split("-", 1)[1] + ".json")
+    return names
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -98,3 +98,17 @@ def test_an_unwritable_storage_directory_is_a_clear_startup_error(tmp_path: Path
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match="EASEL_STORAGE_DIR"):
         LocalStorage(blocker / "images").check_writable()
+
+
+async def test_listing_uses_the_index_and_falls_back_to_modification_times_without_it(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    ids = [(await store.put(png(i), "image/png", {"n": i})).image_id for i in range(4)]
+    await store.put(png(0), "image/png", {"n": "again"})  # a duplicate is not indexed twice
+    index = next(tmp_path.glob("*/.index"))
+    assert index.read_text().split() == ids
+    for i, image_id in enumerate(ids):  # mtimes that say the opposite order
+        meta = Path(str(store.path_of(image_id)) + ".json")
+        os.utime(meta, ns=((10 - i) * 10**9, (10 - i) * 10**9))
+    assert [r["id"] for r in (await store.list_recent(10))[0]] == ids[::-1]
+    index.unlink()  # a store written before the index existed
+    assert [r["id"] for r in (await store.list_recent(10))[0]] == ids
