@@ -193,3 +193,43 @@ async def test_any_prompt_text_is_either_accepted_or_refused_by_name(keyless, pr
     text = text_of(result)
     assert result.is_error
     assert "prompt" in text or "REPLICATE_API_TOKEN" in text
+
+
+def _tricky_host():  # type: ignore[no-untyped-def]
+    """A loopback server with a truncated file and a redirect to the cloud metadata address."""
+    from tests.fakes._server import LoopbackServer
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        if scope["path"].startswith("/files/"):  # declares 100 kB, sends 10 bytes, then closes
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"image/png"), (b"content-length", b"100000")]})
+            await send({"type": "http.response.body", "body": b"\x89PNG\r\n\x1a\n\x00\x00", "more_body": True})
+            raise RuntimeError("connection dropped mid-body")
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", b"http://169.254.169.254/latest/meta-data/")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    return LoopbackServer(app)
+
+
+async def test_a_truncated_download_is_a_clean_error_and_nothing_is_stored(
+        server, replicate_fake: FakeReplicate, settings: Settings) -> None:
+    with _tricky_host().running() as host:
+        replicate_fake.file_base_url = host.url
+        async with Client(server) as client:
+            result = await client.call_tool("generate_image", {"prompt": "a fox"})
+    assert_clean_error(result, contains="download failed")
+    assert not files_in(settings.storage_dir)
+
+
+async def test_a_redirect_to_a_private_address_is_not_followed(env: dict[str, str],
+                                                               replicate_fake: FakeReplicate) -> None:
+    server = build_server(Settings.from_env({**env, "EASEL_ALLOWED_FETCH_HOSTS": "127.0.0.1"}))
+    with _tricky_host().running() as host:
+        async with Client(server) as client:
+            result = await client.call_tool("edit_image", {"prompt": "x", "images": [f"{host.url}/start"]})
+    assert_clean_error(result, contains="169.254.169.254")
+    assert "private, loopback" in text_of(result)
+    assert replicate_fake.requests == []
