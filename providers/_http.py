@@ -51,10 +51,11 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], *, retries: int, cap: float,
-                       retryable: Callable[[ProviderError], float | None],
+                       retryable: Callable[[ProviderError, int], float | None],
                        on_retry: Callable[[ProviderError, float], Awaitable[None]] | None = None) -> T:
-    """Run ``call``; when it raises a ProviderError that ``retryable`` gives a delay for
-    (None: not retryable), wait and try again, at most ``retries`` more times.
+    """Run ``call``; when it raises a ProviderError that ``retryable(exc, attempt)`` gives a
+    delay for (None: not retryable), wait and try again, at most ``retries`` more times.
+    ``attempt`` counts this call's retries from 0, so backoff grows per call, not per policy.
 
     A vendor-requested wait longer than ``cap`` is not slept through: the error is
     raised at once so the caller learns how long the vendor wants.
@@ -64,7 +65,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, retries: int, cap: f
         try:
             return await call()
         except ProviderError as exc:
-            delay = retryable(exc)
+            delay = retryable(exc, attempt)
             if delay is None or attempt >= retries:
                 raise
             if delay > cap:
@@ -75,12 +76,12 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, retries: int, cap: f
             await anyio.sleep(delay)
 
 
-def default_retry_delay(exc: ProviderError, attempt_hint: int = 0, cap: float = 30.0) -> float | None:
+def default_retry_delay(exc: ProviderError, attempt: int = 0, cap: float = 30.0) -> float | None:
     """Retry policy for idempotent calls: 429 (honouring retry_after) and 5xx/connection errors."""
     if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt_hint, cap=cap)
+        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt, cap=cap)
     if isinstance(exc, ProviderUnavailable):
-        return backoff_delay(attempt_hint, cap=cap)
+        return backoff_delay(attempt, cap=cap)
     return None
 
 
@@ -123,10 +124,10 @@ async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_by
             raise ProviderUnavailable(
                 f"{provider} output download failed ({type(exc).__name__}).", provider=provider) from exc
 
-    def policy(exc: ProviderError) -> float | None:
+    def policy(exc: ProviderError, attempt: int) -> float | None:
         if exc.status is not None and exc.status < 500 and not isinstance(exc, RateLimited):
             return None  # 404/403: expired or forbidden; retrying will not help
-        return default_retry_delay(exc)
+        return default_retry_delay(exc, attempt)
 
     return await with_retries(once, retries=retries, cap=10.0, retryable=policy)
 

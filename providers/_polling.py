@@ -61,14 +61,11 @@ def http_timeout(config: ProviderConfig) -> httpx.Timeout:
     return httpx.Timeout(wait, connect=min(10.0, wait))
 
 
-def retry_policy(config: ProviderConfig, *, creating: bool) -> Callable[[ProviderError], float | None]:
-    """A ``with_retries`` policy: seconds to wait before the next attempt, or None."""
+def retry_policy(config: ProviderConfig, *, creating: bool) -> Callable[[ProviderError, int], float | None]:
+    """A ``with_retries`` policy: seconds to wait before retry number ``n`` (from 0), or None."""
     base = float(config.extra.get("retry_base", 0.5))
-    attempt = [0]
 
-    def delay(exc: ProviderError) -> float | None:
-        n = attempt[0]
-        attempt[0] += 1
+    def delay(exc: ProviderError, n: int) -> float | None:
         if isinstance(exc, RateLimited):
             return exc.retry_after if exc.retry_after is not None else backoff_delay(
                 n, base=base, cap=config.retry_cap)

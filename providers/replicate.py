@@ -211,13 +211,12 @@ def _from_status(status: int, title: str | None, detail: str | None, body: dict[
                                status=status, job_id=job_id)
 
 
-def _create_retry_delay(exc: ProviderError, attempt: list[int]) -> float | None:
+def _create_retry_delay(exc: ProviderError, attempt: int) -> float | None:
     """POST is not idempotent: retry only 429 and 503 (the request was not processed)."""
-    attempt[0] += 1
     if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt[0])
+        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt + 1)
     if exc.status == 503:
-        return backoff_delay(attempt[0])
+        return backoff_delay(attempt + 1)
     return None
 
 
@@ -356,10 +355,9 @@ class ReplicateProvider(ImageProvider):
                 return await once()
             raise ProviderUnavailable("Replicate did not answer the create request in time.", provider=NAME)
 
-        attempts = [0]
         # Backoff sleeps between attempts stay cancellable: nothing exists yet to clean up.
         return await with_retries(shielded, retries=cfg.max_retries, cap=cfg.retry_cap,
-                                  retryable=lambda e: _create_retry_delay(e, attempts))
+                                  retryable=_create_retry_delay)
 
     async def _cancel_quietly(self, prediction_id: str | None) -> None:
         if not prediction_id:
