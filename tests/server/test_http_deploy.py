@@ -30,7 +30,7 @@ from server.links import LinkSigner, link_secret
 from server.storage import image_key
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.server.conftest import TOKEN as REPLICATE_TOKEN
-from tests.server.test_transports import EASEL, free_port, http_server
+from tests.server.test_transports import EASEL, free_port, http_server, wait_healthy
 
 pytestmark = pytest.mark.anyio
 
@@ -61,18 +61,7 @@ def easel(args: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[sub
                                 stdout=subprocess.PIPE, stderr=err)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client() as http:
-            for _ in range(300):
-                try:
-                    if http.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None:
-                    raise AssertionError(log.read_text())
-                time.sleep(0.05)  # waiting for a child process to listen: bounded, 15 s in all
-            else:
-                raise AssertionError("server did not become healthy")
+        wait_healthy(base, proc, log.read_text)
         yield proc, base
     finally:
         if proc.poll() is None:

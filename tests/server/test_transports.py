@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -26,6 +26,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], stderr: Callable[[], str]) -> None:
+    """Poll /healthz until the child answers; fail with its stderr if it exits first."""
+    with httpx.Client() as http:
+        for _ in range(300):
+            try:
+                if http.get(f"{base}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                raise AssertionError(stderr())
+            time.sleep(0.05)  # waiting for a child process to listen: bounded, 15 s in all
+    raise AssertionError("server did not become healthy")
+
+
 @contextmanager
 def http_server(args: list[str], env: dict[str, str]) -> Iterator[str]:
     port = free_port()
@@ -33,18 +48,7 @@ def http_server(args: list[str], env: dict[str, str]) -> Iterator[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client() as http:
-            for _ in range(300):
-                try:
-                    if http.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None:
-                    raise AssertionError(proc.stderr.read().decode())
-                time.sleep(0.05)  # waiting for a child process to listen: bounded, 15 s in all
-            else:
-                raise AssertionError("server did not become healthy")
+        wait_healthy(base, proc, lambda: proc.stderr.read().decode() if proc.stderr else "")
         yield base
     finally:
         proc.terminate()
