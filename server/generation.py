@@ -10,6 +10,7 @@ Cancelling the call cancels every outstanding provider job.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from providers.base import ImageProvider, ModelSpec
 from providers.errors import ImageGenError, ProviderUnavailable
 from providers.types import GeneratedImage, GenerationRequest
 from server.images import InvalidImage, inspect_image
+from server.results import Previews
 from server.storage import Storage, StorageError, StoredImage
 
 __all__ = ["Job", "JobOutcome", "Progress", "run_jobs", "split_count"]
@@ -41,7 +43,6 @@ class Job:
 class JobOutcome:
     job: Job
     images: list[StoredImage] = field(default_factory=list)
-    blobs: dict[str, bytes] = field(default_factory=dict)   # image id -> bytes, for previews
     error: ImageGenError | None = None
 
 
@@ -95,20 +96,21 @@ class Progress:
 
 
 async def run_jobs(jobs: list[Job], storage: Storage, progress: Progress, *,
-                   max_pixels: int) -> list[JobOutcome]:
+                   max_pixels: int, previews: Previews | None = None) -> list[JobOutcome]:
     outcomes = [JobOutcome(job) for job in jobs]
     async with anyio.create_task_group() as tg:
         tg.start_soon(progress.heartbeat)
         async with anyio.create_task_group() as work:
             for outcome in outcomes:
-                work.start_soon(_run_one, outcome, storage, progress, max_pixels)
+                work.start_soon(_run_one, outcome, storage, progress, max_pixels, previews)
         tg.cancel_scope.cancel()
     if any(o.images for o in outcomes):
         await progress.announce_new_images()
     return outcomes
 
 
-async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, max_pixels: int) -> None:
+async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, max_pixels: int,
+                   previews: Previews | None) -> None:
     job = outcome.job
     prefix = f"{job.label}: " if job.label else ""
 
@@ -118,9 +120,8 @@ async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, ma
     try:
         images = await job.provider.generate(job.spec, job.request, report)
         for image in images:
-            stored = await store_generated(image, job, storage, max_pixels=max_pixels)
+            stored = await store_generated(image, job, storage, max_pixels=max_pixels, previews=previews)
             outcome.images.append(stored)
-            outcome.blobs[stored.image_id] = image.data
             await progress.image_done(f"{prefix}stored {stored.image_id}")
     except ImageGenError as exc:
         outcome.error = exc
@@ -136,7 +137,8 @@ async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, ma
 
 
 async def store_generated(image: GeneratedImage, job: Job, storage: Storage, *,
-                          max_pixels: int) -> StoredImage:
+                          max_pixels: int, previews: Previews | None = None) -> StoredImage:
+    """Check the bytes are a usable image, then store them (and make the preview meanwhile)."""
     try:
         info = inspect_image(image.data, max_pixels=max_pixels)
     except InvalidImage as exc:
@@ -148,4 +150,5 @@ async def store_generated(image: GeneratedImage, job: Job, storage: Storage, *,
         "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
         "prediction_id": image.prediction_id, **job.record,
     }
-    return await storage.put(image.data, info.mime_type, metadata)
+    put = functools.partial(storage.put, image.data, info.mime_type, metadata)
+    return await (put() if previews is None else previews.store(image.data, put))

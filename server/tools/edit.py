@@ -13,7 +13,7 @@ from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs
 from server.inputs import InputError, InputLimits, UrlGuard, resolve_images
-from server.results import GenerateResult, build_result, image_record
+from server.results import GenerateResult, Previews, build_result, image_record
 from server.tools._common import (
     GENERATES, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
@@ -73,10 +73,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
         progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
         await progress.send(f"sending {len(inputs)} reference image(s) to {spec.name}")
+        previews = Previews(state.settings)
         outcomes = await run_jobs([Job(spec, provider, request, record=record)], state.storage, progress,
-                                  max_pixels=state.settings.max_image_pixels)
+                                  max_pixels=state.settings.max_image_pixels, previews=previews)
         stored, errors = summarize("edit_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in stored], errors=errors)
         summary = f"Edited with {spec.name}: " + ", ".join(i.uri for i in stored) + "."
-        blobs = {k: v for o in outcomes for k, v in o.blobs.items()}
-        return await build_result(result.model_dump(), stored, blobs, summary, state.settings)
+        return build_result(result.model_dump(), stored, previews, summary)

@@ -13,7 +13,7 @@ from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs, split_count
 from server.prompts import apply_style
-from server.results import GenerateResult, build_result, image_record
+from server.results import GenerateResult, Previews, build_result, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
@@ -68,13 +68,14 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 for i, req in enumerate(requests)]
         progress = Progress(ctx, total=count, interval=state.settings.progress_interval)
         await progress.send(f"submitting {count} image(s) to {spec.name}")
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels)
+        previews = Previews(state.settings)
+        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels,
+                                  previews=previews)
         images, errors = summarize("generate_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
         summary = (f"Generated {len(images)} image(s) with {spec.name}: " + ", ".join(i.uri for i in images)
                    + (f". {len(errors)} failed: {errors[0].message}" if errors else "."))
-        blobs = {k: v for o in outcomes for k, v in o.blobs.items()}
-        return await build_result(result.model_dump(), images, blobs, summary, state.settings)
+        return build_result(result.model_dump(), images, previews, summary)
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:

@@ -24,7 +24,7 @@ from server.illustrate import (
     thumbnail_prompt_v2,
 )
 from server.prompts import apply_style
-from server.results import ErrorRecord, ImageRecord, build_result, image_record
+from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
@@ -116,8 +116,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         if dry_run:
             result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
                                       dry_run=True, illustrations=items, images=[])
-            return await build_result(result.model_dump(), [], {}, f"Planned {len(items)} prompt(s) "
-                                      f"({plan.analysis.language}); nothing generated.", state.settings)
+            return build_result(result.model_dump(), [], None, f"Planned {len(items)} prompt(s) "
+                                f"({plan.analysis.language}); nothing generated.")
 
         record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value}
         jobs = [Job(spec, provider, req, label=f"illustration {i + 1}",
@@ -125,7 +125,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 for i, req in enumerate(requests)]
         progress = Progress(ctx, total=len(jobs), interval=state.settings.progress_interval)
         await progress.send(f"generating {len(jobs)} illustration(s) with {spec.name}")
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels)
+        previews = Previews(state.settings)
+        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels,
+                                  previews=previews)
         images, errors = summarize("illustrate_content", outcomes)
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome.images:
@@ -137,8 +139,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                   illustrations=items, images=[image_record(i) for i in images], errors=errors)
         summary = (f"Illustrated the text ({plan.analysis.language}) with {len(images)} image(s) from {spec.name}"
                    + (f"; {len(errors)} failed" if errors else "") + ": " + ", ".join(i.uri for i in images))
-        blobs = {k: v for o in outcomes for k, v in o.blobs.items()}
-        return await build_result(result.model_dump(), images, blobs, summary, state.settings)
+        return build_result(result.model_dump(), images, previews, summary)
 
 
 def _any_spec(registry: Registry, model: str):  # type: ignore[no-untyped-def]

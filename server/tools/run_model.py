@@ -6,6 +6,7 @@ outputs after an hour): images are stored and replaced in ``result`` by their
 stored record; other values come back as they are.
 """
 
+import functools
 import re
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from server.config import Settings
 from server.generation import Progress
 from server.images import InvalidImage, inspect_image
 from server.inputs import InputError, UrlGuard, resolve_images
-from server.results import build_result, image_record
+from server.results import Previews, build_result, image_record
 from server.storage import URI_PREFIX, StoredImage
 from server.tools._common import GENERATES, state_of, tool_error
 from server.tools.edit import input_limits
@@ -79,9 +80,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             await progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, progress.send)
             stored: list[StoredImage] = []
-            blobs: dict[str, bytes] = {}
+            previews = Previews(state.settings)
             output = await _capture_outputs(prediction.get("output"), state, provider, name, prediction, stored,
-                                            blobs, depth=0)
+                                            previews, depth=0)
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -95,7 +96,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
                            result=output, metrics=prediction.get("metrics"), images=records)
         summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return await build_result(result.model_dump(), stored, blobs, summary, state.settings)
+        return build_result(result.model_dump(), stored, previews, summary)
 
     @mcp.tool(
         name="get_replicate_model_schema",
@@ -144,7 +145,7 @@ def _is_file(value: Any) -> bool:
 
 
 async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, prediction: dict[str, Any],
-                           stored: list[StoredImage], blobs: dict[str, bytes], depth: int) -> Any:
+                           stored: list[StoredImage], previews: Previews, depth: int) -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -157,15 +158,14 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
         meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
                 "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
                 "parameters": None, "prompt": "", "seed": None}
-        image = await state.storage.put(data, info.mime_type, meta)
+        image = await previews.store(data, functools.partial(state.storage.put, data, info.mime_type, meta))
         stored.append(image)
-        blobs[image.image_id] = data
         return image_record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, blobs, depth + 1)
+        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, state, provider, model, prediction, stored, blobs, depth + 1)
+        return [await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
                 for v in value]
     return value
 

@@ -74,6 +74,24 @@ async def test_previews_can_be_turned_off(env: dict[str, str]) -> None:
     assert not [c for c in result.content if isinstance(c, ImageContent)]
 
 
+async def test_an_image_whose_body_cannot_be_decoded_is_stored_and_linked_without_a_preview(
+        server, replicate_fake: FakeReplicate, caplog: pytest.LogCaptureFixture) -> None:
+    whole = io.BytesIO()
+    Image.frombytes("RGB", (640, 480), bytes(range(256)) * 3600).save(whole, "JPEG")
+    cut = whole.getvalue()[:len(whole.getvalue()) // 3]   # the header is whole (type, size); the scan stops
+    replicate_fake.image_factory = lambda prediction: (cut, "image/jpeg")
+    async with Client(server) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox"})
+        assert not result.is_error, text_of(result)
+        [image] = result.structured_content["images"]
+        assert (image["width"], image["height"], image["bytes"]) == (640, 480, len(cut))
+        assert [c.uri for c in result.content if isinstance(c, ResourceLink)] == [image["uri"]]
+        assert not [c for c in result.content if isinstance(c, ImageContent)]
+        read = await client.read_resource(image["uri"])
+        assert base64.b64decode(read.contents[0].blob) == cut
+    assert "no preview: the image could not be decoded" in caplog.text
+
+
 async def test_several_images_run_as_concurrent_predictions(server, replicate_fake: FakeReplicate) -> None:
     replicate_fake.hold = True
     async with Client(server) as client, anyio.create_task_group() as tg:
