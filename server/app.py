@@ -216,13 +216,19 @@ def _version() -> str:
 
 
 def _error_kind(exc: BaseException) -> str:
+    """What went wrong, for the call log: the SDK wraps the tool's ToolError in its own, and a tool's
+    ToolError carries the provider error as its cause (or, raised ``from None``, as its context)."""
     if isinstance(exc, UnexpectedToolError):
         return "Unexpected"
-    if isinstance(exc.__cause__, ValidationError):
-        return "InvalidArguments"
-    inner = exc.__cause__ or exc.__context__   # tools raise ToolError(str(provider error)) from None
-    if isinstance(exc, ToolError) and isinstance(inner, ImageGenError):
-        return type(inner).__name__
+    inner: BaseException | None = exc
+    for _ in range(4):
+        inner = inner.__cause__ or inner.__context__
+        if isinstance(inner, ValidationError):
+            return "InvalidArguments"
+        if isinstance(inner, ImageGenError):
+            return type(inner).__name__
+        if inner is None:
+            break
     return type(exc).__name__
 
 

@@ -68,7 +68,8 @@ def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[Er
               for o in outcomes if o.error is not None]
     if not images and errors:
         unique = list(dict.fromkeys(e.message for e in errors))
-        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique))
+        first = next(o.error for o in outcomes if o.error is not None)   # the call log names its kind
+        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique)) from first
     return images, errors
 
 

@@ -215,11 +215,15 @@ async def test_rate_limits_that_persist_end_in_a_clear_error(server, replicate_f
     assert len(replicate_fake.creates) == 3  # one try plus EASEL_MAX_RETRIES=2
 
 
-async def test_a_failed_prediction_reports_the_models_own_error(server, replicate_fake: FakeReplicate) -> None:
+async def test_a_failed_prediction_reports_the_models_own_error(server, replicate_fake: FakeReplicate,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     replicate_fake.fail_predictions(1, error="NSFW content detected")
     async with Client(server) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert result.is_error and "NSFW content detected" in text_of(result)
+    # the call log names what went wrong, not just that a ToolError carried it
+    [line] = [r.getMessage() for r in caplog.records if r.name == "easel.calls"]
+    assert "error:GenerationFailed" in line
 
 
 async def test_some_images_failing_still_returns_the_others(server, replicate_fake: FakeReplicate) -> None:
