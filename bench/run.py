@@ -443,10 +443,22 @@ async def overhead_run(ctx: Context, run: int, calls: int, **extra_env: str) -> 
     return [(t - baseline) * 1000 for t in times], baseline * 1000, first
 
 
+def preview_time(data: bytes, times: int = 20) -> float:
+    """What the server's preview step costs for ``data`` on this machine now (ms, median)."""
+    from server.images import make_preview
+
+    spent = []
+    for _ in range(times + 1):
+        started = time.perf_counter()
+        make_preview(data, max_px=512, max_bytes=100_000)
+        spent.append((time.perf_counter() - started) * 1000)
+    return statistics.median(spent[1:])
+
+
 async def bench_overhead(ctx: Context) -> None:
     set_fake(ctx, latency=0.0, factory=Factory(*ctx.images["1m"]))
     calls = ctx.args.calls
-    p50s, p99s, base_p50s, first, off_p50s = [], [], [], [], []
+    p50s, p99s, base_p50s, first, off_p50s, preview_alone = [], [], [], [], [], []
     for run in range(ctx.args.runs):
         over, baseline, first_call = await overhead_run(ctx, run, calls)
         p50s.append(pct(over, 50))
@@ -455,6 +467,7 @@ async def bench_overhead(ctx: Context) -> None:
         first.append(first_call)
         over, _, _ = await overhead_run(ctx, run, max(10, calls // 2), EASEL_PREVIEW="off")
         off_p50s.append(pct(over, 50))
+        preview_alone.append(preview_time(ctx.images["1m"][0]))
     size = image_info(ctx.images["1m"][0])
     ctx.add(Row("  provider time: same create+download via httpx (p50)", "ms", base_p50s,
                 note=f"{size}; the fake answers the create at once (latency 0)"))
@@ -462,6 +475,9 @@ async def bench_overhead(ctx: Context) -> None:
                 statistics.median(p50s) <= 15, note=f"{calls} calls per run on one stdio connection"))
     ctx.add(Row("overhead per generate_image call, p99", "ms", p99s))
     ctx.add(Row("  overhead p50 with EASEL_PREVIEW=off", "ms", off_p50s))
+    ctx.add(Row("  the preview alone: make_preview of that image, median", "ms", preview_alone,
+                note="in the bench process, right after each run; libjpeg's entropy decode is most of it, "
+                     "and it is on every call's critical path"))
     ctx.add(Row("  first call after start (lazy imports, clients)", "ms", first))
 
 
