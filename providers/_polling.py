@@ -1,8 +1,9 @@
-"""Submit, then poll: the task loop of vendors whose jobs are asynchronous (private).
+"""Submit, then poll: the job loop of vendors whose jobs are asynchronous (private).
 
-ModelScope and DashScope both create a task with one POST and report its state on
-GET; only the words and shapes differ, and those stay in their own modules. This
-module owns the mechanics:
+Replicate (predictions), ModelScope and DashScope (tasks) all create a job with one
+POST and report its state on GET; only the words and shapes differ, and those stay in
+their own modules. A submit may already answer with a finished job (Replicate's
+``Prefer: wait``); then nothing is polled. This module owns the mechanics:
 
 * the overall deadline (``anyio.fail_after(config.timeout)``) -> ``GenerationTimeout``
   naming the task id;
@@ -40,7 +41,7 @@ from providers.base import ProviderConfig
 from providers.errors import GenerationTimeout, ProviderError, ProviderUnavailable, RateLimited
 from providers.types import ProgressFn
 
-__all__ = ["TaskState", "http_timeout", "retry_policy", "run_task"]
+__all__ = ["SUBMITTED", "TaskState", "http_timeout", "retry_policy", "run_task"]
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -53,6 +54,10 @@ class TaskState:
     status: str
     terminal: bool
     body: Any = None
+
+
+#: What a submit that only returns an id knows of its job.
+SUBMITTED = TaskState("submitted", terminal=False)
 
 
 def http_timeout(config: ProviderConfig) -> httpx.Timeout:
@@ -79,54 +84,73 @@ def retry_policy(config: ProviderConfig, *, creating: bool) -> Callable[[Provide
     return delay
 
 
-async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
-                   submit: Callable[[], Awaitable[str]], poll: Callable[[str], Awaitable[TaskState]],
-                   cancel: Callable[[str], Awaitable[None]] | None,
-                   progress: ProgressFn) -> tuple[str, TaskState]:
-    """Submit a task, poll it to a terminal state, return (task id, final state).
+RetryPolicy = Callable[[ProviderError, int], float | None]
 
-    ``provider`` is the registry name, ``vendor`` the display name used in messages.
-    ``cancel`` is None for vendors that cannot cancel a task; then a cancelled or
-    timed-out call just stops polling.
+
+async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
+                   submit: Callable[[], Awaitable[tuple[str, TaskState]]],
+                   poll: Callable[[str], Awaitable[TaskState]],
+                   cancel: Callable[[str], Awaitable[None]] | None,
+                   progress: ProgressFn, noun: str = "task",
+                   submit_retry: RetryPolicy | None = None, submit_deadline: float | None = None,
+                   poll_retries: bool = True) -> tuple[str, TaskState]:
+    """Submit a job, poll it to a terminal state, return (job id, final state).
+
+    ``provider`` is the registry name; ``vendor`` and ``noun`` name the job in messages
+    ("DashScope task …", "Replicate prediction …"). ``submit`` returns the id and what
+    the vendor said of the job (``SUBMITTED`` when it says nothing). ``cancel`` is None
+    for vendors that cannot cancel; then a cancelled or timed-out call just stops polling.
+    ``submit_retry`` replaces the default policy for the POST, ``submit_deadline`` bounds
+    one shielded submit (default: the whole timeout), and ``poll_retries=False`` leaves
+    retrying polls to the vendor's SDK.
     """
     created: list[str] = []
     state: TaskState | None = None
 
-    async def submit_once() -> str:
+    async def submit_once() -> tuple[str, TaskState]:
         if cancel is None:
-            created.append(await submit())
-            return created[-1]
-        with anyio.CancelScope(shield=True), anyio.move_on_after(config.timeout):
-            created.append(await submit())
-            return created[-1]
+            answer = await submit()
+            created.append(answer[0])
+            return answer
+        # Once the request is sent a job may exist: finish the request even if the call is
+        # cancelled, so the id that must be cancelled is known. Backoff sleeps between
+        # attempts stay cancellable: nothing exists yet to clean up.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(submit_deadline or config.timeout):
+            answer = await submit()
+            created.append(answer[0])
+            return answer
         raise ProviderUnavailable(f"{vendor} did not answer the submit request in time.", provider=provider)
+
+    async def poll_once(job_id: str) -> TaskState:
+        if not poll_retries:
+            return await poll(job_id)
+        return await with_retries(lambda: poll(job_id), retries=config.max_retries, cap=config.retry_cap,
+                                  retryable=retry_policy(config, creating=False))
 
     try:
         with anyio.fail_after(config.timeout):
-            task_id = await with_retries(submit_once, retries=config.max_retries, cap=config.retry_cap,
-                                         retryable=retry_policy(config, creating=True))
-            await progress(f"{vendor} task {task_id} submitted")
+            job_id, state = await with_retries(submit_once, retries=config.max_retries, cap=config.retry_cap,
+                                               retryable=submit_retry or retry_policy(config, creating=True))
+            await progress(f"{vendor} {noun} {job_id} {state.status}")
             delay = config.poll_interval
-            last = ""
-            while True:
+            last = state.status
+            while not state.terminal:
                 await anyio.sleep(delay)
                 delay = min(config.poll_max, delay * 1.5)
-                state = await with_retries(lambda: poll(task_id), retries=config.max_retries,
-                                           cap=config.retry_cap, retryable=retry_policy(config, creating=False))
+                state = await poll_once(job_id)
                 if state.status != last:
                     last = state.status
-                    await progress(f"{vendor} task {task_id} {state.status}")
-                if state.terminal:
-                    return task_id, state
+                    await progress(f"{vendor} {noun} {job_id} {state.status}")
+            return job_id, state
     except TimeoutError:
-        task_id = created[0] if created else None
-        canceled = await _cancel_quietly(cancel, task_id)
-        after = ("" if not task_id else " and was canceled" if canceled else
-                 f"; {vendor} cannot cancel tasks, so it may still finish" if cancel is None else
+        job_id = created[0] if created else None
+        canceled = await _cancel_quietly(cancel, job_id)
+        after = ("" if not job_id else " and was canceled" if canceled else
+                 f"; {vendor} cannot cancel {noun}s, so it may still finish" if cancel is None else
                  "; it could not be canceled (it had already started), so it may still finish")
         raise GenerationTimeout(
-            f"{vendor} task {task_id or '(not created)'} did not finish within {config.timeout:g} s{after}. "
-            "Try again, or raise EASEL_TIMEOUT.", provider=provider, job_id=task_id) from None
+            f"{vendor} {noun} {job_id or '(not created)'} did not finish within {config.timeout:g} s{after}. "
+            "Try again, or raise EASEL_TIMEOUT.", provider=provider, job_id=job_id) from None
     except BaseException:
         if created and (state is None or not state.terminal):
             await _cancel_quietly(cancel, created[0])

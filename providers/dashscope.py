@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from providers._http import download, parse_retry_after
-from providers._polling import TaskState, http_timeout, run_task
+from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
@@ -179,13 +179,13 @@ class DashScopeProvider(ImageProvider):
                         progress: ProgressFn) -> list[GeneratedImage]:
         payload = {"model": spec.provider_model, **spec.build(request)}
 
-        async def submit() -> str:
+        async def submit() -> tuple[str, TaskState]:
             output = await self._call("POST", "/services/aigc/text2image/image-synthesis", json=payload,
                                       headers={**self._auth, "X-DashScope-Async": "enable"})
             task_id = output.get("task_id")
             if not isinstance(task_id, str) or not task_id:
                 raise ProviderUnavailable(f"{VENDOR} accepted the request but sent no task id.", provider=NAME)
-            return task_id
+            return task_id, SUBMITTED
 
         async def poll(task_id: str) -> TaskState:
             output = await self._call("GET", f"/tasks/{task_id}", job_id=task_id, headers=self._auth)

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from providers._http import download, parse_retry_after
-from providers._polling import TaskState, http_timeout, run_task
+from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import EDIT, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
@@ -185,13 +185,13 @@ class ModelScopeProvider(ImageProvider):
                         progress: ProgressFn) -> list[GeneratedImage]:
         payload = {"model": spec.provider_model, **spec.build(request)}
 
-        async def submit() -> str:
+        async def submit() -> tuple[str, TaskState]:
             body = await self._call("POST", "/v1/images/generations", json=payload,
                                     headers={**self._auth, "X-ModelScope-Async-Mode": "true"})
             task_id = body.get("task_id")
             if not isinstance(task_id, str) or not task_id:
                 raise ProviderUnavailable(f"{VENDOR} accepted the request but sent no task id.", provider=NAME)
-            return task_id
+            return task_id, SUBMITTED
 
         async def poll(task_id: str) -> TaskState:
             body = await self._call("GET", f"/v1/tasks/{task_id}", job_id=task_id,

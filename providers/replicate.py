@@ -5,9 +5,10 @@ against each model's published input schema), the ``Prefer: wait`` sync window,
 polling, cancellation and the mapping of Replicate's problem+json errors.
 
 One job is one prediction: created with ``Prefer: wait=N`` so a quick model
-costs one request plus the download; a slower one is polled with backoff. The
-create call is shielded from cancellation (bounded by the wait window) so a
-cancelled call always knows the prediction id and cancels it.
+costs one request plus the download; a slower one is polled with backoff by the
+job loop shared with the other vendors (``providers/_polling.py``). The create
+call is shielded from cancellation (bounded by the wait window) so a cancelled
+call always knows the prediction id and cancels it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import anyio
 import httpx
 
-from providers._http import backoff_delay, download, with_retries
+from providers._http import backoff_delay, download
+from providers._polling import TaskState, run_task
 from providers.base import EDIT, GENERATE, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, FieldError, GenerationFailed, GenerationTimeout,
+    AuthenticationError, ConfigError, FieldError, GenerationFailed,
     InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
 from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageStyle, ProgressFn
@@ -297,34 +298,36 @@ class ReplicateProvider(ImageProvider):
     # -- predictions ----------------------------------------------------------------------------
     async def run_prediction(self, model: str, version: str | None, payload: dict[str, Any],
                              progress: ProgressFn) -> dict[str, Any]:
-        """Create, wait, poll; return the terminal prediction as a dict. Cancels on cancel/timeout."""
-        cfg = self.config
-        prediction: dict[str, Any] | None = None
-        try:
-            with anyio.fail_after(cfg.timeout):
-                prediction = await self._create(model, version, payload)
-                await progress(f"prediction {prediction['id']} {prediction['status']}")
-                delay = cfg.poll_interval
-                while prediction["status"] not in TERMINAL:
-                    await anyio.sleep(delay)
-                    delay = min(cfg.poll_max, delay * 1.5)
-                    before = prediction["status"]
-                    with _map_errors(prediction["id"]):
-                        prediction = _as_dict(await self._client.predictions.async_get(prediction["id"]))
-                    if prediction["status"] != before:
-                        await progress(f"prediction {prediction['id']} {prediction['status']}")
-                    else:
-                        await progress(f"prediction {prediction['id']} still {prediction['status']}")
-        except TimeoutError:
-            pid = prediction["id"] if prediction else None
-            await self._cancel_quietly(pid)
-            raise GenerationTimeout(
-                f"Replicate prediction {pid or '(not created)'} did not finish within {cfg.timeout:g} s "
-                "and was canceled. Try again, or raise EASEL_TIMEOUT.", provider=NAME, job_id=pid) from None
-        except BaseException:
-            if prediction is not None and prediction["status"] not in TERMINAL:
-                await self._cancel_quietly(prediction["id"])
-            raise
+        """Create (waiting up to the wait window), poll; return the terminal prediction as a dict.
+
+        Cancels the prediction on cancellation or timeout (``providers._polling.run_task``).
+        """
+        wait = max(1, min(60, int(self.config.wait_window)))
+
+        async def create() -> tuple[str, TaskState]:
+            with _map_errors():
+                if version:
+                    created = await self._client.predictions.async_create(version=version, input=payload, wait=wait)
+                else:
+                    # not predictions.async_create(model=...): replicate 1.0.7 drops `wait` on that path
+                    created = await self._client.models.predictions.async_create(model=model, input=payload,
+                                                                                 wait=wait)
+            return created.id, _state(_as_dict(created))
+
+        async def get(prediction_id: str) -> TaskState:
+            with _map_errors(prediction_id):
+                return _state(_as_dict(await self._client.predictions.async_get(prediction_id)))
+
+        async def cancel(prediction_id: str) -> None:
+            with _map_errors(prediction_id):
+                await self._client.predictions.async_cancel(prediction_id)
+
+        # The SDK retries its own GETs; a create is retried only when it cannot have run (429, 503).
+        _, state = await run_task(provider=NAME, vendor="Replicate", noun="prediction", config=self.config,
+                                  submit=create, poll=get, cancel=cancel, progress=progress,
+                                  submit_retry=_create_retry_delay, submit_deadline=wait + 30,
+                                  poll_retries=False)
+        prediction: dict[str, Any] = state.body
         if prediction["status"] == "failed":
             raise GenerationFailed(f"The model failed (Replicate prediction {prediction['id']}): "
                                    f"{prediction.get('error') or 'no error text given'}",
@@ -334,40 +337,9 @@ class ReplicateProvider(ImageProvider):
                                    provider=NAME, job_id=prediction["id"])
         return prediction
 
-    async def _create(self, model: str, version: str | None, payload: dict[str, Any]) -> dict[str, Any]:
-        cfg = self.config
-        wait = max(1, min(60, int(cfg.wait_window)))
 
-        async def once() -> dict[str, Any]:
-            with _map_errors():
-                if version:
-                    created = await self._client.predictions.async_create(version=version, input=payload, wait=wait)
-                else:
-                    # not predictions.async_create(model=...): replicate 1.0.7 drops `wait` on that path
-                    created = await self._client.models.predictions.async_create(model=model, input=payload,
-                                                                                 wait=wait)
-            return _as_dict(created)
-
-        async def shielded() -> dict[str, Any]:
-            # Once the request is sent a prediction may exist: finish the request (bounded by the wait
-            # window) even if the call is cancelled, so the caller learns the id it must cancel.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(wait + 30):
-                return await once()
-            raise ProviderUnavailable("Replicate did not answer the create request in time.", provider=NAME)
-
-        # Backoff sleeps between attempts stay cancellable: nothing exists yet to clean up.
-        return await with_retries(shielded, retries=cfg.max_retries, cap=cfg.retry_cap,
-                                  retryable=_create_retry_delay)
-
-    async def _cancel_quietly(self, prediction_id: str | None) -> None:
-        if not prediction_id:
-            return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            try:
-                with _map_errors(prediction_id):
-                    await self._client.predictions.async_cancel(prediction_id)
-            except ProviderError:
-                pass
+def _state(prediction: dict[str, Any]) -> TaskState:
+    return TaskState(prediction["status"], prediction["status"] in TERMINAL, prediction)
 
 
 def _as_dict(prediction: Any) -> dict[str, Any]:
