@@ -54,28 +54,40 @@ def split_count(spec: ModelSpec, request: GenerationRequest, count: int) -> list
 
 
 class Progress:
-    """MCP progress for a call: absolute counts, state messages, and a heartbeat while waiting."""
+    """MCP progress for a call: state messages, a heartbeat while waiting, and a value that is
+    the number of images stored so far.
+
+    The spec wants every notification's value to be larger than the last, so a message between
+    two stored images carries ``done + k / (k + 1)`` for the k-th such message: it grows with
+    each message and stays below the next whole image.
+    """
 
     def __init__(self, ctx: Any, total: int, interval: float) -> None:
         self._ctx = ctx
         self.total = total
         self.done = 0
+        self._since_done = 0
         self._interval = interval
         self._started = time.monotonic()
         self._last = "starting"
 
     async def send(self, message: str) -> None:
+        self._since_done += 1
+        await self._report(self.done + self._since_done / (self._since_done + 1), message)
+
+    async def image_done(self, message: str) -> None:
+        self.done += 1
+        self._since_done = 0
+        await self._report(self.done, message)
+
+    async def _report(self, value: float, message: str) -> None:
         self._last = message
         if self._ctx is None:
             return
         try:
-            await self._ctx.report_progress(self.done, self.total, message=message)
+            await self._ctx.report_progress(value, self.total, message=message)
         except Exception:  # progress is best effort; never fail a paid generation over it
             log.debug("progress notification failed", exc_info=True)
-
-    async def image_done(self, message: str) -> None:
-        self.done += 1
-        await self.send(message)
 
     async def announce_new_images(self) -> None:
         """Tell the client resources/list changed, in both protocol eras (each ignores the other's call)."""

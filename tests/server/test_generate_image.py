@@ -124,9 +124,11 @@ async def test_style_becomes_a_prefix_except_for_recraft_which_gets_it_natively(
 async def test_slow_models_are_polled_until_done_with_progress(server, replicate_fake: FakeReplicate) -> None:
     replicate_fake.hold = True
     messages: list[str] = []
+    values: list[float] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message or "")
+        values.append(progress)
 
     async with Client(server) as client, anyio.create_task_group() as tg:
         results = []
@@ -142,6 +144,8 @@ async def test_slow_models_are_polled_until_done_with_progress(server, replicate
     assert not results[0].is_error
     assert any("processing" in m for m in messages)
     assert messages[-1].startswith("stored ")
+    assert len(values) >= 3 and all(a < b for a, b in zip(values, values[1:])), values   # spec: must increase
+    assert values[-1] == 1
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
