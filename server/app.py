@@ -95,7 +95,12 @@ class EaselServer(MCPServer):
                 raise ToolError("easel-mcp is shutting down and takes no new calls; retry in a moment.")
             self.in_flight.add(scope)
             with scope:
-                result = await super().call_tool(name, arguments, context)
+                try:
+                    result = await super().call_tool(name, arguments, context)
+                except ToolError as exc:
+                    if isinstance(exc.__cause__, ValidationError):
+                        raise ToolError(_invalid_arguments(name, exc.__cause__)) from exc.__cause__
+                    raise
             if scope.cancelled_caught:
                 outcome = "cancelled"
                 raise ToolError("easel-mcp is shutting down: the call was cancelled, and its provider jobs "
@@ -213,6 +218,20 @@ def _version() -> str:
         return version("easel-mcp")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _invalid_arguments(tool: str, exc: ValidationError) -> str:
+    """Pydantic's report, rewritten for an assistant: each field, what is allowed, what was sent
+    (clipped), without the error-type tags and documentation links."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "arguments"
+        problem = f"{field}: {err['msg']}"
+        if err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
+            sent = repr(err.get("input"))
+            problem += f" (got {sent if len(sent) <= 60 else sent[:57] + '...'})"
+        problems.append(problem)
+    return f"Invalid arguments for {tool}: " + "; ".join(problems) + "."
 
 
 def _error_kind(exc: BaseException) -> str:

@@ -171,6 +171,18 @@ async def test_arbitrary_arguments_never_crash_a_tool(keyless, tool: str, args: 
         assert (await client.list_tools()).tools
 
 
+async def test_bad_arguments_name_each_field_what_is_allowed_and_a_clipped_copy_of_what_was_sent(
+        keyless) -> None:  # type: ignore[no-untyped-def]
+    async with Client(keyless) as client:
+        result = await client.call_tool("generate_image", {"prompt": "p" * 10_000, "size": "huge", "count": 9})
+    text = text_of(result)
+    assert result.is_error and text.startswith("Invalid arguments for generate_image: ")
+    assert "prompt: String should have at most" in text
+    assert "size: Input should be 'square', 'landscape', 'portrait', 'wide' or 'tall' (got 'huge')" in text
+    assert "count: Input should be less than or equal to 4 (got 9)" in text
+    assert "p" * 100 not in text and "pydantic.dev" not in text and "type=" not in text
+
+
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(suffix=TEXT | st.sampled_from(["../../../etc/passwd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/etc/passwd",
                                       "..\\..\\windows\\win.ini", "202611-" + "a" * 32 + ".png/../../x",
