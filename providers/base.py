@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import anyio
 
 from providers._limits import RateLimiter
-from providers.errors import InvalidRequest
+from providers.errors import ConfigError, InvalidRequest
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn
 
 __all__ = ["ImageProvider", "ModelSpec", "ProviderConfig", "GENERATE", "EDIT"]
@@ -79,12 +79,19 @@ class ProviderConfig:
 
 
 class ImageProvider(ABC):
-    """One vendor. Subclasses set ``name`` and ``key_env`` and implement ``_generate``."""
+    """One vendor. Subclasses set ``name``, ``vendor`` and the key's ``key_env`` / ``key_url``
+    (and ``key_kind`` if the vendor does not call it an API key), and implement ``_generate``.
+    A provider is only built with a key: without one, construction says where to get it."""
 
-    name: ClassVar[str]
-    key_env: ClassVar[str]
+    name: ClassVar[str]                      # registry name, e.g. "replicate"
+    vendor: ClassVar[str]                    # display name, e.g. "Replicate"
+    key_env: ClassVar[str]                   # e.g. "REPLICATE_API_TOKEN"
+    key_url: ClassVar[str]                   # where a user gets one
+    key_kind: ClassVar[str] = "an API key"
 
     def __init__(self, config: ProviderConfig) -> None:
+        if not config.api_key:
+            raise ConfigError(f"{self.vendor} needs {self.key_kind}: set {self.key_env} ({self.key_url}).")
         self.config = config
         self._slots = anyio.CapacityLimiter(max(1, config.concurrency))
         self._rate = RateLimiter(config.rate)

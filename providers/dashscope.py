@@ -146,13 +146,12 @@ def _output(response: httpx.Response, job_id: str | None = None) -> dict[str, An
 
 class DashScopeProvider(ImageProvider):
     name = NAME
+    vendor = VENDOR
     key_env = "DASHSCOPE_API_KEY"
+    key_url = "https://bailian.console.aliyun.com/?apiKey=1"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        if not config.api_key:
-            raise ConfigError("DashScope needs an API key: set DASHSCOPE_API_KEY "
-                              "(https://bailian.console.aliyun.com/?apiKey=1).")
         base = httpx.URL(config.base_url or DEFAULT_BASE_URL)
         if base.path in ("", "/"):
             raise ConfigError("DASHSCOPE_BASE_URL must include the API path, e.g. "

@@ -171,13 +171,12 @@ def _from_response(response: httpx.Response) -> ProviderError:
 
 class IdeogramProvider(ImageProvider):
     name = NAME
+    vendor = VENDOR
     key_env = "IDEOGRAM_API_KEY"
+    key_url = "https://ideogram.ai/manage-api"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        if not config.api_key:
-            raise ConfigError("Ideogram needs an API key: set IDEOGRAM_API_KEY "
-                              "(https://ideogram.ai/manage-api).")
         self._speed = str(config.extra.get("rendering_speed", "DEFAULT")).upper()
         if self._speed not in RENDERING_SPEEDS:
             raise ConfigError(f"Ideogram rendering_speed must be one of {', '.join(RENDERING_SPEEDS)}.")

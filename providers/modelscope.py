@@ -34,7 +34,7 @@ from providers._http import download, parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import EDIT, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
+    AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
     ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
 from providers.types import AspectRatio, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
@@ -161,13 +161,13 @@ def _json(response: httpx.Response, job_id: str | None = None) -> dict[str, Any]
 
 class ModelScopeProvider(ImageProvider):
     name = NAME
+    vendor = VENDOR
     key_env = "MODELSCOPE_API_KEY"
+    key_url = "https://modelscope.cn/my/myaccesstoken"
+    key_kind = "an access token"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        if not config.api_key:
-            raise ConfigError("ModelScope needs an access token: set MODELSCOPE_API_KEY "
-                              "(https://modelscope.cn/my/myaccesstoken).")
         self._auth = {"Authorization": f"Bearer {config.api_key}"}
         self._http = httpx.AsyncClient(base_url=config.base_url or DEFAULT_BASE_URL,
                                        timeout=http_timeout(config), follow_redirects=True)

@@ -24,9 +24,9 @@ import httpx
 
 from providers._http import backoff_delay, download
 from providers._polling import TaskState, run_task
-from providers.base import EDIT, GENERATE, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import EDIT, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, FieldError, GenerationFailed,
+    AuthenticationError, FieldError, GenerationFailed,
     InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
 from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageStyle, ProgressFn
@@ -223,13 +223,13 @@ def _create_retry_delay(exc: ProviderError, attempt: int) -> float | None:
 
 class ReplicateProvider(ImageProvider):
     name = NAME
+    vendor = "Replicate"
     key_env = "REPLICATE_API_TOKEN"
+    key_url = "https://replicate.com/account/api-tokens"
+    key_kind = "an API token"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        if not config.api_key:
-            raise ConfigError("Replicate needs an API token: set REPLICATE_API_TOKEN "
-                              "(https://replicate.com/account/api-tokens).")
         import replicate  # imported when first used: keeps start-up fast
 
         tls = httpx.create_ssl_context()  # one TLS context for all three clients: each costs ~40 ms to build

@@ -19,7 +19,7 @@ from providers import provider_classes
 from providers.base import ImageProvider, ModelSpec, ProviderConfig
 from providers.dashscope import MODELS as DASHSCOPE_MODELS, DashScopeProvider
 from providers.errors import (
-    AuthenticationError, ContentRejected, GenerationTimeout, InvalidInput, ProviderUnavailable, RateLimited,
+    AuthenticationError, ConfigError, ContentRejected, GenerationTimeout, InvalidInput, ProviderUnavailable, RateLimited,
 )
 from providers.ideogram import MODELS as IDEOGRAM_MODELS, IdeogramProvider
 from providers.modelscope import MODELS as MODELSCOPE_MODELS, ModelScopeProvider
@@ -159,3 +159,13 @@ def test_settings_and_provider_configs_never_show_keys_in_their_repr() -> None:
                                   "OSS_ACCESS_KEY_SECRET": "oss_very_secret", "EASEL_AUTH_TOKEN": "a" * 32})
     text = repr(settings)
     assert "r8_very_secret" not in text and "oss_very_secret" not in text and "a" * 32 not in text
+
+
+@pytest.mark.parametrize("name", sorted(provider_classes()))
+def test_every_provider_without_a_key_says_which_variable_to_set_and_where_to_get_one(name: str) -> None:
+    cls = provider_classes()[name]
+    with pytest.raises(ConfigError) as caught:
+        cls(ProviderConfig(api_key=None))
+    message = str(caught.value)
+    assert message.startswith(f"{cls.vendor} needs ") and cls.key_env in message
+    assert cls.key_url.startswith("https://") and cls.key_url in message
