@@ -693,7 +693,7 @@ async def bench_storage(ctx: Context) -> None:
                 statistics.median(lists) < 50,
                 note=f"{len(first.resources)} per page, all {n} images in the current month's directory (the "
                      f"worst case: a list scans the newest month(s) it needs); store filled in {fill:.1f} s"))
-    ctx.add(Row(f"resources/list, second page (cursor)", "ms", pages, "< 50 ms", statistics.median(pages) < 50))
+    ctx.add(Row("resources/list, second page (cursor)", "ms", pages, "< 50 ms", statistics.median(pages) < 50))
     ctx.add(Row(f"resources/read of one image, {n} stored", "ms", reads, "< 50 ms", statistics.median(reads) < 50))
 
 

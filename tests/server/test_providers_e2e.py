@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import TextContent
 
 from server.app import build_server
 from server.config import Settings
@@ -55,10 +54,6 @@ def all_keys(env: dict[str, str], fakes: dict[str, Any]) -> dict[str, str]:
     """Replicate (from conftest) plus the three new vendors, each pointed at its fake."""
     return {**env, **KEYS, "MODELSCOPE_BASE_URL": fakes["modelscope"].url,
             "DASHSCOPE_BASE_URL": f"{fakes['dashscope'].url}/api/v1", "IDEOGRAM_BASE_URL": fakes["ideogram"].url}
-
-
-def text_of(result: Any) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 def submissions(fake: Any) -> list[Any]:
