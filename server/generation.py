@@ -58,8 +58,9 @@ class Progress:
     the number of images stored so far.
 
     The spec wants every notification's value to be larger than the last, so a message between
-    two stored images carries ``done + k / (k + 1)`` for the k-th such message: it grows with
-    each message and stays below the next whole image.
+    two stored images carries ``done + k / (k + 9)`` for the k-th such message: it creeps up
+    (0.1, 0.18, 0.25, … 0.87 after a 5-minute wait's heartbeats) and never reaches the next
+    whole image, so a progress bar does not claim half an image before anything is done.
     """
 
     def __init__(self, ctx: Any, total: int, interval: float) -> None:
@@ -73,7 +74,7 @@ class Progress:
 
     async def send(self, message: str) -> None:
         self._since_done += 1
-        await self._report(self.done + self._since_done / (self._since_done + 1), message)
+        await self._report(self.done + self._since_done / (self._since_done + 9), message)
 
     async def image_done(self, message: str) -> None:
         self.done += 1
