@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -17,6 +17,7 @@ from providers.errors import (
 )
 from providers.types import GenerationRequest, ImageSize
 from tests.fakes.dashscope_fake import DashScopeFake
+from tests.providers._support import Progress, fast_config, opened
 
 pytestmark = pytest.mark.anyio
 
@@ -40,23 +41,8 @@ def fake(running: DashScopeFake) -> Iterator[DashScopeFake]:
     running.reset()
 
 
-@contextlib.asynccontextmanager
-async def provider(fake: DashScopeFake, **overrides: Any) -> AsyncIterator[DashScopeProvider]:
-    settings: dict[str, Any] = {"api_key": KEY, "base_url": f"{fake.url}/api/v1", "poll_interval": 0.01,
-                                "poll_max": 0.02, "timeout": 10.0, "max_retries": 2, "extra": {"retry_base": 0.01}}
-    p = DashScopeProvider(ProviderConfig(**{**settings, **overrides}))
-    try:
-        yield p
-    finally:
-        await p.aclose()
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, message: str) -> None:
-        self.messages.append(message)
+def provider(fake: DashScopeFake, **overrides: Any) -> contextlib.AbstractAsyncContextManager[DashScopeProvider]:
+    return opened(DashScopeProvider, fast_config(f"{fake.url}/api/v1", KEY, **overrides))
 
 
 def submits(fake: DashScopeFake) -> list[Any]:

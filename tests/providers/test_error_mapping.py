@@ -29,6 +29,7 @@ from tests.fakes.dashscope_fake import DashScopeFake
 from tests.fakes.ideogram_fake import IdeogramFake
 from tests.fakes.modelscope_fake import ModelScopeFake
 from tests.fakes.replicate_fake import FakeReplicate
+from tests.providers._support import fast_config, ignore
 
 pytestmark = pytest.mark.anyio
 
@@ -38,8 +39,7 @@ FOREVER = 1000
 
 
 def _config(base_url: str, api_key: str) -> ProviderConfig:
-    return ProviderConfig(api_key=api_key, base_url=base_url, poll_interval=0.01, poll_max=0.02, timeout=10.0,
-                          wait_window=1, max_retries=2, extra={"retry_base": 0.01})
+    return fast_config(base_url, api_key, wait_window=1)
 
 
 def _vendor_inject(fake: Any, status: int, body: Any, times: int) -> None:
@@ -94,10 +94,6 @@ async def make(vendor: Vendor, fake: Any, api_key: str = KEY, **changes: Any) ->
         yield provider
     finally:
         await provider.aclose()
-
-
-async def ignore(message: str) -> None:
-    pass
 
 
 def test_every_registered_provider_is_in_the_error_mapping_table() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -18,6 +18,7 @@ from providers.errors import (
 from providers.ideogram import MODELS, IdeogramProvider, ideogram_style
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from tests.fakes.ideogram_fake import IdeogramFake
+from tests.providers._support import fast_config, ignore, opened
 
 pytestmark = pytest.mark.anyio
 
@@ -40,19 +41,8 @@ def fake(running: IdeogramFake) -> Iterator[IdeogramFake]:
     running.reset()
 
 
-@contextlib.asynccontextmanager
-async def provider(fake: IdeogramFake, **overrides: Any) -> AsyncIterator[IdeogramProvider]:
-    settings: dict[str, Any] = {"api_key": KEY, "base_url": fake.url, "poll_interval": 0.01, "poll_max": 0.02,
-                                "timeout": 10.0, "max_retries": 2, "extra": {"retry_base": 0.01}}
-    p = IdeogramProvider(ProviderConfig(**{**settings, **overrides}))
-    try:
-        yield p
-    finally:
-        await p.aclose()
-
-
-async def ignore(message: str) -> None:
-    pass
+def provider(fake: IdeogramFake, **overrides: Any) -> contextlib.AbstractAsyncContextManager[IdeogramProvider]:
+    return opened(IdeogramProvider, fast_config(fake.url, KEY, **overrides))
 
 
 def posts(fake: IdeogramFake) -> list[Any]:
