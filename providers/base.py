@@ -20,12 +20,27 @@ from providers._limits import RateLimiter
 from providers.errors import ConfigError, InvalidRequest
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn
 
-__all__ = ["ImageProvider", "ModelSpec", "ProviderConfig", "GENERATE", "EDIT"]
+__all__ = ["CHINESE_FIRST", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider", "ModelSpec", "Price",
+           "ProviderConfig"]
 
 GENERATE = "generate"
 EDIT = "edit"
 
 PayloadBuilder = Callable[[GenerationRequest], dict[str, Any]]
+
+ENGLISH = ("en",)              # the text encoder reads English only: never send it CJK characters
+CHINESE_FIRST = ("zh", "en")   # reads Chinese natively: a Chinese text gets a prompt written in Chinese
+MULTILINGUAL = ("en", "zh")    # reads most languages, but is prompted best in English
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one output costs at the vendor, as published (an estimate: vendors change prices)."""
+
+    usd: float                     # per image, or per megapixel of output when ``per == "megapixel"``
+    per: str = "image"             # "image" or "megapixel"
+    source: str = ""               # where the figure was read
+    checked: str = ""              # ISO date it was last checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,12 @@ class ModelSpec:
     max_batch: int = 1             # images one provider call can return
     supports_palette: bool = False  # honours options["palette"] (hex colours), e.g. Ideogram
     preference: int = 0            # lower wins when several providers serve one name
+    prompt_languages: tuple[str, ...] = ENGLISH   # languages the model reads, the one to write in first
+    price: Price | None = None     # None: unknown
+
+    @property
+    def reads_chinese(self) -> bool:
+        return "zh" in self.prompt_languages
 
     def check(self, request: GenerationRequest) -> None:
         """Refuse what this model cannot honour, before anything is spent."""

@@ -36,7 +36,7 @@ import httpx
 
 from providers._http import download, parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
     InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
@@ -71,10 +71,12 @@ def _wanx(req: GenerationRequest) -> dict[str, Any]:
 MODELS: list[ModelSpec] = [
     ModelSpec("Wanx 2.1 T2I Plus (DashScope)", NAME, "wanx2.1-t2i-plus", _wanx,
               summary="Alibaba Wanx 2.1 Plus, rich detail; up to 4 per task; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH),
+              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
+              prompt_languages=CHINESE_FIRST),
     ModelSpec("Wanx 2.1 T2I Turbo (DashScope)", NAME, "wanx2.1-t2i-turbo", _wanx,
               summary="Alibaba Wanx 2.1 Turbo, faster and cheaper; up to 4 per task; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH),
+              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
+              prompt_languages=CHINESE_FIRST),
 ]
 
 

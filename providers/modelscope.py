@@ -32,7 +32,7 @@ import httpx
 
 from providers._http import download, parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import EDIT, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
     ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
@@ -96,13 +96,14 @@ def _edit(req: GenerationRequest) -> dict[str, Any]:
 MODELS: list[ModelSpec] = [
     ModelSpec("Z-Image Turbo (ModelScope)", NAME, "Tongyi-MAI/Z-Image-Turbo", _text_to_image,
               summary="Tongyi Z-Image Turbo, fast and free-tier friendly; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True),
+              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST),
     ModelSpec("Qwen Image (ModelScope)", NAME, "Qwen/Qwen-Image", _text_to_image,
               summary="Qwen-Image, strong at Chinese and English text in images; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True),
+              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST),
     ModelSpec("Qwen Image Edit (ModelScope)", NAME, "Qwen/Qwen-Image-Edit-2511", _edit,
               summary="Qwen-Image-Edit: one reference image, which must be an https URL",
-              uses=frozenset({EDIT}), supports_seed=True, supports_negative_prompt=True, max_input_images=1),
+              uses=frozenset({EDIT}), supports_seed=True, supports_negative_prompt=True, max_input_images=1,
+              prompt_languages=CHINESE_FIRST),
 ]
 
 

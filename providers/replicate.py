@@ -24,7 +24,7 @@ import httpx
 
 from providers._http import backoff_delay, download
 from providers._polling import TaskState, run_task
-from providers.base import EDIT, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import EDIT, MULTILINGUAL, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed,
     InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
@@ -116,16 +116,17 @@ MODELS: list[ModelSpec] = [
     ModelSpec("Stable Diffusion 3.5 Medium", NAME, "stability-ai/stable-diffusion-3.5-medium", _sd35,
               summary="cheap; seed and negative_prompt", supports_seed=True, supports_negative_prompt=True),
     ModelSpec("Nano Banana Pro", NAME, "google/nano-banana-pro", _nano_pro,
-              summary="Gemini 3 Pro Image: text rendering, 2K"),
+              summary="Gemini 3 Pro Image: text rendering, 2K", prompt_languages=MULTILINGUAL),
     ModelSpec("Ideogram v3", NAME, "ideogram-ai/ideogram-v3-turbo", _ideogram,  # when IDEOGRAM_API_KEY is unset
               summary="lettering, logos and posters; native styles; seed. With IDEOGRAM_API_KEY it runs on "
                       "Ideogram (also negative_prompt, palettes), else as Ideogram v3 Turbo on Replicate",
               native_style=True, supports_seed=True, preference=1),
     ModelSpec("google/nano-banana", NAME, "google/nano-banana", lambda r: _nano_edit(r, pro=False),
-              summary="Gemini 2.5 Flash Image: quick edits", uses=frozenset({EDIT}), max_input_images=10),
+              summary="Gemini 2.5 Flash Image: quick edits", uses=frozenset({EDIT}), max_input_images=10,
+              prompt_languages=MULTILINGUAL),
     ModelSpec("google/nano-banana-pro", NAME, "google/nano-banana-pro", lambda r: _nano_edit(r, pro=True),
               summary="Gemini 3 Pro Image: best edits, up to 14 references",
-              uses=frozenset({EDIT}), max_input_images=14),
+              uses=frozenset({EDIT}), max_input_images=14, prompt_languages=MULTILINGUAL),
 ]
 
 # --- error capture -------------------------------------------------------------------------
