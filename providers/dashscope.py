@@ -78,8 +78,7 @@ def _wan(model: str, name: str, summary: str, usd: float | None = None) -> Model
 
 
 MODELS: list[ModelSpec] = [
-    _wan("wanx2.1-t2i-plus", "Wanx 2.1 T2I Plus (DashScope)", "rich detail",
-         0.05),
+    _wan("wanx2.1-t2i-plus", "Wanx 2.1 T2I Plus (DashScope)", "rich detail", 0.05),
     _wan("wanx2.1-t2i-turbo", "Wanx 2.1 T2I Turbo (DashScope)", "faster and cheaper than Plus", 0.025),
     # Wan 2.2 and 2.5: same endpoint and payload (Model Studio's text-to-image V2 reference lists them).
     _wan("wan2.2-t2i-plus", "Wan 2.2 T2I Plus (DashScope)", "steadier, more detailed than 2.1"),

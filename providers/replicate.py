@@ -148,14 +148,9 @@ def _nano_pro(req: GenerationRequest) -> dict[str, Any]:
 
 
 def _nano_edit(req: GenerationRequest, *, pro: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "prompt": req.prompt,
-        "image_input": _refs(req),
-        "aspect_ratio": req.aspect_ratio.value if req.aspect_ratio else "match_input_image",
-        "output_format": req.output_format.value if req.output_format else "jpg",
-    }
-    if not req.input_images and payload["aspect_ratio"] == "match_input_image":
-        payload["aspect_ratio"] = "1:1"  # nothing to match: pure generation
+    payload: dict[str, Any] = {"prompt": req.prompt, "image_input": _refs(req),
+                               "aspect_ratio": _aspect(req, [r.value for r in AspectRatio]),  # publishes them all
+                               "output_format": _format(req, ("jpg", "png"))}
     if pro:
         payload["resolution"] = "2K"
     return payload
