@@ -157,6 +157,6 @@ async def test_the_tool_description_lists_the_new_models_and_marks_the_unconfigu
     for model, provider, _ in NEW_MODELS:
         line = next(line for line in only_replicate.splitlines() if line.startswith(f"- {model}:"))
         assert ("[not configured on this server: set " in line) == (provider != "ideogram"), line
-    everything = await description(all_keys)
+    everything = await description({**all_keys, "OPENAI_API_KEY": "sk-test"})
     assert "[not configured" not in everything
     assert all(f"- {model}:" in everything for model, _, _ in NEW_MODELS)
