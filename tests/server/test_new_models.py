@@ -65,13 +65,12 @@ async def test_each_edit_model_takes_its_most_references_in_its_own_field(
 @pytest.mark.parametrize("spec", EDITORS, ids=lambda s: s.name)
 async def test_one_reference_too_many_is_refused_before_anything_is_spent(
         spec, with_openai: dict[str, str], replicate_fake: FakeReplicate) -> None:  # type: ignore[no-untyped-def]
-    if spec.max_input_images >= 14:
-        pytest.skip("the tool schema itself stops at 14 references")
     references = [data_uri(png(i)) for i in range(spec.max_input_images + 1)]
     async with Client(build_server(Settings.from_env(with_openai))) as client:
         result = await client.call_tool("edit_image", {"prompt": "x", "images": references, "model": spec.name})
-    assert result.is_error and f"at most {spec.max_input_images}" in text_of(result)
-    assert "images: " in text_of(result)
+    assert result.is_error and "images" in text_of(result)
+    if spec.max_input_images < 14:           # at 14 the tool's own schema refuses the 15th
+        assert f"images: {spec.name} accepts at most {spec.max_input_images} images" in text_of(result)
     assert replicate_fake.requests == []
 
 

@@ -28,6 +28,10 @@ NEW_MODELS = [
     ("Wanx 2.1 T2I Plus (DashScope)", "dashscope", "wanx2.1-t2i-plus"),
     ("Wanx 2.1 T2I Turbo (DashScope)", "dashscope", "wanx2.1-t2i-turbo"),
     ("Ideogram v3", "ideogram", "ideogram-v3"),
+    ("Ideogram v3 Quality", "ideogram", "ideogram-v3"),
+    ("Wan 2.2 T2I Plus (DashScope)", "dashscope", "wan2.2-t2i-plus"),
+    ("Wan 2.2 T2I Flash (DashScope)", "dashscope", "wan2.2-t2i-flash"),
+    ("Wan 2.5 T2I Preview (DashScope)", "dashscope", "wan2.5-t2i-preview"),
 ]
 CARD = "Pollinator: an app that maps the bee-friendly gardens of a city and tells you what to plant next."
 
