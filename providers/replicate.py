@@ -243,7 +243,7 @@ MODELS: list[ModelSpec] = [
     ModelSpec("google/nano-banana", NAME, "google/nano-banana", lambda r: _nano_edit(r, pro=False),
               summary="Gemini 2.5 Flash Image: quick edits", uses=frozenset({EDIT}), max_input_images=10,
               prompt_languages=MULTILINGUAL,
-              price=_price(0.039, "Google list price for Gemini 2.5 Flash Image; Replicate's rate unverified")),
+              price=_price(0.039, "lumenfall.ai provider table (Replicate $0.039/image)")),
     ModelSpec("google/nano-banana-pro", NAME, "google/nano-banana-pro", lambda r: _nano_edit(r, pro=True),
               summary="Gemini 3 Pro Image: best edits",
               uses=frozenset({EDIT}), max_input_images=14, prompt_languages=MULTILINGUAL,
