@@ -86,8 +86,14 @@ class Registry:
         for spec in specs:
             if not self.missing(spec):
                 return spec, self.provider(spec.provider)
-        wanted = " or ".join(" and ".join(self.missing(s)) for s in specs)
-        raise ConfigError(f"{name} is not configured: set {wanted} in the server's environment.")
+        raise ConfigError(f"{name} is not configured: set {self.needed(name, use)} in the server's environment.")
+
+    def needed(self, name: str, use: str) -> str:
+        """What to set so that ``name`` can run ("A or B and C"); empty when it can run already."""
+        specs = self.candidates(name, use)
+        if any(not self.missing(s) for s in specs):
+            return ""
+        return " or ".join(" and ".join(self.missing(s)) for s in specs)
 
     def usable(self, use: str) -> list[str]:
         return [n for n in model_names(use) if any(not self.missing(s) for s in self.candidates(n, use))]

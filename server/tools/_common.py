@@ -64,12 +64,12 @@ def models_description(registry: Registry, use: str) -> str:
             facts.append("reads Chinese")
         if use == EDIT:
             facts.append(_references(spec.min_input_images, spec.max_input_images))
-        missing = registry.missing(spec)
-        if spec.requires and not missing:
+        needed = registry.needed(name, use)
+        if spec.requires and not needed:
             facts.append("uses " + ", ".join(spec.requires))
         if spec.price is not None:
             facts.append(_cost(spec.price))
-        mark = f" [not configured on this server: set {' and '.join(missing)}]" if missing else ""
+        mark = f" [not configured on this server: set {needed}]" if needed else ""
         lines.append(f"- {name}: {'; '.join(facts)}{mark}")
     return "\n".join(lines)
 
