@@ -63,9 +63,20 @@ class Registry:
         cfg = self._configs.get(provider)
         return bool(cfg and cfg.api_key)
 
+    def missing(self, spec: ModelSpec) -> list[str]:
+        """Environment variables still unset for this spec: its provider's key, then what it ``requires``."""
+        cfg = self._configs.get(spec.provider)
+        unset = [] if self.has_key(spec.provider) else [provider_classes()[spec.provider].key_env]
+        return unset + [var for var in spec.requires if not (cfg and cfg.secrets.get(var))]
+
     def candidates(self, name: str, use: str) -> list[ModelSpec]:
         specs = [s for s in all_specs() if s.name == name and use in s.uses]
         return sorted(specs, key=lambda s: s.preference)
+
+    def preferred(self, name: str, use: str) -> ModelSpec:
+        """The spec a call would run: the most preferred configured one, else the most preferred."""
+        specs = self.candidates(name, use)
+        return next((s for s in specs if not self.missing(s)), specs[0])
 
     def resolve(self, name: str, use: str = GENERATE) -> tuple[ModelSpec, ImageProvider]:
         specs = self.candidates(name, use)
@@ -73,13 +84,19 @@ class Registry:
             allowed = ", ".join(model_names(use))
             raise InvalidRequest(f"model: unknown model {name!r}; choose one of: {allowed}.")
         for spec in specs:
-            if self.has_key(spec.provider):
+            if not self.missing(spec):
                 return spec, self.provider(spec.provider)
-        wanted = " or ".join(provider_classes()[s.provider].key_env for s in specs)
-        raise ConfigError(f"{name} needs an API key: set {wanted} in the server's environment.")
+        raise ConfigError(f"{name} is not configured: set {self.needed(name, use)} in the server's environment.")
+
+    def needed(self, name: str, use: str) -> str:
+        """What to set so that ``name`` can run ("A or B and C"); empty when it can run already."""
+        specs = self.candidates(name, use)
+        if any(not self.missing(s) for s in specs):
+            return ""
+        return " or ".join(" and ".join(self.missing(s)) for s in specs)
 
     def usable(self, use: str) -> list[str]:
-        return [n for n in model_names(use) if any(self.has_key(s.provider) for s in self.candidates(n, use))]
+        return [n for n in model_names(use) if any(not self.missing(s) for s in self.candidates(n, use))]
 
     def provider(self, name: str) -> ImageProvider:
         if name not in self._providers:

@@ -10,7 +10,7 @@ an ``ImageProvider`` subclass.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,11 +57,14 @@ class ModelSpec:
     supports_seed: bool = False
     supports_negative_prompt: bool = False
     max_input_images: int = 0      # 0: takes no reference images
+    min_input_images: int = 0      # e.g. 1 for an edit model that cannot draw from the prompt alone
     max_batch: int = 1             # images one provider call can return
     supports_palette: bool = False  # honours options["palette"] (hex colours), e.g. Ideogram
     preference: int = 0            # lower wins when several providers serve one name
     prompt_languages: tuple[str, ...] = ENGLISH   # languages the model reads, the one to write in first
     price: Price | None = None     # None: unknown
+    requires: tuple[str, ...] = ()  # environment variables besides the provider's key, passed through
+                                    # to the vendor (e.g. OPENAI_API_KEY for GPT Image on Replicate)
 
     @property
     def reads_chinese(self) -> bool:
@@ -78,6 +81,10 @@ class ModelSpec:
         if len(request.input_images) > self.max_input_images:
             raise InvalidRequest(
                 f"images: {self.name} accepts at most {self.max_input_images} reference "
+                f"image(s); {len(request.input_images)} were given.")
+        if len(request.input_images) < self.min_input_images:
+            raise InvalidRequest(
+                f"images: {self.name} edits an image and needs at least {self.min_input_images} reference "
                 f"image(s); {len(request.input_images)} were given.")
 
 
@@ -97,6 +104,8 @@ class ProviderConfig:
     rate: float = 0.0              # job submissions per second; 0 = unlimited
     max_download_bytes: int = 64 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
+    # values of the variables a model ``requires`` (by variable name); never in a repr, log line or error
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 class ImageProvider(ABC):

@@ -1,4 +1,4 @@
-"""Aliyun DashScope (Model Studio): Wanx 2.1 text-to-image, Plus and Turbo.
+"""Aliyun DashScope (Model Studio): Wan text-to-image, 2.1 (Plus, Turbo), 2.2 (Plus, Flash) and 2.5 Preview.
 
 What is DashScope-specific, and lives only here:
 
@@ -17,8 +17,9 @@ What is DashScope-specific, and lives only here:
   ``output.results[].url``, valid 24 h: downloaded at once;
 * ``POST /tasks/{id}/cancel`` cancels a PENDING task; we send it when the MCP call is
   cancelled or times out. A RUNNING task cannot be cancelled and may still be billed;
-* sizes: the seeds' semantic pixel table (square 1024*1024 is the seed's own size);
-  Wanx 2.1 takes 512..1440 pixels a side, and every value is inside that range;
+* sizes: the seeds' semantic pixel table (square 1024*1024 is the seed's own size), exact ratios
+  for every model: Wan 2.1 and 2.2 take 512..1440 pixels a side, Wan 2.5 a total of 768*768 to
+  1440*1440 pixels with sides at most 4:1, and every value is inside both ranges;
 * errors: ``{"code", "message", "request_id"}``: InvalidApiKey, AccessDenied*,
   Arrearage, DataInspectionFailed, InvalidParameter, Model.NotExist, Throttling*, 5xx.
   The same codes appear in failed tasks' ``output.code``;
@@ -36,7 +37,7 @@ import httpx
 
 from providers._http import download, parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
     InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
@@ -68,15 +69,21 @@ def _wanx(req: GenerationRequest) -> dict[str, Any]:
     return {"input": inp, "parameters": params}
 
 
+def _wan(model: str, name: str, summary: str, usd: float | None = None) -> ModelSpec:
+    price = None if usd is None else Price(usd, source="alibabacloud.com/help/en/model-studio/"
+                                                       "text-to-image-v2-api-reference (international)",
+                                           checked="2026-12-01")
+    return ModelSpec(name, NAME, model, _wanx, summary=summary, supports_seed=True, supports_negative_prompt=True,
+                     max_batch=MAX_BATCH, prompt_languages=CHINESE_FIRST, price=price)
+
+
 MODELS: list[ModelSpec] = [
-    ModelSpec("Wanx 2.1 T2I Plus (DashScope)", NAME, "wanx2.1-t2i-plus", _wanx,
-              summary="Alibaba Wanx 2.1 Plus, rich detail; up to 4 per task; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
-              prompt_languages=CHINESE_FIRST),
-    ModelSpec("Wanx 2.1 T2I Turbo (DashScope)", NAME, "wanx2.1-t2i-turbo", _wanx,
-              summary="Alibaba Wanx 2.1 Turbo, faster and cheaper; up to 4 per task; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
-              prompt_languages=CHINESE_FIRST),
+    _wan("wanx2.1-t2i-plus", "Wanx 2.1 T2I Plus (DashScope)", "rich detail", 0.05),
+    _wan("wanx2.1-t2i-turbo", "Wanx 2.1 T2I Turbo (DashScope)", "faster and cheaper than Plus", 0.025),
+    # Wan 2.2 and 2.5: same endpoint and payload (Model Studio's text-to-image V2 reference lists them).
+    _wan("wan2.2-t2i-plus", "Wan 2.2 T2I Plus (DashScope)", "steadier, more detailed than 2.1"),
+    _wan("wan2.2-t2i-flash", "Wan 2.2 T2I Flash (DashScope)", "50% faster than 2.1"),
+    _wan("wan2.5-t2i-preview", "Wan 2.5 T2I Preview (DashScope)", "the newest Wan (a preview)"),
 ]
 
 

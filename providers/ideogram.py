@@ -11,8 +11,9 @@ Turbo borrows ``ideogram_style`` so both paths style a prompt the same way):
   tall 9x16 (the seeds' ratios);
 * ``magic_prompt`` is always OFF, so the prompt as sent is the prompt we store (Ideogram
   would otherwise rewrite it);
-* ``rendering_speed`` (FLASH, TURBO, DEFAULT, QUALITY) is a provider option:
-  ``ProviderConfig.extra["rendering_speed"]``, default DEFAULT;
+* ``rendering_speed`` (FLASH, TURBO, DEFAULT, QUALITY) is a provider option for "Ideogram v3":
+  ``ProviderConfig.extra["rendering_speed"]``, default DEFAULT; the tiers "Ideogram v3 Balanced"
+  and "Ideogram v3 Quality" send DEFAULT and QUALITY whatever the option says;
 * styles are native (``native_style=True``): ``any`` -> AUTO, ``realistic_image*`` ->
   REALISTIC, ``digital_illustration*`` -> DESIGN (flat, graphic, poster-like: the
   nearest of GENERAL/REALISTIC/DESIGN, the three values both Ideogram paths accept).
@@ -33,7 +34,7 @@ There is no job to cancel: a cancelled call abandons the request.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,7 +43,7 @@ import httpx
 
 from providers._http import download, parse_retry_after, with_retries
 from providers._polling import retry_policy
-from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.base import ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, GenerationTimeout,
     InsufficientCredit, InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited,
@@ -117,12 +118,29 @@ def _generate_fields(req: GenerationRequest) -> dict[str, str]:
     return fields
 
 
+def _tier(speed: str) -> Callable[[GenerationRequest], dict[str, str]]:
+    return lambda req: {**_generate_fields(req), "rendering_speed": speed}
+
+
+def _price(usd: float, tier: str) -> Price:
+    return Price(usd, source=f"Ideogram list price for {tier} (developer.puter.com, Jun 2026)", checked="2026-12-01")
+
+
+_DIRECT = dict(native_style=True, supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
+               supports_palette=True, preference=0)
+
+# Each name is also served by Replicate (providers/replicate.py) when IDEOGRAM_API_KEY is unset.
 MODELS: list[ModelSpec] = [
     ModelSpec("Ideogram v3", NAME, "ideogram-v3", _generate_fields,
-              summary="lettering, logos and posters; native styles; seed. With IDEOGRAM_API_KEY it runs on "
-                      "Ideogram (also negative_prompt, palettes), else as Ideogram v3 Turbo on Replicate",
-              native_style=True, supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
-              supports_palette=True, preference=0),
+              summary="lettering, logos and posters, native styles; on Ideogram (adds negative_prompt and "
+                      "palettes) at the configured rendering speed, else Turbo on Replicate",
+              price=_price(0.06, "Default"), **_DIRECT),
+    ModelSpec("Ideogram v3 Balanced", NAME, "ideogram-v3", _tier("DEFAULT"),
+              summary="balanced tier: better lettering than Turbo",
+              price=_price(0.06, "Default"), **_DIRECT),
+    ModelSpec("Ideogram v3 Quality", NAME, "ideogram-v3", _tier("QUALITY"),
+              summary="best tier: posters and dense text",
+              price=_price(0.09, "Quality"), **_DIRECT),
 ]
 
 
@@ -202,7 +220,7 @@ class IdeogramProvider(ImageProvider):
 
     async def _generate(self, spec: ModelSpec, request: GenerationRequest,
                         progress: ProgressFn) -> list[GeneratedImage]:
-        fields = {**spec.build(request), "rendering_speed": self._speed}
+        fields = {"rendering_speed": self._speed, **spec.build(request)}   # a tier's own speed wins
         await progress(f"{VENDOR} generating {request.count} image(s)")
         try:
             with anyio.fail_after(self.config.timeout):

@@ -32,7 +32,7 @@ import httpx
 
 from providers._http import download, parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
     ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
@@ -80,7 +80,7 @@ def _text_to_image(req: GenerationRequest) -> dict[str, Any]:
 
 def _edit(req: GenerationRequest) -> dict[str, Any]:
     if not req.input_images:
-        raise InvalidRequest("images: Qwen Image Edit (ModelScope) needs one reference image, given as an "
+        raise InvalidRequest("images: Qwen Image Edit on ModelScope needs one reference image, given as an "
                              "https URL.")
     image = req.input_images[0]
     if not image.url:
@@ -93,17 +93,23 @@ def _edit(req: GenerationRequest) -> dict[str, Any]:
     return payload
 
 
+# API-Inference is free within a daily quota (about 2000 calls a day, usually 200 per model), so no charge.
+FREE = Price(0.0, source="ModelScope API-Inference free daily quota (modelscope.cn/docs/model-service/"
+                         "API-Inference/limits, via Cherry Studio docs)", checked="2026-12-01")
+
 MODELS: list[ModelSpec] = [
     ModelSpec("Z-Image Turbo (ModelScope)", NAME, "Tongyi-MAI/Z-Image-Turbo", _text_to_image,
-              summary="Tongyi Z-Image Turbo, fast and free-tier friendly; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST),
+              summary="Tongyi Lab: fast photoreal images",
+              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST, price=FREE),
     ModelSpec("Qwen Image (ModelScope)", NAME, "Qwen/Qwen-Image", _text_to_image,
-              summary="Qwen-Image, strong at Chinese and English text in images; seed and negative_prompt",
-              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST),
-    ModelSpec("Qwen Image Edit (ModelScope)", NAME, "Qwen/Qwen-Image-Edit-2511", _edit,
-              summary="Qwen-Image-Edit: one reference image, which must be an https URL",
+              summary="Alibaba Qwen: strong at Chinese and English text in images",
+              supports_seed=True, supports_negative_prompt=True, prompt_languages=CHINESE_FIRST, price=FREE),
+    # Also on Replicate (preferred there: it takes uploads and up to 3 images); served here without
+    # REPLICATE_API_TOKEN, on ModelScope's free quota.
+    ModelSpec("Qwen Image Edit", NAME, "Qwen/Qwen-Image-Edit-2511", _edit,
+              summary="Alibaba Qwen on ModelScope: the reference must be an https URL",
               uses=frozenset({EDIT}), supports_seed=True, supports_negative_prompt=True, max_input_images=1,
-              prompt_languages=CHINESE_FIRST),
+              min_input_images=1, prompt_languages=CHINESE_FIRST, preference=1, price=FREE),
 ]
 
 

@@ -1,8 +1,16 @@
-"""Replicate: the five seed models, the nano-banana edit models, and any model by name.
+"""Replicate: the five seed models, the newer families (FLUX.2, FLUX Kontext, Seedream, Imagen 4,
+GPT Image, Qwen Image Edit, Ideogram v3 tiers), the nano-banana edit models, and any model by name.
 
 Everything Replicate-specific lives here: model ids, payload shapes (checked
-against each model's published input schema), the ``Prefer: wait`` sync window,
-polling, cancellation and the mapping of Replicate's problem+json errors.
+against each model's published input schema, ``tests/fakes/replicate_schemas.json``), the
+``Prefer: wait`` sync window, polling, cancellation and the mapping of Replicate's problem+json errors.
+
+Reference images are turned into URLs Replicate can read (https passes through, small files go
+inline as data: URIs, larger ones through the Files API) before the payload is built, so each
+builder puts them in its model's own field (``image_input``, ``input_images``, ``input_image``,
+``image``). Outputs may be one URL or an array of URLs (Seedream, GPT Image, Qwen). A model that
+``requires`` another vendor's key (GPT Image: ``OPENAI_API_KEY``) gets it in its input field
+and never in the stored parameters.
 
 One job is one prediction: created with ``Prefer: wait=N`` so a quick model
 costs one request plus the download; a slower one is polled with backoff by the
@@ -14,22 +22,28 @@ call always knows the prediction id and cancels it.
 from __future__ import annotations
 
 import json
+import math
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from providers._http import backoff_delay, download
 from providers._polling import TaskState, run_task
-from providers.base import EDIT, MULTILINGUAL, ImageProvider, ModelSpec, ProviderConfig
+from providers.base import (
+    CHINESE_FIRST, EDIT, GENERATE, MULTILINGUAL, ImageProvider, ModelSpec, Price, ProviderConfig,
+)
 from providers.errors import (
-    AuthenticationError, FieldError, GenerationFailed,
+    AuthenticationError, ConfigError, FieldError, GenerationFailed,
     InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
-from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageStyle, ProgressFn
+from providers.types import (
+    AspectRatio, GeneratedImage, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat, ProgressFn,
+)
 
 __all__ = ["MODELS", "ReplicateProvider"]
 
@@ -44,15 +58,65 @@ _SD_RATIO = {**_RATIO, ImageSize.LANDSCAPE: "5:4", ImageSize.PORTRAIT: "4:5"}
 _FLUX_PIXELS = {ImageSize.SQUARE: (1024, 1024), ImageSize.LANDSCAPE: (1365, 1024),
                 ImageSize.PORTRAIT: (1024, 1365), ImageSize.WIDE: (1440, 810),
                 ImageSize.TALL: (810, 1440)}
+# Recraft publishes 1820x1024 and 1024x1820 among its sizes: wide and tall are the seeds' 16:9 and 9:16.
 _RECRAFT_SIZE = {ImageSize.SQUARE: "1024x1024", ImageSize.LANDSCAPE: "1365x1024",
-                 ImageSize.PORTRAIT: "1024x1365", ImageSize.WIDE: "1536x1024",
-                 ImageSize.TALL: "1024x1536"}
+                 ImageSize.PORTRAIT: "1024x1365", ImageSize.WIDE: "1820x1024",
+                 ImageSize.TALL: "1024x1820"}
+# Published aspect-ratio enums (tests/fakes/replicate_schemas.json): a ratio a model lacks becomes its
+# nearest published one (``_nearest``).
+_FLUX2_RATIOS = ("match_input_image", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
+_KONTEXT_RATIOS = ("match_input_image", "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9",
+                   "9:21", "2:1", "1:2")
+_SEEDREAM_RATIOS = ("match_input_image", "1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9")
+_IMAGEN_RATIOS = ("1:1", "9:16", "16:9", "3:4", "4:3")
+_GPT_IMAGE_RATIOS = ("1:1", "3:2", "2:3")
+_QWEN_EDIT_RATIOS = ("match_input_image", "1:1", "16:9", "9:16", "4:3", "3:4")
+# Variables a model ``requires``, and the input field that carries each to the model (never stored or shown).
+_PASSED_THROUGH = {"OPENAI_API_KEY": "openai_api_key"}
+CHECKED = "2026-12-01"
 
 
 def _with_seed(payload: dict[str, Any], req: GenerationRequest) -> dict[str, Any]:
     if req.seed is not None:
         payload["seed"] = req.seed
     return payload
+
+
+def _nearest(ratio: str, published: Sequence[str]) -> str:
+    """``ratio`` if the model publishes it, else the closest published ratio (by log of width/height, so a
+    landscape ratio never turns portrait)."""
+    if ratio in published:
+        return ratio
+
+    def log_ratio(value: str) -> float:
+        w, h = value.split(":")
+        return math.log(int(w) / int(h))
+
+    want = log_ratio(ratio)
+    return min((r for r in published if ":" in r), key=lambda r: abs(log_ratio(r) - want))
+
+
+def _aspect(req: GenerationRequest, published: Sequence[str]) -> str:
+    """The aspect ratio to send: from ``size`` when generating, from ``aspect_ratio`` when editing.
+
+    ``match_input_image`` needs an input image and a model that publishes it; otherwise the image is square.
+    """
+    if req.aspect_ratio is None:
+        return _nearest(_RATIO[req.size], published)
+    if req.aspect_ratio == AspectRatio.MATCH_INPUT_IMAGE:
+        return "match_input_image" if req.input_images and "match_input_image" in published else "1:1"
+    return _nearest(req.aspect_ratio.value, published)
+
+
+def _format(req: GenerationRequest, published: Sequence[str]) -> str:
+    """The output format asked for (jpg unless png), spelled the way the model publishes it."""
+    wanted = "png" if req.output_format == OutputFormat.PNG else "jpg"
+    return wanted if wanted in published else "jpeg"
+
+
+def _refs(req: GenerationRequest) -> list[str]:
+    """Reference images as sent: ``_generate`` has replaced each by a URL Replicate can read."""
+    return [img.url or "" for img in req.input_images]
 
 
 def _flux(req: GenerationRequest) -> dict[str, Any]:
@@ -84,14 +148,9 @@ def _nano_pro(req: GenerationRequest) -> dict[str, Any]:
 
 
 def _nano_edit(req: GenerationRequest, *, pro: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "prompt": req.prompt,
-        "image_input": [img.url or "" for img in req.input_images],  # filled with uploads at run time
-        "aspect_ratio": req.aspect_ratio.value if req.aspect_ratio else "match_input_image",
-        "output_format": req.output_format.value if req.output_format else "jpg",
-    }
-    if not req.input_images and payload["aspect_ratio"] == "match_input_image":
-        payload["aspect_ratio"] = "1:1"  # nothing to match: pure generation
+    payload: dict[str, Any] = {"prompt": req.prompt, "image_input": _refs(req),
+                               "aspect_ratio": _aspect(req, [r.value for r in AspectRatio]),  # publishes them all
+                               "output_format": _format(req, ("jpg", "png"))}
     if pro:
         payload["resolution"] = "2K"
     return payload
@@ -106,27 +165,150 @@ def _ideogram(req: GenerationRequest) -> dict[str, Any]:
                        "style_type": style_type.capitalize()}, req)
 
 
+def _flux2(req: GenerationRequest, *, megapixels: bool = True, upsampling: bool = False) -> dict[str, Any]:
+    payload: dict[str, Any] = {"prompt": req.prompt, "aspect_ratio": _aspect(req, _FLUX2_RATIOS),
+                               "output_format": _format(req, ("webp", "jpg", "png")), "output_quality": 90}
+    if megapixels:                      # pro, flex and max; dev has no resolution field
+        payload["resolution"] = "1 MP"
+    if upsampling:                      # flex upsamples by default: off, so the prompt stored is the prompt used
+        payload["prompt_upsampling"] = False
+    if req.input_images:
+        payload["input_images"] = _refs(req)
+    return _with_seed(payload, req)
+
+
+def _kontext(req: GenerationRequest) -> dict[str, Any]:
+    payload: dict[str, Any] = {"prompt": req.prompt, "aspect_ratio": _aspect(req, _KONTEXT_RATIOS),
+                               "output_format": _format(req, ("jpg", "png")), "prompt_upsampling": False}
+    if req.input_images:
+        payload["input_image"] = _refs(req)[0]
+    return _with_seed(payload, req)
+
+
+def _seedream(req: GenerationRequest, *, enhance_field: bool) -> dict[str, Any]:
+    # One image per prediction (sequential generation off); the output is still an array of URLs.
+    payload: dict[str, Any] = {"prompt": req.prompt, "size": "2K", "aspect_ratio": _aspect(req, _SEEDREAM_RATIOS),
+                               "sequential_image_generation": "disabled", "max_images": 1}
+    if enhance_field:                   # Seedream 4 rewrites prompts by default; 4.5 has no such field
+        payload["enhance_prompt"] = False
+    if req.input_images:
+        payload["image_input"] = _refs(req)
+    return payload
+
+
+def _imagen(req: GenerationRequest) -> dict[str, Any]:
+    return {"prompt": req.prompt, "aspect_ratio": _aspect(req, _IMAGEN_RATIOS), "output_format": "jpg",
+            "safety_filter_level": "block_only_high"}
+
+
+def _gpt_image(req: GenerationRequest) -> dict[str, Any]:
+    # openai_api_key is added by the provider from the server's OPENAI_API_KEY (``requires``).
+    payload: dict[str, Any] = {"prompt": req.prompt, "aspect_ratio": _aspect(req, _GPT_IMAGE_RATIOS),
+                               "output_format": _format(req, ("png", "jpeg", "webp")), "quality": "auto",
+                               "moderation": "auto", "number_of_images": req.count}
+    if req.input_images:
+        payload["input_images"] = _refs(req)
+    return payload
+
+
+def _qwen_edit(req: GenerationRequest) -> dict[str, Any]:
+    return _with_seed({"prompt": req.prompt, "image": _refs(req), "aspect_ratio": _aspect(req, _QWEN_EDIT_RATIOS),
+                       "output_format": _format(req, ("webp", "jpg", "png"))}, req)
+
+
+def _price(usd: float, source: str, per: str = "image") -> Price:
+    return Price(usd=usd, per=per, source=source, checked=CHECKED)
+
+
+BOTH = frozenset({GENERATE, EDIT})
+
+
 MODELS: list[ModelSpec] = [
+    # -- the seed's five, first: Flux 1.1 Pro is the tools' default --------------------------------------------
     ModelSpec("Flux 1.1 Pro", NAME, "black-forest-labs/flux-1.1-pro", _flux,
-              summary="fast, faithful photos and art; seed", supports_seed=True),
+              summary="fast, faithful photos and art", supports_seed=True,
+              price=_price(0.04, "lumenfall.ai provider table (Replicate $0.040/image)")),
     ModelSpec("Flux 1.1 Pro Ultra", NAME, "black-forest-labs/flux-1.1-pro-ultra", _flux_ultra,
-              summary="up to 4 MP, highest detail; seed", supports_seed=True),
+              summary="up to 4 MP, highest detail of Flux 1.1", supports_seed=True,
+              price=_price(0.06, "runflow.io (BFL list price $0.06/image)")),
     ModelSpec("Recraft v3", NAME, "recraft-ai/recraft-v3", _recraft,
-              summary="design and illustration, native styles", native_style=True),
+              summary="design and illustration, native styles", native_style=True,
+              price=_price(0.04, "aigateway.sh (pass-through price $0.040/image)")),
     ModelSpec("Stable Diffusion 3.5 Medium", NAME, "stability-ai/stable-diffusion-3.5-medium", _sd35,
-              summary="cheap; seed and negative_prompt", supports_seed=True, supports_negative_prompt=True),
+              summary="cheap, open weights", supports_seed=True, supports_negative_prompt=True),
     ModelSpec("Nano Banana Pro", NAME, "google/nano-banana-pro", _nano_pro,
-              summary="Gemini 3 Pro Image: text rendering, 2K", prompt_languages=MULTILINGUAL),
-    ModelSpec("Ideogram v3", NAME, "ideogram-ai/ideogram-v3-turbo", _ideogram,  # when IDEOGRAM_API_KEY is unset
-              summary="lettering, logos and posters; native styles; seed. With IDEOGRAM_API_KEY it runs on "
-                      "Ideogram (also negative_prompt, palettes), else as Ideogram v3 Turbo on Replicate",
-              native_style=True, supports_seed=True, preference=1),
+              summary="Gemini 3 Pro Image: text rendering, 2K", prompt_languages=MULTILINGUAL,
+              price=_price(0.15, "lumenfall.ai provider table (Replicate, 1K/2K; 4K is $0.30)")),
+    # -- the seed's edit models: google/nano-banana is edit_image's default ----------------------------------
     ModelSpec("google/nano-banana", NAME, "google/nano-banana", lambda r: _nano_edit(r, pro=False),
               summary="Gemini 2.5 Flash Image: quick edits", uses=frozenset({EDIT}), max_input_images=10,
-              prompt_languages=MULTILINGUAL),
+              prompt_languages=MULTILINGUAL,
+              price=_price(0.039, "lumenfall.ai provider table (Replicate $0.039/image)")),
     ModelSpec("google/nano-banana-pro", NAME, "google/nano-banana-pro", lambda r: _nano_edit(r, pro=True),
-              summary="Gemini 3 Pro Image: best edits, up to 14 references",
-              uses=frozenset({EDIT}), max_input_images=14, prompt_languages=MULTILINGUAL),
+              summary="Gemini 3 Pro Image: best edits",
+              uses=frozenset({EDIT}), max_input_images=14, prompt_languages=MULTILINGUAL,
+              price=_price(0.15, "lumenfall.ai provider table (Replicate, 1K/2K; 4K is $0.30)")),
+    # -- served here when IDEOGRAM_API_KEY is unset (providers/ideogram.py has the direct entries) -------------
+    ModelSpec("Ideogram v3", NAME, "ideogram-ai/ideogram-v3-turbo", _ideogram,
+              summary="lettering, logos and posters, native styles; Turbo tier on Replicate, or Ideogram "
+                      "itself with IDEOGRAM_API_KEY (adds negative_prompt and palettes)",
+              native_style=True, supports_seed=True, preference=1,
+              price=_price(0.03, "Ideogram list price for Turbo (developer.puter.com, Jun 2026)")),
+    ModelSpec("Ideogram v3 Balanced", NAME, "ideogram-ai/ideogram-v3-balanced", _ideogram,
+              summary="balanced tier: better lettering than Turbo",
+              native_style=True, supports_seed=True, preference=1,
+              price=_price(0.06, "Ideogram list price for Default/Balanced (developer.puter.com, Jun 2026)")),
+    ModelSpec("Ideogram v3 Quality", NAME, "ideogram-ai/ideogram-v3-quality", _ideogram,
+              summary="best tier: posters and dense text",
+              native_style=True, supports_seed=True, preference=1,
+              price=_price(0.09, "Ideogram list price for Quality (developer.puter.com, Jun 2026)")),
+    # -- newer models -------------------------------------------------------------------------------------------
+    ModelSpec("FLUX.2 Pro", NAME, "black-forest-labs/flux-2-pro", _flux2,
+              summary="photoreal detail and legible text, multi-reference edits",
+              uses=BOTH, supports_seed=True, max_input_images=8,
+              price=_price(0.03, "runflow.io, Mar 2026: BFL list price for the first MP (+$0.015 per extra MP, "
+                                 "inputs count); Replicate's own rate unverified")),
+    ModelSpec("FLUX.2 Max", NAME, "black-forest-labs/flux-2-max", _flux2,
+              summary="the family's highest fidelity",
+              uses=BOTH, supports_seed=True, max_input_images=8),
+    ModelSpec("FLUX.2 Flex", NAME, "black-forest-labs/flux-2-flex", lambda r: _flux2(r, upsampling=True),
+              summary="tuned for typography and fine detail",
+              uses=BOTH, supports_seed=True, max_input_images=10,
+              price=_price(0.06, "lumenfall.ai, 2026 (fal.ai and Replicate)", per="megapixel")),
+    ModelSpec("FLUX.2 Dev", NAME, "black-forest-labs/flux-2-dev", lambda r: _flux2(r, megapixels=False),
+              summary="open weights, quick and cheap",
+              uses=BOTH, supports_seed=True, max_input_images=4),
+    ModelSpec("FLUX Kontext Pro", NAME, "black-forest-labs/flux-kontext-pro", _kontext,
+              summary="precise instruction edits of one image (change text, colours, objects)",
+              uses=frozenset({EDIT}), supports_seed=True, max_input_images=1,
+              price=_price(0.04, "oauth.openai-hk.com reseller table quoting Replicate, 2025")),
+    ModelSpec("Seedream 4", NAME, "bytedance/seedream-4", lambda r: _seedream(r, enhance_field=True),
+              summary="ByteDance: 2K images, blends several references",
+              uses=BOTH, max_input_images=10, prompt_languages=CHINESE_FIRST,
+              price=_price(0.03, "llm-stats.com, 2026 (via Replicate)")),
+    ModelSpec("Seedream 4.5", NAME, "bytedance/seedream-4.5", lambda r: _seedream(r, enhance_field=False),
+              summary="sharper 2K images and text than 4",
+              uses=BOTH, max_input_images=14, prompt_languages=CHINESE_FIRST,
+              price=_price(0.04, "aggregators, 2026 (infr.sh lists Replicate at $0.045); unverified")),
+    ModelSpec("Imagen 4 Fast", NAME, "google/imagen-4-fast", _imagen,
+              summary="Google's fastest, cheapest tier",
+              price=_price(0.02, "Google list price (resellers mark it up); Replicate's rate unverified")),
+    ModelSpec("Imagen 4", NAME, "google/imagen-4", _imagen,
+              summary="Google: photoreal scenes, clean composition",
+              price=_price(0.04, "Google list price (resellers mark it up); Replicate's rate unverified")),
+    ModelSpec("Imagen 4 Ultra", NAME, "google/imagen-4-ultra", _imagen,
+              summary="Google's most prompt-faithful tier",
+              price=_price(0.06, "Google list price (resellers mark it up); Replicate's rate unverified")),
+    ModelSpec("GPT Image 1.5", NAME, "openai/gpt-image-1.5", _gpt_image,
+              summary="OpenAI: follows long instructions, text in images; OpenAI bills the key's "
+                      "account",
+              uses=BOTH, max_input_images=14, max_batch=4, prompt_languages=MULTILINGUAL,
+              requires=("OPENAI_API_KEY",)),
+    ModelSpec("Qwen Image Edit", NAME, "qwen/qwen-image-edit-plus", _qwen_edit,
+              summary="Alibaba Qwen: edits and combines images, keeps Chinese and English text; "
+                      "on Replicate, else on ModelScope (one https URL only)",
+              uses=frozenset({EDIT}), supports_seed=True, min_input_images=1, max_input_images=3,
+              prompt_languages=CHINESE_FIRST),
 ]
 
 # --- error capture -------------------------------------------------------------------------
@@ -247,16 +429,18 @@ class ReplicateProvider(ImageProvider):
     # -- the image path -----------------------------------------------------------------------
     async def _generate(self, spec: ModelSpec, request: GenerationRequest,
                         progress: ProgressFn) -> list[GeneratedImage]:
-        payload = spec.build(request)
-        if request.input_images:
-            payload["image_input"] = [await self.image_reference(img.data, img.mime_type, img.url)
-                                      for img in request.input_images]
+        secrets = self._passed_through(spec)        # before any upload: a missing key costs nothing
+        refs = [await self.image_reference(img.data, img.mime_type, img.url) for img in request.input_images]
+        sent = replace(request, input_images=tuple(InputImage(data=None, mime_type=img.mime_type, url=ref,
+                                                              source=img.source)
+                                                   for img, ref in zip(request.input_images, refs, strict=True)))
+        payload = {**spec.build(sent), **secrets}
         prediction = await self.run_prediction(spec.provider_model, None, payload, progress)
         urls = _output_urls(prediction.get("output"))
         if not urls:
             raise GenerationFailed(f"Replicate prediction {prediction['id']} succeeded but returned no image.",
                                    provider=NAME, job_id=prediction["id"])
-        shown = {k: ("<image>" if k == "image_input" else v) for k, v in payload.items()}
+        shown = _shown(payload, hidden=set(secrets), refs=set(refs))
         images = []
         for url in urls:
             data, mime = await self.fetch_output(url)
@@ -266,6 +450,17 @@ class ReplicateProvider(ImageProvider):
                                          seed=request.seed,
                                          prediction_id=prediction["id"]))
         return images
+
+    def _passed_through(self, spec: ModelSpec) -> dict[str, str]:
+        """The input fields that carry what the model ``requires`` (e.g. the caller's OpenAI key)."""
+        fields = {}
+        for var in spec.requires:
+            value = self.config.secrets.get(var)
+            if not value:
+                raise ConfigError(f"{spec.name} needs {var}: set it in the server's environment (Replicate "
+                                  "passes it to the model's vendor, which bills that account).")
+            fields[_PASSED_THROUGH[var]] = value
+        return fields
 
     async def fetch_output(self, url: str) -> tuple[bytes, str | None]:
         return await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
@@ -346,6 +541,16 @@ def _state(prediction: dict[str, Any]) -> TaskState:
 def _as_dict(prediction: Any) -> dict[str, Any]:
     keys = ("id", "status", "output", "error", "metrics", "model", "version", "logs")
     return {k: getattr(prediction, k, None) for k in keys}
+
+
+def _shown(payload: dict[str, Any], *, hidden: set[str], refs: set[str]) -> dict[str, Any]:
+    """The payload as recorded with the image: no passed-through secrets, no reference bytes or upload URLs."""
+    def show(value: Any) -> Any:
+        if isinstance(value, list):
+            return [show(v) for v in value]
+        return "<image>" if isinstance(value, str) and value in refs else value
+
+    return {k: show(v) for k, v in payload.items() if k not in hidden}
 
 
 def _output_urls(output: Any) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from providers import all_specs
 from providers.base import ProviderConfig
 from providers.errors import ConfigError
 
@@ -119,6 +120,7 @@ class Settings:
                 concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 2 if name == "dashscope" else 8, 1, 64)),
                 rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
                 max_download_bytes=s.max_image_bytes,
+                secrets=_passed_through(env, name),
             )
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
@@ -126,6 +128,12 @@ class Settings:
 
     def keyed_providers(self) -> list[str]:
         return [name for name, cfg in self.providers.items() if cfg.api_key]
+
+
+def _passed_through(env: Mapping[str, str], provider: str) -> dict[str, str]:
+    """The variables this provider's models require besides its key (e.g. OPENAI_API_KEY), when set."""
+    wanted = {var for spec in all_specs() if spec.provider == provider for var in spec.requires}
+    return {var: env[var] for var in sorted(wanted) if env.get(var)}
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

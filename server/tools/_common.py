@@ -9,7 +9,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import WithJsonSchema
 
-from providers import Registry, all_specs, model_names
+from providers import EDIT, Registry, model_names
+from providers.base import Price
 from providers.errors import ImageGenError
 from server.generation import JobOutcome
 from server.results import ErrorRecord
@@ -46,16 +47,44 @@ def tool_error(exc: ImageGenError) -> ToolError:
 
 
 def models_description(registry: Registry, use: str) -> str:
+    """One line per model: what it is best at, then what it takes, reads, needs and costs, each said once.
+
+    The list is the whole catalog whatever the environment (so is the tool's model enum); models this
+    server cannot run yet are marked with what to set.
+    """
     lines = []
-    usable = set(registry.usable(use))
     for name in model_names(use):
-        spec = next(s for s in all_specs() if s.name == name and use in s.uses)
-        mark = "" if name in usable else " [not configured on this server]"
+        spec = registry.preferred(name, use)
+        facts = [spec.summary] if spec.summary else []
         takes = [w for w, ok in (("seed", spec.supports_seed), ("negative_prompt", spec.supports_negative_prompt))
                  if ok]
-        extra = f" (takes {', '.join(takes)})" if takes else ""
-        lines.append(f"- {name}: {spec.summary}{extra}{mark}")
+        if takes:
+            facts.append("takes " + ", ".join(takes))
+        if spec.prompt_languages[0] == "zh":
+            facts.append("reads Chinese")
+        if use == EDIT:
+            facts.append(_references(spec.min_input_images, spec.max_input_images))
+        needed = registry.needed(name, use)
+        if spec.requires and not needed:
+            facts.append("uses " + ", ".join(spec.requires))
+        if spec.price is not None:
+            facts.append(_cost(spec.price))
+        mark = f" [not configured on this server: set {needed}]" if needed else ""
+        lines.append(f"- {name}: {'; '.join(facts)}{mark}")
     return "\n".join(lines)
+
+
+def _references(low: int, high: int) -> str:
+    if high == 1:
+        return "one image"
+    return f"{low}-{high} images" if low else f"up to {high} images"
+
+
+def _cost(price: Price) -> str:
+    if price.usd == 0:
+        return "free quota"
+    unit = "MP" if price.per == "megapixel" else price.per
+    return f"~${price.usd:g}/{unit}"
 
 
 def state_of(ctx: Context) -> Any:

@@ -1,4 +1,4 @@
-"""edit_image: a prompt plus reference images (nano-banana models) becomes a new stored image."""
+"""edit_image: a prompt plus reference images becomes a new stored image (each model has its own limit)."""
 
 from typing import Annotated
 
@@ -50,7 +50,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                            "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006
         model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],
         aspect_ratio: Annotated[AspectRatio, inline_enum(AspectRatio, "Output shape; match_input_image keeps "
-                                                         "the first image's shape.")] = AspectRatio.MATCH_INPUT_IMAGE,
+                                                         "the first image's shape. A model without this ratio "
+                                                         "uses its nearest one.")] = AspectRatio.MATCH_INPUT_IMAGE,
         output_format: Annotated[OutputFormat, inline_enum(OutputFormat, "jpg or png.")] = OutputFormat.JPG,
     ) -> Annotated[CallToolResult, GenerateResult]:
         state = state_of(ctx)

@@ -82,7 +82,12 @@ def _stamp(when: float | None = None) -> str:
 
 
 def check_size(model: str, size: Any) -> str | None:
-    """None when ``size`` suits ``model``, else the InvalidParameter message."""
+    """None when ``size`` suits ``model``, else the InvalidParameter message.
+
+    Published limits (alibabacloud.com/help/en/model-studio/text-to-image-v2-api-reference, read
+    2026-12-01): wan2.2-t2i-plus/-flash and every wanx2.x model take 512..1440 pixels a side;
+    wan2.5-t2i-preview (and wan2.6-t2i) a total of 768*768..1440*1440 pixels, aspect 1:4..4:1.
+    """
     m = _SIZE.match(size) if isinstance(size, str) else None
     if m is None:
         return f"The size {size!r} is invalid: use width*height, e.g. 1024*1024."

@@ -151,6 +151,16 @@ def _set_nodelay(send: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _output_count(inp: dict[str, Any], default: int) -> int:
+    """Images an array-output model returns for this input, by the field its schema publishes."""
+    for name in ("num_outputs", "number_of_images"):
+        if isinstance(inp.get(name), int):
+            return int(inp[name])
+    if inp.get("sequential_image_generation") == "auto" and isinstance(inp.get("max_images"), int):
+        return int(inp["max_images"])   # Seedream: "up to"; the fake makes that many
+    return default
+
+
 def _is_create(method: str, path: str) -> bool:
     return method == "POST" and (path == "/v1/predictions" or (
         path.startswith("/v1/models/") and path.endswith("/predictions")))
@@ -280,9 +290,11 @@ class FakeReplicate(Waitable):
                 continue
             props = {k: {pk: pv for pk, pv in p.items() if not pk.startswith("_")}
                      for k, p in raw["properties"].items()}
+            many = (raw.get("output") or {}).get("type") == "array"   # Seedream, GPT Image, Qwen: URL arrays
             self.add_model(ref, {"type": "object", "properties": props,
                                  "required": list(raw.get("required", []))},
-                           output="image", official=True, output_schema=raw.get("output"))
+                           output="images" if many else "image", official=True,
+                           output_schema=raw.get("output"), count=1)
         self.app = Starlette(routes=[
             Route("/v1/models/{owner}/{name}/predictions", self._create_official, methods=["POST"]),
             Route("/v1/models/{owner}/{name}/versions/{vid}", self._get_version, methods=["GET"]),
@@ -682,8 +694,7 @@ class FakeReplicate(Waitable):
         if kind == "image":
             return self._image(pred, 0)
         if kind == "images":
-            count = int(inp.get("num_outputs", pred.spec.count))
-            return [self._image(pred, i) for i in range(count)]
+            return [self._image(pred, i) for i in range(_output_count(inp, pred.spec.count))]
         if kind == "dict":
             return {"image": self._image(pred, 0), "mask": self._image(pred, 1),
                     "caption": f"a caption for {inp.get('prompt', 'the image')}"}

@@ -406,3 +406,19 @@ def test_uri_inputs_are_checked(fake: FakeReplicate) -> None:
     assert [(f["type"], f["field"]) for f in resp.json()["invalid_fields"]] == [
         ("format", "input.image_input.0"), ("invalid_type", "input.image_input.1")]
     assert json.loads(resp.content)["status"] == 422
+
+
+# ------------------------------------------------------------------ array outputs of official models
+def test_models_whose_published_output_is_an_array_answer_with_one(fake: FakeReplicate) -> None:
+    def output(model: str, inp: dict[str, Any]) -> Any:
+        created = api(fake, "POST", f"/v1/models/{model}/predictions", json={"input": inp},
+                      headers={"Prefer": "wait"}).json()
+        return created["output"]
+
+    assert isinstance(output(FLUX, {"prompt": "a"}), str)
+    assert len(output("bytedance/seedream-4", {"prompt": "a"})) == 1
+    assert len(output("bytedance/seedream-4", {"prompt": "a", "sequential_image_generation": "auto",
+                                               "max_images": 3})) == 3
+    assert len(output("openai/gpt-image-1.5", {"prompt": "a", "number_of_images": 2})) == 2
+    bad = api(fake, "POST", "/v1/models/qwen/qwen-image-edit-plus/predictions", json={"input": {"prompt": "a"}})
+    assert bad.status_code == 422 and "image is required" in bad.text

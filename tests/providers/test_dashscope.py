@@ -210,3 +210,28 @@ def test_a_missing_key_or_a_base_url_without_the_api_path_is_a_config_error() ->
         DashScopeProvider(ProviderConfig(api_key=None))
     with pytest.raises(ConfigError, match="DASHSCOPE_BASE_URL must include the API path"):
         DashScopeProvider(ProviderConfig(api_key=KEY, base_url="https://dashscope-intl.aliyuncs.com"))
+
+
+@pytest.mark.parametrize("spec", MODELS, ids=lambda s: s.name)
+def test_every_wan_model_gets_the_seed_sizes_inside_its_published_limits(spec) -> None:  # type: ignore[no-untyped-def]
+    from tests.fakes.dashscope_fake import check_size
+
+    shape = {ImageSize.SQUARE: 0, ImageSize.LANDSCAPE: 1, ImageSize.WIDE: 1, ImageSize.PORTRAIT: -1,
+             ImageSize.TALL: -1}
+    for size in ImageSize:
+        sent = spec.build(GenerationRequest(prompt="p", size=size))["parameters"]["size"]
+        assert check_size(spec.provider_model, sent) is None, (spec.name, size, sent)
+        w, h = (int(x) for x in sent.split("*"))
+        assert (w > h) - (w < h) == shape[size], (spec.name, size, sent)
+
+
+async def test_wan_2_5_runs_through_the_same_task_api(fake: DashScopeFake) -> None:
+    wan25 = SPECS["Wan 2.5 T2I Preview (DashScope)"]
+    async with provider(fake) as p:
+        images = await p.generate(wan25, GenerationRequest(prompt="一座灯塔", size=ImageSize.TALL, count=2, seed=5,
+                                                            negative_prompt="文字"), Progress())
+    [submit] = submits(fake)
+    assert submit.json == {"model": "wan2.5-t2i-preview", "input": {"prompt": "一座灯塔", "negative_prompt": "文字"},
+                           "parameters": {"size": "810*1440", "n": 2, "prompt_extend": False, "watermark": False,
+                                          "seed": 5}}
+    assert len(images) == 2 and {i.provider_model for i in images} == {"wan2.5-t2i-preview"}

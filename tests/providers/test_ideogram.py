@@ -23,7 +23,7 @@ from tests.providers._support import fast_config, ignore, opened
 pytestmark = pytest.mark.anyio
 
 KEY = "test-key"
-[IDEOGRAM] = MODELS
+IDEOGRAM, BALANCED, QUALITY = MODELS
 GENERATE = "/v1/ideogram-v3/generate"
 SEED_002_PALETTE = ["#000030", "#1C0C47", "#9900FF", "#4285F4", "#FFFFFF"]
 
@@ -82,6 +82,13 @@ def test_styles_map_to_style_type_and_lossy_ones_keep_their_words_in_the_prompt(
         kind, _ = ideogram_style(style, "p")
         assert kind in {"AUTO", "REALISTIC", "DESIGN"}
 
+
+async def test_the_quality_tiers_send_their_own_rendering_speed_whatever_the_option_says(fake: IdeogramFake) -> None:
+    async with provider(fake, extra={"rendering_speed": "turbo"}) as p:
+        for spec in (IDEOGRAM, BALANCED, QUALITY):
+            await p.generate(spec, GenerationRequest(prompt="a poster"), ignore)
+    assert [post.form["rendering_speed"] for post in posts(fake)] == ["TURBO", "DEFAULT", "QUALITY"]
+    assert (BALANCED.name, QUALITY.name) == ("Ideogram v3 Balanced", "Ideogram v3 Quality")
 
 async def test_seed_negative_prompt_count_and_style_are_sent(fake: IdeogramFake) -> None:
     async with provider(fake, extra={"rendering_speed": "turbo"}) as p:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 KEY = "test-key"
 SPECS = {s.name: s for s in MODELS}
 Z_IMAGE = SPECS["Z-Image Turbo (ModelScope)"]
-EDIT = SPECS["Qwen Image Edit (ModelScope)"]
+EDIT = SPECS["Qwen Image Edit"]
 SUBMIT = "/v1/images/generations"
 
 

@@ -118,7 +118,7 @@ async def test_style_becomes_a_prefix_except_for_recraft_which_gets_it_natively(
                                                   "model": "Recraft v3", "size": "tall"})
     sd, recraft = (c.json["input"] for c in replicate_fake.creates)
     assert sd["prompt"] == "pixel art of a fox"
-    assert recraft == {"prompt": "a fox", "style": "digital_illustration/pixel_art", "size": "1024x1536"}
+    assert recraft == {"prompt": "a fox", "style": "digital_illustration/pixel_art", "size": "1024x1820"}
 
 
 async def test_slow_models_are_polled_until_done_with_progress(server, replicate_fake: FakeReplicate) -> None:
