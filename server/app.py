@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from providers import Registry
 from providers.errors import ImageGenError
 from server.config import Settings
+from server.icons import icons
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 from server.results import image_link
@@ -176,6 +177,7 @@ class EaselServer(MCPServer):
 
 
 def build_server(settings: Settings, *, storage: Storage | None = None) -> EaselServer:
+    from server.mcp_prompts import register_prompts
     from server.tools import register_tools
 
     store = storage or make_storage(settings)
@@ -204,10 +206,11 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
 
         auth = auth_options(settings)
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan, **auth)
+                         version=_version(), lifespan=lifespan, icons=icons("server"), **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)
+    register_prompts(server, store)
     return server
 
 
