@@ -23,7 +23,7 @@ import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp.types import ListResourcesResult, Resource, ResourceTemplate
+from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLink, ResourceTemplate
 from pydantic import ValidationError
 
 from providers import Registry
@@ -108,6 +108,9 @@ class EaselServer(MCPServer):
                                 "with it; retry it.")
             if getattr(result, "is_error", False):
                 outcome = "error:ToolResult"
+            if not self.easel_settings.resource_links and isinstance(result, CallToolResult):
+                # for frameworks that turn a link into an image the model's API cannot fetch
+                result.content = [c for c in result.content if not isinstance(c, ResourceLink)]
             return result
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
