@@ -143,10 +143,10 @@ class EaselServer(MCPServer):
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(),
-                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image",
+                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image", icons=icons("image"),
                                  description="A stored image: full-size bytes with its mime type."),
                 ResourceTemplate(uri_template=URI_PREFIX + "{image_id}/metadata", name="stored-image-metadata",
-                                 mime_type="application/json",
+                                 mime_type="application/json", icons=icons("schema"),
                                  description="How the image was made: prompt as sent, model, seed, size.")]
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
