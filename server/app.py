@@ -23,12 +23,13 @@ import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp.types import ListResourcesResult, Resource, ResourceTemplate
+from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLink, ResourceTemplate
 from pydantic import ValidationError
 
 from providers import Registry
 from providers.errors import ImageGenError
 from server.config import Settings
+from server.icons import icons
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 from server.results import image_link
@@ -97,16 +98,19 @@ class EaselServer(MCPServer):
             with scope:
                 try:
                     result = await super().call_tool(name, arguments, context)
-                except ToolError as exc:
-                    if isinstance(exc.__cause__, ValidationError):
-                        raise ToolError(_invalid_arguments(name, exc.__cause__)) from exc.__cause__
+                except UnexpectedToolError:
                     raise
+                except ToolError as exc:
+                    raise ToolError(_tool_error_text(name, exc)) from exc.__cause__
             if scope.cancelled_caught:
                 outcome = "cancelled"
                 raise ToolError("easel-mcp is shutting down: the call was cancelled, and its provider jobs "
                                 "with it; retry it.")
             if getattr(result, "is_error", False):
                 outcome = "error:ToolResult"
+            if not self.easel_settings.resource_links and isinstance(result, CallToolResult):
+                # for frameworks that turn a link into an image the model's API cannot fetch
+                result.content = [c for c in result.content if not isinstance(c, ResourceLink)]
             return result
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
@@ -139,10 +143,10 @@ class EaselServer(MCPServer):
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(),
-                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image",
+                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image", icons=icons("image"),
                                  description="A stored image: full-size bytes with its mime type."),
                 ResourceTemplate(uri_template=URI_PREFIX + "{image_id}/metadata", name="stored-image-metadata",
-                                 mime_type="application/json",
+                                 mime_type="application/json", icons=icons("schema"),
                                  description="How the image was made: prompt as sent, model, seed, size.")]
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
@@ -176,6 +180,7 @@ class EaselServer(MCPServer):
 
 
 def build_server(settings: Settings, *, storage: Storage | None = None) -> EaselServer:
+    from server.mcp_prompts import register_prompts
     from server.tools import register_tools
 
     store = storage or make_storage(settings)
@@ -204,10 +209,11 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
 
         auth = auth_options(settings)
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan, **auth)
+                         version=_version(), lifespan=lifespan, icons=icons("server"), **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)
+    register_prompts(server, store)
     return server
 
 
@@ -218,6 +224,24 @@ def _version() -> str:
         return version("easel-mcp")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _tool_error_text(tool: str, exc: ToolError) -> str:
+    """One wording per kind of failure, without the SDK's "Error executing tool <name>: " prefix.
+
+    Argument mistakes, whether the schema caught them (pydantic) or the tool did (``ArgumentError``:
+    blank prompt, too many images, a model that takes no seed), read "Invalid arguments for <tool>: …".
+    Anything else the tool reports (the provider refused, ran out of credit, …) is its own sentence.
+    """
+    from server.tools._common import ArgumentError
+
+    raised = exc.__cause__
+    if isinstance(raised, ValidationError):
+        return _invalid_arguments(tool, raised)
+    text = str(raised) if isinstance(raised, ToolError) else str(exc)
+    if isinstance(raised, ArgumentError):
+        return f"Invalid arguments for {tool}: {text}"
+    return text
 
 
 def _invalid_arguments(tool: str, exc: ValidationError) -> str:
@@ -237,18 +261,22 @@ def _invalid_arguments(tool: str, exc: ValidationError) -> str:
 def _error_kind(exc: BaseException) -> str:
     """What went wrong, for the call log: the SDK wraps the tool's ToolError in its own, and a tool's
     ToolError carries the provider error as its cause (or, raised ``from None``, as its context)."""
+    from server.tools._common import ArgumentError
+
     if isinstance(exc, UnexpectedToolError):
         return "Unexpected"
     inner: BaseException | None = exc
+    argument = False
     for _ in range(4):
         inner = inner.__cause__ or inner.__context__
         if isinstance(inner, ValidationError):
             return "InvalidArguments"
         if isinstance(inner, ImageGenError):
             return type(inner).__name__
+        argument = argument or isinstance(inner, ArgumentError)
         if inner is None:
             break
-    return type(exc).__name__
+    return "InvalidArguments" if argument else type(exc).__name__
 
 
 def _log_call(server: EaselServer, name: str, arguments: dict[str, Any], context: Any, result: Any,

@@ -13,7 +13,8 @@ from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs, split_count
 from server.prompts import apply_style
-from server.results import GenerateResult, Previews, build_result, image_record
+from server.icons import icons
+from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
@@ -27,6 +28,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="generate_image",
         title="Generate images",
         annotations=GENERATES,
+        icons=icons("generate"),
         description=(
             "Generate 1-4 images from a text prompt. Each image is stored before the answer; the result "
             "has an easel://images/… resource link per image (read it for full size), a url a person can "
@@ -73,9 +75,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                   previews=previews)
         images, errors = summarize("generate_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
-        summary = (f"Generated {len(images)} image(s) with {spec.name}: " + ", ".join(i.uri for i in images)
-                   + (f". {len(errors)} failed: {errors[0].message}" if errors else "."))
-        return build_result(result.model_dump(), images, previews, summary)
+        failed = f"; {len(errors)} failed." if errors else "."
+        summary = f"Generated {len(images)} image(s) with {spec.name}{failed}"
+        return build_result(result.model_dump(), images, previews,
+                            describe(summary, images=result.images, errors=result.errors))
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:
