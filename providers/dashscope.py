@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from providers._http import download, parse_retry_after
+from providers._http import parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
@@ -159,7 +159,7 @@ class DashScopeProvider(ImageProvider):
             raise ConfigError("DASHSCOPE_BASE_URL must include the API path, e.g. "
                               "https://dashscope-intl.aliyuncs.com/api/v1.")
         self._auth = {"Authorization": f"Bearer {config.api_key}"}
-        self._http = httpx.AsyncClient(base_url=base, timeout=http_timeout(config),
+        self._http = self._http_client(DEFAULT_BASE_URL, base_url=base, timeout=http_timeout(config),
                                        follow_redirects=True)
 
     async def aclose(self) -> None:
@@ -214,12 +214,12 @@ class DashScopeProvider(ImageProvider):
             await progress(f"{VENDOR} task {task_id} returned {len(urls)} of {request.count} image(s)")
         images = []
         for url in urls:
-            data, mime = await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
-                                        retries=self.config.max_retries)
+            data, mime = await self.fetch_output(url)
             images.append(GeneratedImage(
                 data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
                 provider=NAME, provider_model=spec.provider_model, prompt_sent=request.prompt,
-                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id))
+                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id,
+                source_url=url))
         return images
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from providers._http import backoff_delay, download
-from providers._polling import TaskState, run_task
+from providers._http import backoff_delay
+from providers._polling import TaskState, http_timeout, run_task
 from providers.base import EDIT, MULTILINGUAL, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed,
@@ -34,6 +34,7 @@ from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageS
 __all__ = ["MODELS", "ReplicateProvider"]
 
 NAME = "replicate"
+DEFAULT_BASE_URL = "https://api.replicate.com"   # the replicate SDK's default (REPLICATE_BASE_URL overrides)
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 # Semantic size tables (the seeds'), adjusted only where the published schema disagrees.
@@ -237,8 +238,7 @@ class ReplicateProvider(ImageProvider):
         self._client = replicate.Client(api_token=config.api_key, base_url=config.base_url or None,
                                         transport=_CapturingTransport(tls))
         # downloads are bounded too: a stalled file host must not outlive the configured timeout
-        wait = min(30.0, config.timeout)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(wait, connect=min(10.0, wait)), follow_redirects=True,
+        self._http = self._http_client(DEFAULT_BASE_URL, timeout=http_timeout(config), follow_redirects=True,
                                        verify=tls)
 
     async def aclose(self) -> None:
@@ -264,12 +264,9 @@ class ReplicateProvider(ImageProvider):
                                          provider=NAME, provider_model=spec.provider_model,
                                          prompt_sent=str(payload.get("prompt", request.prompt)), parameters=shown,
                                          seed=request.seed,
-                                         prediction_id=prediction["id"]))
+                                         prediction_id=prediction["id"],
+                                         source_url=None if url.startswith("data:") else url))
         return images
-
-    async def fetch_output(self, url: str) -> tuple[bytes, str | None]:
-        return await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
-                               retries=self.config.max_retries)
 
     async def image_reference(self, data: bytes | None, mime: str, url: str | None) -> str:
         """An input Replicate can read: https URLs pass through, small files inline, large ones uploaded."""

@@ -20,7 +20,7 @@ from providers.errors import ConfigError, ImageGenError, InvalidInput
 from server.config import Settings
 from server.generation import Progress
 from server.images import InvalidImage, inspect_image
-from server.inputs import InputError, UrlGuard, resolve_images
+from server.inputs import InputError, resolve_images
 from server.results import Previews, build_result, image_record
 from server.storage import URI_PREFIX, StoredImage
 from server.tools._common import GENERATES, state_of, tool_error
@@ -128,8 +128,7 @@ async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> 
     if isinstance(value, str) and value.startswith(URI_PREFIX):
         try:
             [image] = await resolve_images([value], storage=state.storage, limits=input_limits(state.settings),
-                                           guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http,
-                                           field="model_inputs")
+                                           client=state.http, field="model_inputs")
         except InputError as exc:
             raise ToolError(str(exc)) from None
         return await provider.image_reference(image.data, image.mime_type, None)
