@@ -159,7 +159,8 @@ class FetchPolicy:
                 raise FetchRefused(f"the host {host!r} could not be resolved")
         for address in addresses:
             if not address_allowed(address):
-                shown = host if host == str(address) else f"{host} ({address})"
+                plain = str(getattr(address, "ipv4_mapped", None) or address)
+                shown = host if host == plain else f"{host} ({plain})"
                 raise FetchRefused(f"the host {shown!r} is a private, loopback, link-local or reserved "
                                    f"address; only public hosts are fetched ({ALLOW_HINT})")
         return addresses
@@ -168,13 +169,16 @@ class FetchPolicy:
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that fetches only what ``policy`` allows, connecting to the checked address."""
 
-    def __init__(self, policy: FetchPolicy, *, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, policy: FetchPolicy, *, verify: ssl.SSLContext | bool = True,
+                 pinned: httpx.AsyncBaseTransport | None = None) -> None:
+        """``pinned`` replaces the transport that sends requests to checked addresses (tests watch it)."""
         self.policy = policy
         self._verify = verify
         self._trusted = httpx.AsyncHTTPTransport(verify=verify)
         # one connection per pinned request: a kept-alive TLS connection verified for one name
         # must not carry a request for another name that resolves to the same address
-        self._pinned = httpx.AsyncHTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
+        self._pinned = pinned or httpx.AsyncHTTPTransport(verify=verify,
+                                                          limits=httpx.Limits(max_keepalive_connections=0))
         self._proxy_env = urllib.request.getproxies_environment()   # as httpx reads them
         self._via_proxy: dict[str, httpx.AsyncHTTPTransport] = {}
 

@@ -23,7 +23,8 @@ What is DashScope-specific, and lives only here:
   Arrearage, DataInspectionFailed, InvalidParameter, Model.NotExist, Throttling*, 5xx.
   The same codes appear in failed tasks' ``output.code``;
 * a seed applies to the whole batch; the seed recorded per image is the request's seed
-  only when one image was asked for.
+  only when one image was asked for (the server asks for one image per seeded task:
+  ``server.generation.split_count``).
 """
 
 from __future__ import annotations

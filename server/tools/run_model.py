@@ -2,11 +2,12 @@
 
 Inputs are free-form JSON; easel:// URIs inside them become inputs Replicate can
 read. Every file the model outputs is downloaded at once (Replicate deletes
-outputs after an hour): images are stored and replaced in ``result`` by their
-stored record; other values come back as they are.
+outputs after an hour), through the fetch guard like every provider download:
+images are stored (the same store path as the other tools) and replaced in
+``result`` by their stored record; a file at an address the guard refuses stays
+a URL with a note saying why; other values come back as they are.
 """
 
-import functools
 import re
 from typing import Annotated, Any
 
@@ -16,9 +17,9 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from providers import Registry
-from providers.errors import ConfigError, ImageGenError, InvalidInput
+from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
 from server.config import Settings
-from server.generation import Progress
+from server.generation import Progress, store_output
 from server.images import InvalidImage, inspect_image
 from server.inputs import InputError, resolve_images
 from server.results import Previews, build_result, image_record
@@ -148,7 +149,10 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
-        data, mime = await provider.fetch_output(value)
+        try:
+            data, mime = await provider.fetch_output(value)
+        except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
+            return {"url": value, "stored": False, "note": str(exc)}
         try:
             info = inspect_image(data, max_pixels=state.settings.max_image_pixels)
         except InvalidImage:
@@ -157,7 +161,8 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
         meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
                 "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
                 "parameters": None, "prompt": "", "seed": None}
-        image = await previews.store(data, functools.partial(state.storage.put, data, info.mime_type, meta))
+        image = await store_output(data, info.mime_type, meta, state.storage, previews=previews, provider="replicate",
+                                   job_id=prediction["id"], source_url=None if value.startswith("data:") else value)
         stored.append(image)
         return image_record(image).model_dump()
     if isinstance(value, dict):

@@ -1,0 +1,191 @@
+"""The fetch guard: which addresses pass, which origins are trusted, and that the connection goes
+to the address that was checked (DNS rebinding), over real loopback sockets."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from providers._netguard import FetchPolicy, FetchRefused, GuardedTransport, address_allowed, guarded_client
+from tests.fakes._server import LoopbackServer, Waitable
+
+pytestmark = pytest.mark.anyio
+
+PUBLIC = "93.184.215.14"   # a public address; tests can never reach it (tests/conftest.py keeps them on loopback)
+
+
+class FileHost(Waitable):
+    """A loopback server that answers every GET with a body naming the path, and records what it saw."""
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.redirect_to = redirect_to
+        self.server = LoopbackServer(self)
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        with self.cond:
+            self.seen.append((scope["path"], headers))
+        if self.redirect_to and scope["path"] == "/start":
+            await send({"type": "http.response.start", "status": 302,
+                        "headers": [(b"location", self.redirect_to.encode())]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": f"secret from {scope['path']}".encode()})
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+@pytest.fixture
+def host() -> Iterator[FileHost]:
+    fake = FileHost()
+    with fake.server.running():
+        yield fake
+
+
+# --------------------------------------------------------------------------- the address policy
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.0.0.8", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200", "0.0.0.0",
+    "224.0.0.1", "::1", "::", "fe80::1", "fd00:ec2::254", "ff02::1",
+    # IPv6 forms that carry a private IPv4 address
+    "::127.0.0.1", "::169.254.169.254", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:a00:1::",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",     # Teredo
+    "64:ff9b:1::a00:1",                          # local-use NAT64
+])
+def test_private_addresses_and_ipv6_forms_embedding_them_are_refused(address: str) -> None:
+    assert not address_allowed(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", [PUBLIC, "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+                                     "64:ff9b::808:808", "2002:808:808::1"])
+def test_public_addresses_pass(address: str) -> None:
+    assert address_allowed(ipaddress.ip_address(address))
+
+
+def test_trust_is_by_origin_and_allowed_hosts_by_host_or_host_and_port() -> None:
+    policy = FetchPolicy.build(["images.internal", "127.0.0.1:8713", "[::1]:9000"],
+                               ["https://api.example.com/v1", "http://127.0.0.1:5000", None])
+    assert policy.trusts("https", "api.example.com", 443)
+    assert not policy.trusts("https", "api.example.com", 8443)
+    assert not policy.trusts("http", "api.example.com", 443)
+    assert policy.trusts("http", "127.0.0.1", 5000) and not policy.trusts("http", "127.0.0.1", 5001)
+    assert policy.trusts("https", "images.internal", 1234)
+    assert policy.trusts("http", "127.0.0.1", 8713)
+    assert policy.trusts("http", "::1", 9000) and not policy.trusts("http", "::1", 9001)
+
+
+# --------------------------------------------------------------------------- over loopback
+
+async def test_an_untrusted_loopback_url_is_refused_before_any_connection(host: FileHost) -> None:
+    async with guarded_client(FetchPolicy()) as client:
+        with pytest.raises(FetchRefused, match="private, loopback"):
+            await client.get(f"{host.url}/secret")
+    assert host.seen == []
+
+
+async def test_trusted_origins_and_allowed_hosts_are_fetched(host: FileHost) -> None:
+    for policy in (FetchPolicy().trusting(host.url), FetchPolicy.build([f"127.0.0.1:{host.port}"]),
+                   FetchPolicy.build(["127.0.0.1"])):
+        async with guarded_client(policy) as client:
+            assert (await client.get(f"{host.url}/a")).text == "secret from /a"
+    async with guarded_client(FetchPolicy.build([f"127.0.0.1:{host.port + 1}"])) as client:
+        with pytest.raises(FetchRefused):
+            await client.get(f"{host.url}/a")
+
+
+async def test_every_redirect_hop_is_checked(host: FileHost) -> None:
+    start = FileHost(redirect_to=f"{host.url}/secret")
+    with start.server.running():
+        async with guarded_client(FetchPolicy().trusting(start.url), follow_redirects=True) as client:
+            with pytest.raises(FetchRefused, match="private, loopback"):
+                await client.get(f"{start.url}/start")
+    assert [path for path, _ in start.seen] == ["/start"] and host.seen == []
+
+
+async def test_the_connection_goes_to_the_checked_address_not_a_second_dns_answer(host: FileHost) -> None:
+    """DNS rebinding: the guard's resolver says 'localhost' is public; the system resolver (which httpx
+    would ask again when connecting by name) says it is 127.0.0.1, where the secret is served."""
+    answers: list[str] = []
+
+    async def rebinding_dns(name: str, port: int) -> list[str]:
+        answers.append(name)
+        return [PUBLIC]
+
+    async with guarded_client(FetchPolicy(resolver=rebinding_dns)) as client:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await client.get(f"http://localhost:{host.port}/secret")
+    assert answers == ["localhost"] and host.seen == []
+    assert f"tried to reach {PUBLIC!r}" in " ".join(causes(caught.value))   # it connected to the checked IP
+
+
+def causes(exc: BaseException | None) -> Iterator[str]:
+    while exc is not None:
+        yield str(exc)
+        exc = exc.__cause__ or exc.__context__
+
+
+async def test_a_name_with_any_private_answer_is_refused(host: FileHost) -> None:
+    async def dns(name: str, port: int) -> list[str]:
+        return [PUBLIC, "::ffff:127.0.0.1"]
+
+    async with guarded_client(FetchPolicy(resolver=dns)) as client:
+        with pytest.raises(FetchRefused, match=r"localhost \(127\.0\.0\.1\)"):
+            await client.get(f"http://localhost:{host.port}/secret")
+    assert host.seen == []
+
+
+async def test_a_pinned_request_keeps_the_name_for_host_header_and_tls() -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=b"ok")
+
+    async def dns(name: str, port: int) -> list[str]:
+        return ["2606:4700:4700::1111", PUBLIC]
+
+    transport = GuardedTransport(FetchPolicy(resolver=dns), pinned=httpx.MockTransport(record))
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+        await client.get("https://images.example.com:8443/a.png?x=1")
+    [request] = sent
+    assert str(request.url) == "https://[2606:4700:4700::1111]:8443/a.png?x=1"
+    assert request.headers["host"] == "images.example.com:8443"
+    assert request.extensions["sni_hostname"] == "images.example.com"
+
+
+async def test_an_operators_proxy_still_carries_checked_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = FileHost()
+    with proxy.server.running():
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+
+        async def dns(name: str, port: int) -> list[str]:
+            return {"images.example.com": [PUBLIC]}.get(name, ["10.1.2.3"])
+
+        async with guarded_client(FetchPolicy(resolver=dns)) as client:
+            reply = await client.get("http://images.example.com/a.png")
+            with pytest.raises(FetchRefused):
+                await client.get("http://intranet.example.com/a.png")
+    assert reply.text == "secret from http://images.example.com/a.png"
+    assert [(path, h["host"]) for path, h in proxy.seen] == [("http://images.example.com/a.png", "images.example.com")]
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "http://user:pw@example.com/a.png"])
+async def test_other_schemes_and_credentials_are_refused(url: str) -> None:
+    async with guarded_client(FetchPolicy()) as client:
+        with pytest.raises((FetchRefused, httpx.UnsupportedProtocol)):
+            await client.get(url)
