@@ -24,6 +24,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import anyio
@@ -175,6 +176,11 @@ def _open_below(root: Path, real: Path) -> int:
         os.close(directory)
 
 
+def _refuse(fd: int) -> Any:
+    os.close(fd)
+    raise InputError("it is not a regular file (a directory, device or pipe)")
+
+
 def read_local(real: Path, root: Path, max_bytes: int) -> bytes:
     """Open the checked path once and read it from that descriptor (blocking: run it in a thread)."""
     try:
@@ -186,10 +192,8 @@ def read_local(real: Path, root: Path, max_bytes: int) -> bytes:
             raise InputError("the path changed while it was being opened (a symbolic link appeared where "
                              "the checked path had none); it was not read") from None
         raise InputError(f"it cannot be read ({exc.strerror or exc})") from None
-    with open(fd, "rb", closefd=True) as file:
+    with open(fd, "rb", closefd=True) if stat.S_ISREG(os.fstat(fd).st_mode) else _refuse(fd) as file:
         info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError("it is not a regular file")
         if info.st_size > max_bytes:
             raise InputError(f"it is over the limit of {max_bytes} bytes")
         data = file.read(max_bytes + 1)
