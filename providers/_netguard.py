@@ -182,9 +182,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._proxy_env = urllib.request.getproxies_environment()   # as httpx reads them
         self._via_proxy: dict[str, httpx.AsyncHTTPTransport] = {}
 
-    def _proxy_for(self, url: httpx.URL) -> httpx.AsyncHTTPTransport | None:
+    def _proxy_for(self, url: httpx.URL, host: str) -> httpx.AsyncHTTPTransport | None:
         proxy = self._proxy_env.get(url.scheme) or self._proxy_env.get("all")
-        if not proxy or urllib.request.proxy_bypass_environment(url.host, self._proxy_env):
+        if not proxy or urllib.request.proxy_bypass_environment(host, self._proxy_env):
             return None
         if proxy not in self._via_proxy:
             self._via_proxy[proxy] = httpx.AsyncHTTPTransport(verify=self._verify, proxy=proxy)
@@ -196,9 +196,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             raise FetchRefused(f"only http(s) URLs are fetched, not {url.scheme or 'a relative'} URL")
         if url.userinfo:
             raise FetchRefused("URLs with credentials are not fetched")
-        host = url.host.lower()
+        host = url.raw_host.decode("ascii").lower()   # the A-label form DNS and SNI use (url.host may not decode)
         port = url.port or _DEFAULT_PORT[url.scheme]
-        proxy = self._proxy_for(url)
+        proxy = self._proxy_for(url, host)
         if self.policy.trusts(url.scheme, host, port):
             return await (proxy or self._trusted).handle_async_request(request)
         addresses = await self.policy.resolve(host, port)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -214,13 +214,17 @@ def _from_status(status: int, title: str | None, detail: str | None, body: dict[
                                status=status, job_id=job_id)
 
 
-def _create_retry_delay(exc: ProviderError, attempt: int) -> float | None:
+def _create_retry_policy(config: ProviderConfig) -> Callable[[ProviderError, int], float | None]:
     """POST is not idempotent: retry only 429 and 503 (the request was not processed)."""
-    if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt + 1)
-    if exc.status == 503:
-        return backoff_delay(attempt + 1)
-    return None
+
+    def delay(exc: ProviderError, attempt: int) -> float | None:
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return exc.retry_after
+        if isinstance(exc, RateLimited) or exc.status == 503:
+            return backoff_delay(attempt + 1, base=config.retry_base, cap=config.retry_cap)
+        return None
+
+    return delay
 
 
 class ReplicateProvider(ImageProvider):
@@ -323,7 +327,7 @@ class ReplicateProvider(ImageProvider):
         # The SDK retries its own GETs; a create is retried only when it cannot have run (429, 503).
         _, state = await run_task(provider=NAME, vendor="Replicate", noun="prediction", config=self.config,
                                   submit=create, poll=get, cancel=cancel, progress=progress,
-                                  submit_retry=_create_retry_delay, submit_deadline=wait + 30,
+                                  submit_retry=_create_retry_policy(self.config), submit_deadline=wait + 30,
                                   poll_retries=False)
         prediction: dict[str, Any] = state.body
         if prediction["status"] == "failed":

@@ -96,7 +96,7 @@ async def fetch(url: str, client: httpx.AsyncClient, max_bytes: int,
                 return b"".join(chunks), response.headers.get("content-type")
         except FetchRefused as exc:
             raise InputError(str(exc)) from None
-        except httpx.InvalidURL as exc:
+        except (httpx.InvalidURL, UnicodeError) as exc:   # e.g. a malformed IDNA label such as xn--
             raise InputError(f"it is not a valid URL ({exc})") from None
         except httpx.HTTPError as exc:
             raise InputError(f"fetching it failed ({type(exc).__name__})") from None

@@ -189,6 +189,7 @@ def input_server(env: dict[str, str], tmp_path: Path):  # type: ignore[no-untype
     ("https://example.com:http/a.png", "port"),
     ("https://[::1/a.png", "not a valid URL"),
     ("https://exa mple.com/a.png", "could not be resolved"),
+    ("https://xn--/a.png", "not a valid URL"),
     ("https://" + "a" * 70 + ".example.com/a.png", "could not be resolved"),
     ("https://example.com/" + "a" * 9000, "characters long"),
     ("/in/a\x00b.png", "NUL"),
