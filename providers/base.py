@@ -23,8 +23,8 @@ from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn
 
-__all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider", "ModelSpec", "Price",
-           "ProviderConfig"]
+__all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
+           "ModelSpec", "Price", "ProviderConfig"]
 
 GENERATE = "generate"
 EDIT = "edit"
