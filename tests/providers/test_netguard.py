@@ -10,43 +10,11 @@ import httpx
 import pytest
 
 from providers._netguard import FetchPolicy, FetchRefused, GuardedTransport, address_allowed, guarded_client
-from tests.fakes._server import LoopbackServer, Waitable
+from tests.fakes.file_host import FileHost
 
 pytestmark = pytest.mark.anyio
 
 PUBLIC = "93.184.215.14"   # a public address; tests can never reach it (tests/conftest.py keeps them on loopback)
-
-
-class FileHost(Waitable):
-    """A loopback server that answers every GET with a body naming the path, and records what it saw."""
-
-    def __init__(self, redirect_to: str | None = None) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        self.redirect_to = redirect_to
-        self.server = LoopbackServer(self)
-
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        if scope["type"] != "http":
-            return
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        with self.cond:
-            self.seen.append((scope["path"], headers))
-        if self.redirect_to and scope["path"] == "/start":
-            await send({"type": "http.response.start", "status": 302,
-                        "headers": [(b"location", self.redirect_to.encode())]})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": f"secret from {scope['path']}".encode()})
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def port(self) -> int:
-        return self.server.port
 
 
 @pytest.fixture
@@ -189,3 +157,26 @@ async def test_other_schemes_and_credentials_are_refused(url: str) -> None:
     async with guarded_client(FetchPolicy()) as client:
         with pytest.raises((FetchRefused, httpx.UnsupportedProtocol)):
             await client.get(url)
+
+
+@pytest.mark.parametrize("vendor", ["replicate", "modelscope", "dashscope", "ideogram"])
+async def test_every_vendor_downloads_through_the_guard_and_trusts_only_its_own_endpoint(
+        vendor: str, host: FileHost) -> None:
+    """Each vendor's client: its configured endpoint's origin is trusted, another loopback origin is
+    not (OutputRefused, not retried: the file host sees nothing), unless the operator allowed it."""
+    from providers import provider_classes
+    from providers.errors import OutputRefused
+    from tests.providers._support import fast_config, opened
+
+    endpoint = FileHost()
+    with endpoint.server.running():
+        base = endpoint.url + ("/api/v1" if vendor == "dashscope" else "")
+        async with opened(provider_classes()[vendor], fast_config(base, "key")) as provider:
+            data, _ = await provider.fetch_output(f"{endpoint.url}/out.png")
+            with pytest.raises(OutputRefused, match="private, loopback"):
+                await provider.fetch_output(f"{host.url}/secret")
+        allowed = fast_config(base, "key", fetch=FetchPolicy.build([f"127.0.0.1:{host.port}"]))
+        async with opened(provider_classes()[vendor], allowed) as provider:
+            assert (await provider.fetch_output(f"{host.url}/secret"))[0] == b"secret from /secret"
+    assert data == b"secret from /out.png"
+    assert [path for path, _ in host.seen] == ["/secret"]
