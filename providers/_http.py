@@ -130,6 +130,9 @@ async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_by
         except FetchRefused as exc:
             raise OutputRefused(f"{provider} output was not downloaded: {exc}.", provider=provider,
                                 url=url) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:   # e.g. "http://[::1/x", a malformed IDNA label
+            raise OutputRefused(f"{provider} output was not downloaded: it is not a valid URL ({exc}).",
+                                provider=provider, url=url) from None
         except httpx.HTTPError as exc:  # truncated bodies, resets, timeouts
             raise ProviderUnavailable(
                 f"{provider} output download failed ({type(exc).__name__}).", provider=provider) from exc

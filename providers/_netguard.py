@@ -198,6 +198,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             raise FetchRefused("URLs with credentials are not fetched")
         host = url.raw_host.decode("ascii").lower()   # the A-label form DNS and SNI use (url.host may not decode)
         port = url.port or _DEFAULT_PORT[url.scheme]
+        if not 0 < port < 65536:   # httpx accepts any number here
+            raise FetchRefused(f"the URL's port {port} is not a number from 1 to 65535")
         proxy = self._proxy_for(url, host)
         if self.policy.trusts(url.scheme, host, port):
             return await (proxy or self._trusted).handle_async_request(request)

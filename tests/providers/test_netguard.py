@@ -152,8 +152,9 @@ async def test_an_operators_proxy_still_carries_checked_requests(monkeypatch: py
     assert [(path, h["host"]) for path, h in proxy.seen] == [("http://images.example.com/a.png", "images.example.com")]
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "http://user:pw@example.com/a.png"])
-async def test_other_schemes_and_credentials_are_refused(url: str) -> None:
+@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "http://user:pw@example.com/a.png",
+                                 "http://example.com:99999/a.png"])
+async def test_other_schemes_credentials_and_impossible_ports_are_refused(url: str) -> None:
     async with guarded_client(FetchPolicy()) as client:
         with pytest.raises((FetchRefused, httpx.UnsupportedProtocol)):
             await client.get(url)
@@ -180,3 +181,14 @@ async def test_every_vendor_downloads_through_the_guard_and_trusts_only_its_own_
             assert (await provider.fetch_output(f"{host.url}/secret"))[0] == b"secret from /secret"
     assert data == b"secret from /out.png"
     assert [path for path, _ in host.seen] == ["/secret"]
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x", "https://xn--/x", "http://example.com:99999/x"])
+async def test_a_malformed_output_url_is_a_refusal_not_a_crash(url: str) -> None:
+    from providers.errors import OutputRefused
+    from providers.replicate import ReplicateProvider
+    from tests.providers._support import fast_config, opened
+
+    async with opened(ReplicateProvider, fast_config("http://127.0.0.1:9", "key")) as provider:
+        with pytest.raises(OutputRefused, match="not a valid URL|port 99999"):
+            await provider.fetch_output(url)
