@@ -24,7 +24,6 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import anyio
@@ -59,9 +58,12 @@ def check_url(url: str) -> None:
         raise InputError(f"the URL is {len(url)} characters long; the limit is {MAX_URL_CHARS}")
     try:
         parts = urlsplit(url)
+    except ValueError as exc:   # e.g. "Invalid IPv6 URL"
+        raise InputError(f"it is not a valid URL ({exc})") from None
+    try:
         port = parts.port
-    except ValueError as exc:   # "Port out of range 0-65535", "Invalid IPv6 URL", a non-numeric port
-        raise InputError(f"it is not a valid URL ({exc}); the port must be a number from 1 to 65535") from None
+    except ValueError:          # out of range or not a number
+        raise InputError("the URL's port must be a number from 1 to 65535") from None
     if parts.scheme not in ("http", "https"):
         raise InputError(f"only https URLs can be fetched, not {parts.scheme or 'a relative'} URL")
     if not parts.hostname:
@@ -176,11 +178,6 @@ def _open_below(root: Path, real: Path) -> int:
         os.close(directory)
 
 
-def _refuse(fd: int) -> Any:
-    os.close(fd)
-    raise InputError("it is not a regular file (a directory, device or pipe)")
-
-
 def read_local(real: Path, root: Path, max_bytes: int) -> bytes:
     """Open the checked path once and read it from that descriptor (blocking: run it in a thread)."""
     try:
@@ -192,9 +189,11 @@ def read_local(real: Path, root: Path, max_bytes: int) -> bytes:
             raise InputError("the path changed while it was being opened (a symbolic link appeared where "
                              "the checked path had none); it was not read") from None
         raise InputError(f"it cannot be read ({exc.strerror or exc})") from None
-    with open(fd, "rb", closefd=True) if stat.S_ISREG(os.fstat(fd).st_mode) else _refuse(fd) as file:
-        info = os.fstat(file.fileno())
-        if info.st_size > max_bytes:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError("it is not a regular file (a directory, device or pipe)")
+    with open(fd, "rb") as file:
+        if os.fstat(file.fileno()).st_size > max_bytes:
             raise InputError(f"it is over the limit of {max_bytes} bytes")
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
