@@ -125,6 +125,7 @@ class FetchPolicy:
     allowed_hosts: tuple[str, ...] = ()                 # EASEL_ALLOWED_FETCH_HOSTS entries
     trusted_origins: frozenset[tuple[str, str, int]] = frozenset()
     resolver: Resolver | None = field(default=None, compare=False)   # tests inject DNS answers
+    resolve_timeout: float = 10.0   # seconds; the client's own timeouts start at the connection
 
     @classmethod
     def build(cls, allowed_hosts: Iterable[str] = (), trusted_urls: Iterable[str | None] = ()) -> FetchPolicy:
@@ -151,8 +152,11 @@ class FetchPolicy:
             addresses: list[Address] = [ipaddress.ip_address(host)]
         except ValueError:
             try:
-                names = await (self.resolver or system_resolver)(host, port)
+                with anyio.fail_after(self.resolve_timeout):
+                    names = await (self.resolver or system_resolver)(host, port)
                 addresses = [ipaddress.ip_address(a) for a in names]
+            except TimeoutError:   # transient: callers that retry connection errors retry this
+                raise httpx.ConnectTimeout(f"resolving {host!r} took over {self.resolve_timeout:g} s") from None
             except (OSError, UnicodeError, ValueError):
                 raise FetchRefused(f"the host {host!r} could not be resolved") from None
             if not addresses:

@@ -192,3 +192,16 @@ async def test_a_malformed_output_url_is_a_refusal_not_a_crash(url: str) -> None
     async with opened(ReplicateProvider, fast_config("http://127.0.0.1:9", "key")) as provider:
         with pytest.raises(OutputRefused, match="not a valid URL|port 99999"):
             await provider.fetch_output(url)
+
+
+async def test_a_resolver_that_hangs_is_bounded() -> None:
+    import anyio
+
+    async def hanging_dns(name: str, port: int) -> list[str]:
+        await anyio.sleep(30)
+        return [PUBLIC]
+
+    with anyio.fail_after(5):
+        async with guarded_client(FetchPolicy(resolver=hanging_dns, resolve_timeout=0.05)) as client:
+            with pytest.raises(httpx.ConnectTimeout, match="resolving 'images.example.com'"):
+                await client.get("https://images.example.com/a.png")
