@@ -276,3 +276,15 @@ def test_one_wait_window_default_and_the_retry_and_speed_settings_reach_the_prov
     assert s.providers["ideogram"].extra["rendering_speed"] == "TURBO"
     with pytest.raises(ConfigError, match="EASEL_IDEOGRAM_RENDERING_SPEED must be one of"):
         Settings.from_env({"EASEL_IDEOGRAM_RENDERING_SPEED": "ludicrous"})
+
+
+def test_the_example_id_in_errors_is_this_months_form() -> None:
+    from datetime import UTC, datetime
+
+    from server.storage import ImageNotFound, parse_image_id
+
+    before = f"{datetime.now(UTC):%Y%m}"
+    with pytest.raises(ImageNotFound) as caught:
+        parse_image_id("not-an-id")
+    months = {before, f"{datetime.now(UTC):%Y%m}"}   # the call may straddle a month's end
+    assert any(f"ids look like {m}-<32 hex>.png" in str(caught.value) for m in months)
