@@ -205,3 +205,37 @@ async def test_a_resolver_that_hangs_is_bounded() -> None:
         async with guarded_client(FetchPolicy(resolver=hanging_dns, resolve_timeout=0.05)) as client:
             with pytest.raises(httpx.ConnectTimeout, match="resolving 'images.example.com'"):
                 await client.get("https://images.example.com/a.png")
+
+
+async def test_an_https_proxy_is_asked_to_connect_to_the_checked_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS through an operator's proxy is a CONNECT tunnel to the name; this proxy records the CONNECT
+    and declines it (no TLS needed to see that the guard let the request through to the proxy)."""
+    import anyio
+
+    seen: list[bytes] = []
+
+    async def proxy(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            head = b""
+            with anyio.move_on_after(5):
+                while b"\r\n\r\n" not in head:
+                    head += await stream.receive()
+            seen.append(head.split(b"\r\n", 1)[0])
+            await stream.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    async def dns(name: str, port: int) -> list[str]:
+        return {"images.example.com": [PUBLIC]}.get(name, ["10.1.2.3"])
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, proxy)
+        with anyio.fail_after(10):
+            async with guarded_client(FetchPolicy(resolver=dns)) as client:
+                with pytest.raises(httpx.ProxyError):
+                    await client.get("https://images.example.com/a.png")
+                with pytest.raises(FetchRefused):
+                    await client.get("https://intranet.example.com/a.png")
+        tg.cancel_scope.cancel()
+    assert seen == [b"CONNECT images.example.com:443 HTTP/1.1"]
