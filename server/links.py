@@ -7,8 +7,8 @@ No bearer header is needed, so a person can open it. A link whose ``exp`` lies f
 ahead than the configured TTL (plus a little clock skew between replicas) was never
 issued by us and is refused.
 
-The secret is ``EASEL_LINK_SECRET`` when set (at least 32 bytes, checked at start-up); otherwise it is derived from
-``EASEL_AUTH_TOKEN`` (HMAC with a fixed label, so replicas sharing a token share
+The secret is ``EASEL_LINK_SECRET`` when set (at least 32 bytes, checked at start-up);
+otherwise it is derived from ``EASEL_AUTH_TOKEN`` (HMAC with a fixed label, so replicas sharing a token share
 links and the token itself never appears in a link); otherwise it is random per
 process (links then die with the process).
 """
