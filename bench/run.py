@@ -5,7 +5,7 @@ against the loopback Replicate fake from ``tests/fakes`` and prints a table:
 median and spread (min-max over runs) of each figure next to its target. It
 prints figures; it asserts nothing, and no test depends on it.
 
-Figures (docs/performance.md says what each one means):
+Figures:
 
 * cold start        spawn -> ``tools/list`` answered, easel-mcp vs a bare MCPServer (bench/bare_server.py)
 * overhead          generate_image with a provider that answers at once with a ~1 MiB JPEG, minus the

@@ -18,7 +18,8 @@ from typing import TypeVar
 import anyio
 import httpx
 
-from providers.errors import ProviderError, ProviderUnavailable, RateLimited
+from providers._netguard import FetchRefused
+from providers.errors import OutputRefused, ProviderError, ProviderUnavailable, RateLimited
 
 __all__ = ["backoff_delay", "download", "parse_retry_after", "with_retries"]
 
@@ -45,7 +46,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
                   rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    """Exponential backoff with "equal" jitter: uniform(upper / 2, upper), upper = min(cap, base * 2**attempt).
+
+    Half the wait is fixed so a retry never fires at once; the other half is random so
+    clients that failed together do not retry together."""
     upper = min(cap, base * (2 ** attempt))
     return (rng or random).uniform(upper / 2, upper)
 
@@ -76,21 +80,24 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, retries: int, cap: f
             await anyio.sleep(delay)
 
 
-def default_retry_delay(exc: ProviderError, attempt: int = 0, cap: float = 30.0) -> float | None:
+def default_retry_delay(exc: ProviderError, attempt: int = 0, cap: float = 30.0,
+                        base: float = 0.5) -> float | None:
     """Retry policy for idempotent calls: 429 (honouring retry_after) and 5xx/connection errors."""
     if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt, cap=cap)
+        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt, base=base, cap=cap)
     if isinstance(exc, ProviderUnavailable):
-        return backoff_delay(attempt, cap=cap)
+        return backoff_delay(attempt, base=base, cap=cap)
     return None
 
 
 async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_bytes: int,
-                   retries: int = 2) -> tuple[bytes, str | None]:
+                   retries: int = 2, retry_base: float = 0.5) -> tuple[bytes, str | None]:
     """Fetch an output file (or decode a data: URI) with a size bound and retries.
 
-    Returns (bytes, content type or None). Raises ProviderUnavailable when the file
-    cannot be had (expired, truncated, too large, unreachable).
+    ``client`` is a ``providers._netguard.guarded_client``: the URL and every redirect hop
+    pass the fetch guard. Returns (bytes, content type or None). Raises OutputRefused when
+    the guard refuses the address, ProviderUnavailable when the file cannot be had
+    (expired, truncated, too large, unreachable).
     """
     if url.startswith("data:"):
         return _decode_data_uri(url, provider=provider, max_bytes=max_bytes)
@@ -120,6 +127,12 @@ async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_by
                             f"{provider} output is over the {max_bytes}-byte limit.", provider=provider)
                     body.write(chunk)
                 return body.getvalue(), response.headers.get("content-type")
+        except FetchRefused as exc:
+            raise OutputRefused(f"{provider} output was not downloaded: {exc}.", provider=provider,
+                                url=url) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:   # e.g. "http://[::1/x", a malformed IDNA label
+            raise OutputRefused(f"{provider} output was not downloaded: it is not a valid URL ({exc}).",
+                                provider=provider, url=url) from None
         except httpx.HTTPError as exc:  # truncated bodies, resets, timeouts
             raise ProviderUnavailable(
                 f"{provider} output download failed ({type(exc).__name__}).", provider=provider) from exc
@@ -127,7 +140,7 @@ async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_by
     def policy(exc: ProviderError, attempt: int) -> float | None:
         if exc.status is not None and exc.status < 500 and not isinstance(exc, RateLimited):
             return None  # 404/403: expired or forbidden; retrying will not help
-        return default_retry_delay(exc, attempt)
+        return default_retry_delay(exc, attempt, base=retry_base)
 
     return await with_retries(once, retries=retries, cap=10.0, retryable=policy)
 

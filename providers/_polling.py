@@ -22,8 +22,8 @@ Retry policy (Ideogram's single POST uses it too):
   sent (connect errors). A connection dropped after sending may have created a paid
   job, so that is not retried.
 
-The first retry waits about ``config.extra["retry_base"]`` seconds (default 0.5),
-each later one twice as long, never longer than ``config.retry_cap``; a vendor's
+Retry number n waits between half and all of ``config.retry_base * 2**n`` seconds
+(EASEL_RETRY_BASE, default 0.5), never longer than ``config.retry_cap``; a vendor's
 Retry-After wins.
 """
 
@@ -68,7 +68,7 @@ def http_timeout(config: ProviderConfig) -> httpx.Timeout:
 
 def retry_policy(config: ProviderConfig, *, creating: bool) -> Callable[[ProviderError, int], float | None]:
     """A ``with_retries`` policy: seconds to wait before retry number ``n`` (from 0), or None."""
-    base = float(config.extra.get("retry_base", 0.5))
+    base = config.retry_base
 
     def delay(exc: ProviderError, n: int) -> float | None:
         if isinstance(exc, RateLimited):

@@ -15,16 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import anyio
+import httpx
 
+from providers._http import download
 from providers._limits import RateLimiter
+from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn
 
-__all__ = ["CHINESE_FIRST", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider", "ModelSpec", "Price",
-           "ProviderConfig"]
+__all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
+           "ModelSpec", "Price", "ProviderConfig"]
 
 GENERATE = "generate"
 EDIT = "edit"
+DEFAULT_WAIT_WINDOW = 20       # seconds a vendor may hold a create request (sync mode); EASEL_WAIT_WINDOW
 
 PayloadBuilder = Callable[[GenerationRequest], dict[str, Any]]
 
@@ -95,14 +99,17 @@ class ProviderConfig:
     api_key: str | None = field(repr=False)   # never in a repr, log line or error
     base_url: str | None = None
     timeout: float = 300.0         # whole job, seconds
-    wait_window: int = 30          # seconds the vendor may hold a create request (sync mode)
+    wait_window: int = DEFAULT_WAIT_WINDOW
     poll_interval: float = 0.5     # first poll delay; grows to poll_max
     poll_max: float = 5.0
     max_retries: int = 3           # for 429 / retryable 5xx / connection errors
+    retry_base: float = 0.5        # first retry's wait, seconds (doubles each retry); EASEL_RETRY_BASE
     retry_cap: float = 30.0        # longest single wait between retries
     concurrency: int = 8           # jobs in flight at once for this provider
     rate: float = 0.0              # job submissions per second; 0 = unlimited
     max_download_bytes: int = 64 * 1024 * 1024
+    # what output downloads may reach (providers/_netguard.py); each provider adds its own endpoint
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
     extra: dict[str, Any] = field(default_factory=dict)
     # values of the variables a model ``requires`` (by variable name); never in a repr, log line or error
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -136,6 +143,18 @@ class ImageProvider(ABC):
     @abstractmethod
     async def _generate(self, spec: ModelSpec, request: GenerationRequest,
                         progress: ProgressFn) -> list[GeneratedImage]: ...
+
+    _http: httpx.AsyncClient   # output downloads (and, for most vendors, the API calls too)
+
+    def _http_client(self, default_base_url: str, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client for this vendor: its endpoint trusted, every other address (output files,
+        redirects) behind the fetch guard (``providers/_netguard.py``)."""
+        return guarded_client(self.config.fetch.trusting(self.config.base_url or default_base_url), **kwargs)
+
+    async def fetch_output(self, url: str) -> tuple[bytes, str | None]:
+        """Download an output file (or decode a data: URI) through the guard, bounded and retried."""
+        return await download(self._http, url, provider=self.name, max_bytes=self.config.max_download_bytes,
+                              retries=self.config.max_retries, retry_base=self.config.retry_base)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients. Called once when the server shuts down."""

@@ -24,7 +24,8 @@ What is DashScope-specific, and lives only here:
   Arrearage, DataInspectionFailed, InvalidParameter, Model.NotExist, Throttling*, 5xx.
   The same codes appear in failed tasks' ``output.code``;
 * a seed applies to the whole batch; the seed recorded per image is the request's seed
-  only when one image was asked for.
+  only when one image was asked for (the server asks for one image per seeded task:
+  ``server.generation.split_count``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from providers._http import download, parse_retry_after
+from providers._http import parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
@@ -166,7 +167,7 @@ class DashScopeProvider(ImageProvider):
             raise ConfigError("DASHSCOPE_BASE_URL must include the API path, e.g. "
                               "https://dashscope-intl.aliyuncs.com/api/v1.")
         self._auth = {"Authorization": f"Bearer {config.api_key}"}
-        self._http = httpx.AsyncClient(base_url=base, timeout=http_timeout(config),
+        self._http = self._http_client(DEFAULT_BASE_URL, base_url=base, timeout=http_timeout(config),
                                        follow_redirects=True)
 
     async def aclose(self) -> None:
@@ -221,12 +222,12 @@ class DashScopeProvider(ImageProvider):
             await progress(f"{VENDOR} task {task_id} returned {len(urls)} of {request.count} image(s)")
         images = []
         for url in urls:
-            data, mime = await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
-                                        retries=self.config.max_retries)
+            data, mime = await self.fetch_output(url)
             images.append(GeneratedImage(
                 data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
                 provider=NAME, provider_model=spec.provider_model, prompt_sent=request.prompt,
-                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id))
+                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id,
+                source_url=url))
         return images
 
 

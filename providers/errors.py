@@ -14,6 +14,7 @@
         ├── ContentRejected            a safety filter refused the prompt or image
         ├── GenerationFailed           the model ran and failed (its own error text)
         ├── GenerationTimeout          waited too long (says how long, and the job id)
+        ├── OutputRefused              an output URL the fetch guard will not fetch (``url``)
         └── ProviderUnavailable        5xx, connection errors, bad output
 
 Providers translate their SDK's and HTTP errors into this tree in one place each;
@@ -36,6 +37,7 @@ __all__ = [
     "InsufficientCredit",
     "InvalidInput",
     "InvalidRequest",
+    "OutputRefused",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
@@ -111,6 +113,15 @@ class GenerationFailed(ProviderError):
 
 class GenerationTimeout(ProviderError):
     pass
+
+
+class OutputRefused(ProviderError):
+    """An output points at an address the fetch guard refuses (private, loopback, metadata …).
+    Not retried: the answer will not change. ``url`` is where the output was said to be."""
+
+    def __init__(self, message: str, *, provider: str, url: str, job_id: str | None = None) -> None:
+        super().__init__(message, provider=provider, job_id=job_id)
+        self.url = url
 
 
 class ProviderUnavailable(ProviderError):

@@ -11,9 +11,9 @@ Turbo borrows ``ideogram_style`` so both paths style a prompt the same way):
   tall 9x16 (the seeds' ratios);
 * ``magic_prompt`` is always OFF, so the prompt as sent is the prompt we store (Ideogram
   would otherwise rewrite it);
-* ``rendering_speed`` (FLASH, TURBO, DEFAULT, QUALITY) is a provider option for "Ideogram v3":
-  ``ProviderConfig.extra["rendering_speed"]``, default DEFAULT; the tiers "Ideogram v3 Balanced"
-  and "Ideogram v3 Quality" send DEFAULT and QUALITY whatever the option says;
+* ``rendering_speed`` (FLASH, TURBO, DEFAULT, QUALITY) is the operator's choice for "Ideogram v3":
+  EASEL_IDEOGRAM_RENDERING_SPEED, passed as ``ProviderConfig.extra["rendering_speed"]``, default DEFAULT;
+  the tiers "Ideogram v3 Balanced" and "Ideogram v3 Quality" send DEFAULT and QUALITY whatever it says;
 * styles are native (``native_style=True``): ``any`` -> AUTO, ``realistic_image*`` ->
   REALISTIC, ``digital_illustration*`` -> DESIGN (flat, graphic, poster-like: the
   nearest of GENERAL/REALISTIC/DESIGN, the three values both Ideogram paths accept).
@@ -41,7 +41,7 @@ from typing import Any
 import anyio
 import httpx
 
-from providers._http import download, parse_retry_after, with_retries
+from providers._http import parse_retry_after, with_retries
 from providers._polling import retry_policy
 from providers.base import ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
@@ -199,7 +199,8 @@ class IdeogramProvider(ImageProvider):
         if self._speed not in RENDERING_SPEEDS:
             raise ConfigError(f"Ideogram rendering_speed must be one of {', '.join(RENDERING_SPEEDS)}.")
         self._auth = {"Api-Key": config.api_key}
-        self._http = httpx.AsyncClient(base_url=config.base_url or DEFAULT_BASE_URL, follow_redirects=True,
+        self._http = self._http_client(DEFAULT_BASE_URL, base_url=config.base_url or DEFAULT_BASE_URL,
+                                       follow_redirects=True,
                                        timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)))
 
     async def aclose(self) -> None:
@@ -241,13 +242,12 @@ class IdeogramProvider(ImageProvider):
             await progress(f"{VENDOR} withheld {len(items) - len(safe)} of {len(items)} image(s) as unsafe")
         images = []
         for item in safe:
-            data, mime = await download(self._http, item["url"], provider=NAME,
-                                        max_bytes=self.config.max_download_bytes, retries=self.config.max_retries)
+            data, mime = await self.fetch_output(item["url"])
             seed = item.get("seed") if isinstance(item.get("seed"), int) else request.seed
             images.append(GeneratedImage(
                 data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
                 provider=NAME, provider_model=spec.provider_model, prompt_sent=fields["prompt"],
-                parameters=fields, seed=seed, prediction_id=None))
+                parameters=fields, seed=seed, prediction_id=None, source_url=item["url"]))
         return images
 
 

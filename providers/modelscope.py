@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from providers._http import download, parse_retry_after
+from providers._http import parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, Price, ProviderConfig
 from providers.errors import (
@@ -176,7 +176,7 @@ class ModelScopeProvider(ImageProvider):
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         self._auth = {"Authorization": f"Bearer {config.api_key}"}
-        self._http = httpx.AsyncClient(base_url=config.base_url or DEFAULT_BASE_URL,
+        self._http = self._http_client(DEFAULT_BASE_URL, base_url=config.base_url or DEFAULT_BASE_URL,
                                        timeout=http_timeout(config), follow_redirects=True)
 
     async def aclose(self) -> None:
@@ -220,12 +220,11 @@ class ModelScopeProvider(ImageProvider):
                                    provider=NAME, job_id=task_id)
         images = []
         for url in urls:
-            data, mime = await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
-                                        retries=self.config.max_retries)
+            data, mime = await self.fetch_output(url)
             images.append(GeneratedImage(
                 data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
                 provider=NAME, provider_model=spec.provider_model, prompt_sent=payload["prompt"],
-                parameters=payload, seed=request.seed, prediction_id=task_id))
+                parameters=payload, seed=request.seed, prediction_id=task_id, source_url=url))
         return images
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from providers._http import backoff_delay, download
-from providers._polling import TaskState, run_task
+from providers._http import backoff_delay
+from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
     CHINESE_FIRST, EDIT, GENERATE, MULTILINGUAL, ImageProvider, ModelSpec, Price, ProviderConfig,
 )
@@ -48,6 +48,7 @@ from providers.types import (
 __all__ = ["MODELS", "ReplicateProvider"]
 
 NAME = "replicate"
+DEFAULT_BASE_URL = "https://api.replicate.com"   # the replicate SDK's default (REPLICATE_BASE_URL overrides)
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 # Semantic size tables (the seeds'), adjusted only where the published schema disagrees.
@@ -395,13 +396,17 @@ def _from_status(status: int, title: str | None, detail: str | None, body: dict[
                                status=status, job_id=job_id)
 
 
-def _create_retry_delay(exc: ProviderError, attempt: int) -> float | None:
+def _create_retry_policy(config: ProviderConfig) -> Callable[[ProviderError, int], float | None]:
     """POST is not idempotent: retry only 429 and 503 (the request was not processed)."""
-    if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt + 1)
-    if exc.status == 503:
-        return backoff_delay(attempt + 1)
-    return None
+
+    def delay(exc: ProviderError, attempt: int) -> float | None:
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return exc.retry_after
+        if isinstance(exc, RateLimited) or exc.status == 503:
+            return backoff_delay(attempt + 1, base=config.retry_base, cap=config.retry_cap)
+        return None
+
+    return delay
 
 
 class ReplicateProvider(ImageProvider):
@@ -419,8 +424,7 @@ class ReplicateProvider(ImageProvider):
         self._client = replicate.Client(api_token=config.api_key, base_url=config.base_url or None,
                                         transport=_CapturingTransport(tls))
         # downloads are bounded too: a stalled file host must not outlive the configured timeout
-        wait = min(30.0, config.timeout)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(wait, connect=min(10.0, wait)), follow_redirects=True,
+        self._http = self._http_client(DEFAULT_BASE_URL, timeout=http_timeout(config), follow_redirects=True,
                                        verify=tls)
 
     async def aclose(self) -> None:
@@ -448,7 +452,8 @@ class ReplicateProvider(ImageProvider):
                                          provider=NAME, provider_model=spec.provider_model,
                                          prompt_sent=str(payload.get("prompt", request.prompt)), parameters=shown,
                                          seed=request.seed,
-                                         prediction_id=prediction["id"]))
+                                         prediction_id=prediction["id"],
+                                         source_url=None if url.startswith("data:") else url))
         return images
 
     def _passed_through(self, spec: ModelSpec) -> dict[str, str]:
@@ -461,10 +466,6 @@ class ReplicateProvider(ImageProvider):
                                   "passes it to the model's vendor, which bills that account).")
             fields[_PASSED_THROUGH[var]] = value
         return fields
-
-    async def fetch_output(self, url: str) -> tuple[bytes, str | None]:
-        return await download(self._http, url, provider=NAME, max_bytes=self.config.max_download_bytes,
-                               retries=self.config.max_retries)
 
     async def image_reference(self, data: bytes | None, mime: str, url: str | None) -> str:
         """An input Replicate can read: https URLs pass through, small files inline, large ones uploaded."""
@@ -521,7 +522,7 @@ class ReplicateProvider(ImageProvider):
         # The SDK retries its own GETs; a create is retried only when it cannot have run (429, 503).
         _, state = await run_task(provider=NAME, vendor="Replicate", noun="prediction", config=self.config,
                                   submit=create, poll=get, cancel=cancel, progress=progress,
-                                  submit_retry=_create_retry_delay, submit_deadline=wait + 30,
+                                  submit_retry=_create_retry_policy(self.config), submit_deadline=wait + 30,
                                   poll_retries=False)
         prediction: dict[str, Any] = state.body
         if prediction["status"] == "failed":

@@ -1,9 +1,9 @@
 """The shared vocabulary between the MCP layer and the providers.
 
 Enum values are the specification (the seeds' tables): tool schemas mirror them
-exactly. ``ImageGenModel`` is not here: it is built from the model catalog in
-``providers/__init__.py`` so that a new model is one new entry in its provider's
-module.
+exactly. The model names are not an enum here: tools build their ``model`` choices
+from the catalog (``providers.model_names``), so that a new model is one new entry
+in its provider's ``MODELS`` list.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ class GeneratedImage:
     parameters: dict[str, Any]  # the payload as sent, minus secrets and inline image bytes
     seed: int | None = None
     prediction_id: str | None = None
+    source_url: str | None = None   # the vendor's temporary link, while it lasts (None for inline data)
 
 
 # Progress callback: (message) -> awaitable. Providers call it on every state change.

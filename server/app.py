@@ -27,6 +27,7 @@ from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLin
 from pydantic import ValidationError
 
 from providers import Registry
+from providers._netguard import guarded_client
 from providers.errors import ImageGenError
 from server.config import Settings
 from server.icons import icons
@@ -55,10 +56,10 @@ class AppState:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """Fetches reference images given as URLs (behind the URL guard). Made on first use: building
-        its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py, cold start)."""
+        """Fetches reference images given as URLs, through the fetch guard (providers/_netguard.py). Made
+        on first use: building its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+            self._http = guarded_client(self.settings.fetch, timeout=httpx.Timeout(30.0, connect=10.0))
         return self._http
 
 

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from providers import all_specs
-from providers.base import ProviderConfig
+from providers._netguard import FetchPolicy
+from providers.base import DEFAULT_WAIT_WINDOW, ProviderConfig
 from providers.errors import ConfigError
 
-__all__ = ["PROVIDER_ENV", "Settings"]
+__all__ = ["MIN_LINK_SECRET_BYTES", "PROVIDER_ENV", "Settings"]
+
+MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
 
 # provider name -> (key variable, base-URL variable, default submissions/second)
 PROVIDER_ENV: dict[str, tuple[str, str, float]] = {
@@ -42,11 +45,13 @@ class Settings:
     preview_max_px: int = 512
     preview_max_bytes: int = 100_000
     timeout: float = 300.0            # one generation, end to end
-    wait_window: int = 20             # seconds a provider may hold a create request
+    wait_window: int = DEFAULT_WAIT_WINDOW   # seconds a provider may hold a create request
     poll_interval: float = 0.5
     poll_max: float = 5.0
     progress_interval: float = 5.0    # heartbeat progress while waiting
     max_retries: int = 3
+    retry_base: float = 0.5           # EASEL_RETRY_BASE: first retry's wait, seconds (doubles, jittered)
+    ideogram_rendering_speed: str = "DEFAULT"   # EASEL_IDEOGRAM_RENDERING_SPEED: FLASH, TURBO, DEFAULT, QUALITY
     list_limit: int = 50              # resources/list page size
     max_prompt_chars: int = 4000
     max_image_bytes: int = 64 * 1024 * 1024
@@ -54,6 +59,9 @@ class Settings:
     # --- reference images (edit_image, run_replicate_model) ---
     input_dirs: tuple[Path, ...] = ()              # EASEL_INPUT_DIRS: local paths allowed as inputs
     allowed_fetch_hosts: tuple[str, ...] = ()      # EASEL_ALLOWED_FETCH_HOSTS: exempt from the URL guard
+    # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
+    # plus the origins of every *_BASE_URL
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
     input_max_bytes: int = 20 * 1024 * 1024        # EASEL_INPUT_MAX_BYTES, per reference image
     input_max_pixels: int = 50_000_000
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
@@ -72,7 +80,7 @@ class Settings:
     oss_backoff: float = 0.5              # EASEL_OSS_BACKOFF: first retry delay (doubles)
     oss_retry_interval: float = 30.0      # EASEL_OSS_RETRY_INTERVAL: late uploads of local copies
     # --- end OSS ---
-    # --- HTTP deployment (--transport sse/http; docs/deployment.md) ---
+    # --- HTTP deployment (--transport sse/http) ---
     auth_token: str | None = field(default=None, repr=False)  # EASEL_AUTH_TOKEN: bearer token for /mcp and /sse
     allowed_hosts: tuple[str, ...] = ()    # EASEL_ALLOWED_HOSTS: Host values accepted besides loopback
     allowed_origins: tuple[str, ...] = ()  # EASEL_ALLOWED_ORIGINS: browser Origins accepted besides loopback
@@ -100,6 +108,10 @@ class Settings:
             poll_max=_number(env, "EASEL_POLL_MAX", s.poll_max, 0.001, 120),
             progress_interval=_number(env, "EASEL_PROGRESS_INTERVAL", s.progress_interval, 0.01, 600),
             max_retries=int(_number(env, "EASEL_MAX_RETRIES", s.max_retries, 0, 10)),
+            retry_base=_number(env, "EASEL_RETRY_BASE", s.retry_base, 0.001, 60),
+            ideogram_rendering_speed=_choice(env, "EASEL_IDEOGRAM_RENDERING_SPEED",
+                                             ("flash", "turbo", "default", "quality"),
+                                             s.ideogram_rendering_speed).upper(),
             list_limit=int(_number(env, "EASEL_LIST_LIMIT", s.list_limit, 1, 1000)),
             input_dirs=tuple(Path(p).expanduser() for p in (env.get("EASEL_INPUT_DIRS") or "").split(os.pathsep)
                              if p.strip()),
@@ -107,6 +119,7 @@ class Settings:
                                       if h.strip()),
             input_max_bytes=int(_number(env, "EASEL_INPUT_MAX_BYTES", s.input_max_bytes, 1024, 100 * 1024 * 1024)),
         )
+        fetch = FetchPolicy.build(s.allowed_fetch_hosts, (env.get(url_var) for _, url_var, _ in PROVIDER_ENV.values()))
         configs = {}
         for name, (key_var, url_var, rate) in PROVIDER_ENV.items():
             up = name.upper()
@@ -118,15 +131,18 @@ class Settings:
                 poll_interval=s.poll_interval,
                 poll_max=s.poll_max,
                 max_retries=s.max_retries,
+                retry_base=s.retry_base,
                 # DashScope's Wanx models run at most 2 tasks at once per account
                 concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 2 if name == "dashscope" else 8, 1, 64)),
                 rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
                 max_download_bytes=s.max_image_bytes,
                 secrets=_passed_through(env, name),
+                fetch=fetch,
+                extra={"rendering_speed": s.ideogram_rendering_speed} if name == "ideogram" else {},
             )
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
-        return replace(s, providers=configs)
+        return replace(s, providers=configs, fetch=fetch)
 
     def keyed_providers(self) -> list[str]:
         return [name for name, cfg in self.providers.items() if cfg.api_key]
@@ -197,6 +213,11 @@ def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
     if token is not None and (len(token) < 16 or not all(33 <= ord(c) < 127 for c in token)):
         raise ConfigError("EASEL_AUTH_TOKEN must be at least 16 printable ASCII characters without spaces; "
                           "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    link_secret = env.get("EASEL_LINK_SECRET") or None
+    if link_secret is not None and len(link_secret.encode()) < MIN_LINK_SECRET_BYTES:
+        raise ConfigError(f"EASEL_LINK_SECRET must be at least {MIN_LINK_SECRET_BYTES} bytes (a short one can be "
+                          "guessed from a single link); make one with: "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
     public = (env.get("EASEL_PUBLIC_URL") or "").strip().rstrip("/") or None
     if public is not None and not public.startswith(("http://", "https://")):
         raise ConfigError(f"EASEL_PUBLIC_URL must start with http:// or https://, not {public[:80]!r}.")
@@ -210,7 +231,7 @@ def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
         "allowed_origins": tuple(o.rstrip("/") for o in items("EASEL_ALLOWED_ORIGINS")),
         "max_body_bytes": int(_number(env, "EASEL_MAX_BODY_BYTES", d.max_body_bytes, 1024, 1024 ** 3)),
         "public_url": public,
-        "link_secret": env.get("EASEL_LINK_SECRET") or None,
+        "link_secret": link_secret,
         "link_ttl": int(_number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
         "log_format": _choice(env, "EASEL_LOG_FORMAT", ("text", "json"), d.log_format),
         "shutdown_grace": _number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),

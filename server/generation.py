@@ -47,8 +47,11 @@ class JobOutcome:
 
 
 def split_count(spec: ModelSpec, request: GenerationRequest, count: int) -> list[GenerationRequest]:
-    """One request per provider call, each asking for at most ``spec.max_batch`` images."""
-    batch = max(1, spec.max_batch)
+    """One request per provider call, each asking for at most ``spec.max_batch`` images.
+
+    A seeded request is split into one image per call: a vendor's batch shares one seed, and
+    the tools promise that image i uses seed + i, so that any one image can be made again alone."""
+    batch = 1 if request.seed is not None else max(1, spec.max_batch)
     sizes = [batch] * (count // batch) + ([count % batch] if count % batch else [])
     return [replace(request, count=n) for n in sizes]
 
@@ -139,9 +142,6 @@ async def _run_one(outcome: JobOutcome, storage: Storage, progress: Progress, ma
     except ImageGenError as exc:
         outcome.error = exc
         await progress.send(f"{prefix}failed: {exc}")
-    except StorageError as exc:
-        outcome.error = ProviderUnavailable(f"The image was generated but could not be stored: {exc}",
-                                            provider=job.spec.provider)
     except Exception as exc:  # a bug or an unmapped SDK error: log it, report it without details
         log.exception("unexpected error in %s job", job.spec.provider)
         outcome.error = ProviderUnavailable(
@@ -163,5 +163,22 @@ async def store_generated(image: GeneratedImage, job: Job, storage: Storage, *,
         "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
         "prediction_id": image.prediction_id, **job.record,
     }
-    put = functools.partial(storage.put, image.data, info.mime_type, metadata)
-    return await (put() if previews is None else previews.store(image.data, put))
+    return await store_output(image.data, info.mime_type, metadata, storage, previews=previews,
+                              provider=image.provider, job_id=image.prediction_id, source_url=image.source_url)
+
+
+async def store_output(data: bytes, mime_type: str, metadata: dict[str, Any], storage: Storage, *,
+                       previews: Previews | None, provider: str, job_id: str | None,
+                       source_url: str | None) -> StoredImage:
+    """Store one paid-for image (its preview made meanwhile), the one store path of every tool.
+
+    When the store fails (disk full, bucket down and no fallback), the error says where the
+    image still is: the provider's temporary link, so what was paid for is not lost."""
+    put = functools.partial(storage.put, data, mime_type, metadata)
+    try:
+        return await (put() if previews is None else previews.store(data, put))
+    except StorageError as exc:
+        where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
+                 f"{source_url}" if source_url else " The provider sent it inline, so no other copy exists.")
+        raise ProviderUnavailable(f"The image was generated but could not be stored: {exc}{where}",
+                                  provider=provider, job_id=job_id) from None

@@ -5,20 +5,22 @@ A reference may be an ``easel://images/…`` URI from our store, an https URL, a
 directory the operator allowed with EASEL_INPUT_DIRS. Each must decode as a
 PNG, JPEG, WebP or GIF under the byte and pixel limits.
 
-Fetching a URL is guarded: only http(s), and never to a private, loopback,
-link-local, reserved or metadata address, whether named directly, through DNS,
-or reached by a redirect. Operators may allow specific hosts (EASEL_ALLOWED_FETCH_HOSTS).
-The check resolves the name and then connects by name, so a DNS answer that
-changes between the two is not caught; the redirect and scheme checks are.
+Fetching a URL goes through the fetch guard shared with provider downloads
+(``providers/_netguard.py``): only http(s), never to a private, loopback, link-local,
+reserved or metadata address, whether named directly, through DNS (the checked
+address is the one connected to) or reached by a redirect. Operators may allow
+specific hosts (EASEL_ALLOWED_FETCH_HOSTS). A local path is checked against
+EASEL_INPUT_DIRS and then opened once, without following a symlink that appears
+after the check, and read from that descriptor.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
+import errno
 import os
-import socket
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +29,15 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 import httpx
 
+from providers._netguard import FetchRefused
 from providers.types import InputImage
 from server.images import InvalidImage, inspect_image
 from server.storage import URI_PREFIX, Storage, StorageError
 
-__all__ = ["InputError", "InputLimits", "UrlGuard", "resolve_images"]
+__all__ = ["InputError", "InputLimits", "read_local", "resolve_images"]
+
+MAX_URL_CHARS = 8192
+MAX_PATH_CHARS = 4096
 
 
 class InputError(ValueError):
@@ -45,42 +51,34 @@ class InputLimits:
     input_dirs: tuple[Path, ...] = ()
 
 
-class UrlGuard:
-    """Decides whether a URL may be fetched; resolves names to check every address."""
-
-    def __init__(self, allowed_hosts: Sequence[str] = ()) -> None:
-        self.allowed = {h.strip().lower() for h in allowed_hosts if h.strip()}
-
-    async def check(self, url: str) -> None:
+def check_url(url: str) -> None:
+    """What a caller can get wrong in a URL, said in one line before anything is fetched; where it
+    may be fetched from is the guard's business (providers/_netguard.py), for every redirect hop too."""
+    if len(url) > MAX_URL_CHARS:
+        raise InputError(f"the URL is {len(url)} characters long; the limit is {MAX_URL_CHARS}")
+    try:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise InputError(f"only https URLs can be fetched, not {parts.scheme or 'a relative'} URL")
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise InputError("the URL has no host")
-        if parts.username or parts.password:
-            raise InputError("URLs with credentials are not fetched")
-        if host in self.allowed:
-            return
-        try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                infos = await anyio.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-            except (OSError, UnicodeError):
-                raise InputError(f"the host {host!r} could not be resolved") from None
-            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-        for address in addresses:
-            if not address.is_global or address.is_multicast:
-                raise InputError(f"the host {host!r} is a private, loopback, link-local or reserved "
-                                 "address; only public hosts are fetched (an operator can allow a host "
-                                 "with EASEL_ALLOWED_FETCH_HOSTS)")
+    except ValueError as exc:   # e.g. "Invalid IPv6 URL"
+        raise InputError(f"it is not a valid URL ({exc})") from None
+    try:
+        port = parts.port
+    except ValueError:          # out of range or not a number
+        raise InputError("the URL's port must be a number from 1 to 65535") from None
+    if parts.scheme not in ("http", "https"):
+        raise InputError(f"only https URLs can be fetched, not {parts.scheme or 'a relative'} URL")
+    if not parts.hostname:
+        raise InputError("the URL has no host")
+    if parts.username or parts.password:
+        raise InputError("URLs with credentials are not fetched")
+    if port == 0:
+        raise InputError("the URL's port must be a number from 1 to 65535")
 
 
-async def fetch(url: str, guard: UrlGuard, client: httpx.AsyncClient, max_bytes: int,
+async def fetch(url: str, client: httpx.AsyncClient, max_bytes: int,
                 max_redirects: int = 3) -> tuple[bytes, str | None]:
+    """GET ``url`` through ``client`` (a guarded client: every hop is checked where it connects)."""
     for _ in range(max_redirects + 1):
-        await guard.check(url)
+        check_url(url)
         try:
             async with client.stream("GET", url, follow_redirects=False) as response:
                 if response.is_redirect:
@@ -98,6 +96,10 @@ async def fetch(url: str, guard: UrlGuard, client: httpx.AsyncClient, max_bytes:
                         raise InputError(f"it is over the limit of {max_bytes} bytes")
                     chunks.append(chunk)
                 return b"".join(chunks), response.headers.get("content-type")
+        except FetchRefused as exc:
+            raise InputError(str(exc)) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:   # e.g. a malformed IDNA label such as xn--
+            raise InputError(f"it is not a valid URL ({exc})") from None
         except httpx.HTTPError as exc:
             raise InputError(f"fetching it failed ({type(exc).__name__})") from None
     raise InputError(f"it redirected more than {max_redirects} times")
@@ -117,20 +119,86 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
         raise InputError("its base64 data is malformed") from None
 
 
-def local_path(ref: str, limits: InputLimits) -> Path:
+def local_path(ref: str, limits: InputLimits) -> tuple[Path, Path]:
+    """The real path of ``ref`` and the allowed directory it lies in; InputError otherwise."""
     if not limits.input_dirs:
         raise InputError("local file paths are not allowed on this server; the operator can allow "
                          "directories with EASEL_INPUT_DIRS (paths separated by os.pathsep), or send "
                          "the image as a data: URI or https URL")
+    if "\x00" in ref:
+        raise InputError("the path contains a NUL character")
+    if len(ref) > MAX_PATH_CHARS:
+        raise InputError(f"the path is {len(ref)} characters long; the limit is {MAX_PATH_CHARS}")
     path = Path(os.path.expanduser(ref))
     if not path.is_absolute():
         raise InputError("local paths must be absolute")
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:   # a symlink loop
+        raise InputError(f"the path cannot be resolved ({getattr(exc, 'strerror', None) or exc})") from None
     for allowed in limits.input_dirs:
-        if real.is_relative_to(allowed.resolve()):
-            return real
+        root = allowed.resolve()
+        if real.is_relative_to(root):
+            return real, root
     raise InputError(f"the path is outside the allowed input directories ({', '.join(map(str, limits.input_dirs))}); "
                      "add its directory to EASEL_INPUT_DIRS to allow it")
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_below(root: Path, real: Path) -> int:
+    """Open ``real`` (checked to lie below ``root``) without following a symlink on the way.
+
+    The path was checked by name; a name can be re-pointed between the check and the open
+    (a symlink swapped in). So each component below the allowed root is opened relative to
+    its parent's descriptor with O_NOFOLLOW: a link that appears after the check makes the
+    open fail instead of leading outside. Where the platform has no ``dir_fd`` (Windows), the
+    file is opened by name and its identity compared with the checked path's."""
+    parts = real.relative_to(root).parts
+    if not parts:
+        raise IsADirectoryError(errno.EISDIR, "is a directory")
+    if not _NOFOLLOW or os.open not in os.supports_dir_fd:
+        fd = os.open(real, _OPEN_FLAGS)
+        opened, checked = os.fstat(fd), os.stat(real, follow_symlinks=False)
+        if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            os.close(fd)
+            raise OSError(errno.ELOOP, "changed while being opened")
+        return fd
+    directory = os.open(root, _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, _OPEN_FLAGS | os.O_DIRECTORY | _NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        # O_NONBLOCK: a FIFO planted in the directory must not hang the open
+        return os.open(parts[-1], _OPEN_FLAGS | _NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def read_local(real: Path, root: Path, max_bytes: int) -> bytes:
+    """Open the checked path once and read it from that descriptor (blocking: run it in a thread)."""
+    try:
+        fd = _open_below(root, real)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise InputError("no such file") from None
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise InputError("the path changed while it was being opened (a symbolic link appeared where "
+                             "the checked path had none); it was not read") from None
+        raise InputError(f"it cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError("it is not a regular file (a directory, device or pipe)")
+    with open(fd, "rb") as file:
+        if os.fstat(file.fileno()).st_size > max_bytes:
+            raise InputError(f"it is over the limit of {max_bytes} bytes")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"it is over the limit of {max_bytes} bytes")
+    return data
 
 
 def describe(ref: str) -> str:
@@ -139,8 +207,9 @@ def describe(ref: str) -> str:
     return ref if len(ref) <= 200 else ref[:200] + "…"
 
 
-async def resolve_images(refs: Sequence[str], *, storage: Storage, limits: InputLimits, guard: UrlGuard,
+async def resolve_images(refs: Sequence[str], *, storage: Storage, limits: InputLimits,
                          client: httpx.AsyncClient, field: str = "images") -> list[InputImage]:
+    """Each reference's bytes, checked. ``client`` must be a guarded client (AppState.http)."""
     images = []
     for i, ref in enumerate(refs):
         where = f"{field}[{i}] ({describe(ref)})"
@@ -154,15 +223,11 @@ async def resolve_images(refs: Sequence[str], *, storage: Storage, limits: Input
             elif ref.startswith("data:"):
                 data = decode_data_uri(ref, limits.max_bytes)
             elif "://" in ref:
-                data, _ = await fetch(ref, guard, client, limits.max_bytes)
+                data, _ = await fetch(ref, client, limits.max_bytes)
                 url = ref if ref.startswith("https://") else None
             else:
-                path = local_path(ref, limits)
-                if not path.is_file():
-                    raise InputError("no such file")
-                if path.stat().st_size > limits.max_bytes:
-                    raise InputError(f"it is over the limit of {limits.max_bytes} bytes")
-                data = await anyio.Path(path).read_bytes()
+                real, root = local_path(ref, limits)
+                data = await anyio.to_thread.run_sync(read_local, real, root, limits.max_bytes)
             if len(data) > limits.max_bytes:
                 raise InputError(f"it is {len(data)} bytes; the limit is {limits.max_bytes} bytes")
             try:

@@ -3,10 +3,12 @@
 A link is ``<public url>/images/<image id>?exp=<unix seconds>&sig=<hex>`` where
 ``sig`` is HMAC-SHA256 over ``"<image id>\\n<exp>"``. Nothing in it is guessable
 without the secret, a link works only for its own image, and only until ``exp``.
-No bearer header is needed, so a person can open it.
+No bearer header is needed, so a person can open it. A link whose ``exp`` lies further
+ahead than the configured TTL (plus a little clock skew between replicas) was never
+issued by us and is refused.
 
-The secret is ``EASEL_LINK_SECRET`` when set; otherwise it is derived from
-``EASEL_AUTH_TOKEN`` (HMAC with a fixed label, so replicas sharing a token share
+The secret is ``EASEL_LINK_SECRET`` when set (at least 32 bytes, checked at start-up);
+otherwise it is derived from ``EASEL_AUTH_TOKEN`` (HMAC with a fixed label, so replicas sharing a token share
 links and the token itself never appears in a link); otherwise it is random per
 process (links then die with the process).
 """
@@ -28,6 +30,7 @@ __all__ = ["LinkSigner", "link_secret"]
 _LABEL = b"easel-mcp image links v1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
+CLOCK_SKEW = 300   # seconds another replica's clock may run ahead of ours
 
 
 def link_secret(settings: Any) -> bytes:
@@ -59,8 +62,11 @@ class LinkSigner:
             return "invalid"
         if not hmac.compare_digest(self.sign(image_id, int(exp_text)), sig):
             return "invalid"
-        if int(exp_text) < self.clock():
+        now = self.clock()
+        if int(exp_text) < now:
             return "expired"
+        if int(exp_text) > now + self.ttl + CLOCK_SKEW:   # never issued by us: a forged or leaked-key link
+            return "invalid"
         return None
 
     def path(self, image_id: str, exp: int) -> str:

@@ -40,7 +40,8 @@ def make_image_id(sha256_hex: str, mime_type: str, when: datetime | None = None)
 def parse_image_id(image_id: str) -> re.Match[str]:
     match = ID_PATTERN.fullmatch(image_id) if isinstance(image_id, str) and len(image_id) < 64 else None
     if match is None:
-        raise ImageNotFound(f"No image {image_id[:80]!r}: ids look like 202611-<32 hex>.png.")
+        example = f"{datetime.now(UTC):%Y%m}-<32 hex>.png"   # this month's form, never a stale one
+        raise ImageNotFound(f"No image {image_id[:80]!r}: ids look like {example}.")
     return match
 
 

@@ -11,7 +11,7 @@ from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs
-from server.inputs import InputError, InputLimits, UrlGuard, resolve_images
+from server.inputs import InputError, InputLimits, resolve_images
 from server.icons import icons
 from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
@@ -64,7 +64,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 raise ArgumentError(f"images: {spec.name} accepts at most {spec.max_input_images} images; "
                                     f"{len(images)} were given.")
             inputs = await resolve_images(images, storage=state.storage, limits=input_limits(state.settings),
-                                          guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http)
+                                          client=state.http)
             request = GenerationRequest(prompt=text, input_images=tuple(inputs), aspect_ratio=aspect_ratio,
                                         output_format=output_format)
             spec.check(request)

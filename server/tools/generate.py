@@ -48,7 +48,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "Visual style; any adds nothing.")] = ImageStyle.ANY,
         count: Annotated[int, Field(ge=1, le=4, description="How many images (1-4), made concurrently.")] = 1,
         seed: Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Seed for repeatable results "
-                                          "(models marked 'takes seed'). With count > 1, image i uses seed + i.")] = None,
+                                          "(models marked 'takes seed'). With count > 1, image i uses seed + i, each made "
+                                          "by its own provider call, so that image's seed with count 1 makes it "
+                                          "again.")] = None,
         negative_prompt: Annotated[str | None, Field(max_length=settings.max_prompt_chars,
                                                      description="What to avoid (models marked "
                                                      "'takes negative_prompt').")] = None,

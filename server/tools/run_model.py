@@ -2,11 +2,12 @@
 
 Inputs are free-form JSON; easel:// URIs inside them become inputs Replicate can
 read. Every file the model outputs is downloaded at once (Replicate deletes
-outputs after an hour): images are stored and replaced in ``result`` by their
-stored record; other values come back as they are.
+outputs after an hour), through the fetch guard like every provider download:
+images are stored (the same store path as the other tools) and replaced in
+``result`` by their stored record; a file at an address the guard refuses stays
+a URL with a note saying why; other values come back as they are.
 """
 
-import functools
 import json
 import re
 from typing import Annotated, Any
@@ -17,11 +18,11 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from providers import Registry
-from providers.errors import ConfigError, ImageGenError, InvalidInput
+from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
 from server.config import Settings
-from server.generation import Progress
+from server.generation import Progress, store_output
 from server.images import InvalidImage, inspect_image
-from server.inputs import InputError, UrlGuard, resolve_images
+from server.inputs import InputError, resolve_images
 from server.icons import icons
 from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, describe, image_record
 from server.storage import URI_PREFIX, StoredImage
@@ -227,8 +228,7 @@ async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> 
     if isinstance(value, str) and value.startswith(URI_PREFIX):
         try:
             [image] = await resolve_images([value], storage=state.storage, limits=input_limits(state.settings),
-                                           guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http,
-                                           field="model_inputs")
+                                           client=state.http, field="model_inputs")
         except InputError as exc:
             raise ArgumentError(str(exc)) from None
         return await provider.image_reference(image.data, image.mime_type, None)
@@ -248,7 +248,10 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
-        data, mime = await provider.fetch_output(value)
+        try:
+            data, mime = await provider.fetch_output(value)
+        except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
+            return {"url": value, "stored": False, "note": str(exc)}
         try:
             info = inspect_image(data, max_pixels=state.settings.max_image_pixels)
         except InvalidImage:
@@ -257,7 +260,8 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
         meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
                 "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
                 "parameters": None, "prompt": "", "seed": None}
-        image = await previews.store(data, functools.partial(state.storage.put, data, info.mime_type, meta))
+        image = await store_output(data, info.mime_type, meta, state.storage, previews=previews, provider="replicate",
+                                   job_id=prediction["id"], source_url=None if value.startswith("data:") else value)
         stored.append(image)
         return image_record(image).model_dump()
     if isinstance(value, dict):

@@ -16,7 +16,7 @@ def fast_config(base_url: str, api_key: str, /, **changes: Any) -> ProviderConfi
     """Polls, retries and timeouts short enough for loopback fakes; ``changes`` override any field."""
     settings: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "poll_interval": 0.01,
                                 "poll_max": 0.02, "timeout": 10.0, "max_retries": 2,
-                                "extra": {"retry_base": 0.01}}
+                                "retry_base": 0.01}
     return ProviderConfig(**{**settings, **changes})
 
 

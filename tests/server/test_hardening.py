@@ -228,9 +228,10 @@ def _tricky_host():  # type: ignore[no-untyped-def]
 
 
 async def test_a_truncated_download_is_a_clean_error_and_nothing_is_stored(
-        server, replicate_fake: FakeReplicate, settings: Settings) -> None:
+        env: dict[str, str], replicate_fake: FakeReplicate, settings: Settings) -> None:
     with _tricky_host().running() as host:
-        replicate_fake.file_base_url = host.url
+        replicate_fake.file_base_url = host.url   # a file host of its own: allowed explicitly, by host and port
+        server = build_server(Settings.from_env({**env, "EASEL_ALLOWED_FETCH_HOSTS": f"127.0.0.1:{host.port}"}))
         async with Client(server) as client:
             result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert_clean_error(result, contains="download failed")

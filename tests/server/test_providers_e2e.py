@@ -83,17 +83,34 @@ async def test_each_new_model_makes_a_stored_image_through_generate_image(
         assert image["prediction_id"] in fakes[provider].tasks
 
 
-async def test_a_dashscope_batch_is_one_task_with_n_and_the_seed(all_keys: dict[str, str],
-                                                                 fakes: dict[str, Any]) -> None:
+async def test_a_dashscope_batch_is_one_task_with_n(all_keys: dict[str, str], fakes: dict[str, Any]) -> None:
     async with Client(build_server(Settings.from_env(all_keys))) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox", "model": "Wanx 2.1 T2I Turbo (DashScope)",
-                                                           "count": 2, "seed": 5, "negative_prompt": "blurry"})
+                                                           "count": 2, "negative_prompt": "blurry"})
     assert not result.is_error, text_of(result)
     images = result.structured_content["images"]
     [submit] = submissions(fakes["dashscope"])
-    assert submit.json["parameters"]["n"] == 2 and submit.json["parameters"]["seed"] == 5
+    assert submit.json["parameters"]["n"] == 2 and "seed" not in submit.json["parameters"]
     assert submit.json["input"]["negative_prompt"] == "blurry"
     assert len(images) == 2 and len({i["sha256"] for i in images}) == 2
+
+
+@pytest.mark.parametrize("model", ["Wanx 2.1 T2I Turbo (DashScope)", "Ideogram v3"])
+async def test_a_seeded_batch_keeps_the_promise_that_image_i_uses_seed_plus_i(
+        all_keys: dict[str, str], fakes: dict[str, Any], model: str) -> None:
+    """A vendor batch shares one seed; the tool promises seed + i per image, so each seeded image is its
+    own call and each records the seed it was made with (any one can be made again alone)."""
+    async with Client(build_server(Settings.from_env(all_keys))) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox", "model": model, "count": 3, "seed": 5})
+    assert not result.is_error, text_of(result)
+    provider = result.structured_content["images"][0]["provider"]
+    posts = submissions(fakes[provider])
+    if provider == "dashscope":
+        sent = sorted((p.json["parameters"]["seed"], p.json["parameters"]["n"]) for p in posts)
+    else:
+        sent = sorted((int(p.form["seed"]), int(p.form["num_images"])) for p in posts)
+    assert sent == [(5, 1), (6, 1), (7, 1)]
+    assert sorted(i["seed"] for i in result.structured_content["images"]) == [5, 6, 7]
 
 
 async def test_an_ideogram_thumbnail_set_gets_the_seed_palette_natively(all_keys: dict[str, str],
