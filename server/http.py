@@ -202,7 +202,8 @@ async def serve_http(server: EaselServer, settings: Settings, args: argparse.Nam
     config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)
                             http=guarded_protocol(settings.header_timeout, settings.body_timeout),
-                            limit_concurrency=settings.max_connections,
+                            # uvicorn counts the connection asking, so N + 1 serves N connections
+                            limit_concurrency=settings.max_connections + 1,
                             timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=SHUTDOWN_CLOSE_TIMEOUT)
     await DrainingServer(config, server, gate, settings.shutdown_grace).serve()

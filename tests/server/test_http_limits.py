@@ -1,0 +1,162 @@
+"""Connections and sessions are bounded, against a real easel-mcp process over loopback: idle,
+slow-header and slow-body connections are closed (slow requests get 408), idle keep-alive
+connections close, connections over the limit get 503, and sessions are capped (503) and
+expire when idle, on streamable HTTP and on SSE. Limits are made small; every wait is bounded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import pytest
+from anyio.abc import SocketStream
+from mcp import Client
+from mcp.client.sse import sse_client
+
+from tests.fakes.replicate_fake import FakeReplicate
+from tests.server.test_http_deploy import INITIALIZE, MCP_HEADERS, easel
+
+pytestmark = pytest.mark.anyio
+
+QUICK = {"EASEL_HEADER_TIMEOUT": "1", "EASEL_BODY_TIMEOUT": "1", "EASEL_KEEPALIVE_TIMEOUT": "1"}
+HEAD = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+@asynccontextmanager
+async def tcp(base: str) -> AsyncIterator[SocketStream]:
+    url = urlsplit(base)
+    async with await anyio.connect_tcp(url.hostname or "127.0.0.1", url.port or 80) as stream:
+        yield stream
+
+
+async def until_closed(stream: SocketStream, trickle: bytes = b"", timeout: float = 20) -> bytes:
+    """Everything the server sends until it closes the connection. With ``trickle``, keep sending one
+    byte of it every 0.1 s meanwhile (a slow client): total deadlines must not be extended by that."""
+    received = b""
+
+    async def drip() -> None:
+        for byte in trickle:
+            await anyio.sleep(0.1)
+            try:
+                await stream.send(bytes([byte]))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+
+    with anyio.fail_after(timeout):   # without a deadline on the server this fails here
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drip)
+            while True:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    break
+            tg.cancel_scope.cancel()
+    return received
+
+
+async def test_idle_slow_header_and_slow_body_connections_are_closed_and_slow_requests_get_408(
+        env: dict[str, str], tmp_path: Path) -> None:
+    outcomes: dict[str, list[bytes]] = {"idle": [], "slow head": [], "slow body": []}
+    with easel(["--transport", "http"], {**env, **QUICK}, tmp_path / "stderr.log") as (_, base):
+        async def one(kind: str) -> None:
+            async with tcp(base) as s:
+                if kind == "idle":
+                    outcomes[kind].append(await until_closed(s))
+                elif kind == "slow head":
+                    await s.send(b"GET /healthz HTTP/1.1\r\n")
+                    outcomes[kind].append(await until_closed(s, trickle=b"X-Slow: " + b"a" * 200))
+                else:
+                    await s.send(HEAD + b"Content-Length: 400\r\n\r\n{")
+                    outcomes[kind].append(await until_closed(s, trickle=b" " * 200))
+
+        async with anyio.create_task_group() as tg:
+            for kind in outcomes:
+                for _ in range(8):
+                    tg.start_soon(one, kind)
+        async with httpx.AsyncClient() as http:     # the server is still fine for everyone else
+            assert (await http.get(f"{base}/healthz")).status_code == 200
+    assert outcomes["idle"] == [b""] * 8            # nothing was asked, nothing is answered: just closed
+    for kind, what in (("slow head", b"head"), ("slow body", b"body")):
+        for answer in outcomes[kind]:
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:200]
+            assert b"connection: close" in answer.lower() and b"request " + what + b" did not arrive" in answer
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_its_response(env: dict[str, str], tmp_path: Path) -> None:
+    with easel(["--transport", "http"], {**env, **QUICK}, tmp_path / "stderr.log") as (_, base):
+        async with tcp(base) as s:
+            await s.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = await until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"status":"ok"}')
+
+
+async def test_connections_over_the_limit_get_503_and_room_comes_back(env: dict[str, str], tmp_path: Path) -> None:
+    limits = {"EASEL_MAX_CONNECTIONS": "6", "EASEL_HEADER_TIMEOUT": "60"}
+    with easel(["--transport", "http"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+        async def health() -> bytes:
+            async with tcp(base) as s:
+                await s.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                return await until_closed(s)
+
+        held: list[SocketStream] = []
+        try:
+            for _ in range(5):
+                held.append(await anyio.connect_tcp("127.0.0.1", urlsplit(base).port or 80))
+            assert (await health()).startswith(b"HTTP/1.1 200 ")      # the 6th connection is served
+            held.append(await anyio.connect_tcp("127.0.0.1", urlsplit(base).port or 80))
+            refused = await health()                                  # the 7th is not
+            assert refused.startswith(b"HTTP/1.1 503 ") and b"connection: close" in refused.lower()
+        finally:
+            for s in held:
+                await s.aclose()
+        with anyio.fail_after(15):
+            while not (await health()).startswith(b"HTTP/1.1 200 "):
+                await anyio.sleep(0.05)
+
+
+async def test_streamable_http_sessions_are_capped_and_expire_when_idle(env: dict[str, str], tmp_path: Path) -> None:
+    limits = {"EASEL_MAX_SESSIONS": "3", "EASEL_SESSION_IDLE_TIMEOUT": "1"}
+    with easel(["--transport", "http"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def initialize() -> httpx.Response:
+                return await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+
+            sessions = [(await initialize()).headers["mcp-session-id"] for _ in range(3)]
+            over = await initialize()
+            assert over.status_code == 503 and over.json()["error"]["message"] == "Too many open sessions"
+            with anyio.fail_after(15):                 # idle sessions are ended, and room comes back
+                while (fresh := await initialize()).status_code == 503:
+                    await anyio.sleep(0.1)
+            assert fresh.status_code == 200
+            ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+            expired = await http.post(f"{base}/mcp", json=ping,
+                                      headers={**MCP_HEADERS, "Mcp-Session-Id": sessions[0],
+                                               "Mcp-Protocol-Version": INITIALIZE["params"]["protocolVersion"]})
+            assert expired.status_code == 404 and expired.json()["error"]["message"] == "Session not found"
+
+
+async def test_sse_sessions_are_capped_and_idle_ones_end_but_not_during_a_long_call(
+        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    limits = {"EASEL_MAX_SESSIONS": "2", "EASEL_SESSION_IDLE_TIMEOUT": "1"}
+    replicate_fake.latency = 2.5             # the call outlasts the idle timeout, with nothing sent meanwhile
+    with easel(["--transport", "sse"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+        async with httpx.AsyncClient(timeout=10) as http:
+            async with Client(sse_client(f"{base}/sse"), mode="legacy") as client:
+                result = await client.call_tool("generate_image", {"prompt": "a slow lighthouse"})
+                assert not result.is_error, result.content
+                async with http.stream("GET", f"{base}/sse") as second:
+                    assert second.status_code == 200
+                    over = await http.get(f"{base}/sse")
+                    assert over.status_code == 503 and "Too many open sessions" in over.text
+                    with anyio.fail_after(15):       # the idle stream is ended by the server
+                        body = b"".join([chunk async for chunk in second.aiter_bytes()])
+                    assert b"event: endpoint" in body
+            with anyio.fail_after(15):               # both are gone: room for new sessions
+                while (again := await http.get(f"{base}/readyz")).status_code != 200:
+                    await anyio.sleep(0.1)
+            async with http.stream("GET", f"{base}/sse") as third:
+                assert third.status_code == 200
