@@ -62,10 +62,13 @@ def refusal(status: int, message: str, *, json_rpc: bool, headers: Mapping[str, 
 
 def opens_session(scope: Scope, transport: str) -> bool:
     """Would this request start a new MCP session? GET /sse does; so does a POST /mcp without a
-    session id on the initialize-handshake protocol (2026-07-28 requests carry no session at all)."""
+    session id on the initialize-handshake protocol. 2026-07-28 requests carry no session at all,
+    and neither does stateless HTTP: there, only new tool calls are refused."""
     path, method = scope.get("path", ""), scope.get("method", "")
     if transport == "sse":
         return method == "GET" and path.rstrip("/") == "/sse"
+    if transport != "http":
+        return False
     if method != "POST" or path.rstrip("/") != "/mcp":
         return False
     headers = dict(scope.get("headers") or ())
@@ -76,7 +79,9 @@ def opens_session(scope: Scope, transport: str) -> bool:
 
 class DrainGate:
     """ASGI middleware: while draining, refuse new sessions (503, ``Retry-After``); always count the
-    POSTs being answered, so the shutdown can wait until their answers are out."""
+    POSTs being answered, so the shutdown can wait until their answers are out.
+
+    ``transport`` is ``sse``, ``http`` (stateful streamable HTTP) or ``stateless``."""
 
     def __init__(self, app: ASGIApp, easel: EaselServer, transport: str) -> None:
         self.app, self.easel, self.transport = app, easel, transport
@@ -126,7 +131,7 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)  # a second one: stop now
 
     async def on_tick(self, counter: int) -> bool:
-        if self._signal is not None and self._draining is None:
+        if self._signal is not None and self._draining is None and not self.should_exit:
             self._draining = asyncio.create_task(self._drain_then_exit())
         return await super().on_tick(counter)
 

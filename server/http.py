@@ -198,7 +198,8 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace)
 
 
 async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace) -> None:
-    gate = DrainGate(build_app(server, settings, args), server, args.transport)
+    gate = DrainGate(build_app(server, settings, args), server,
+                     "stateless" if args.transport == "http" and args.stateless else args.transport)
     config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)
                             http=guarded_protocol(settings.header_timeout, settings.body_timeout),

@@ -20,9 +20,10 @@ from tests.server.test_http_deploy import INITIALIZE, MCP_HEADERS, easel
 
 pytestmark = pytest.mark.anyio
 
-HANDSHAKES = [pytest.param("sse", "legacy", id="sse-initialize-handshake"),
-              pytest.param("http", "auto", id="streamable-http-2026"),
-              pytest.param("http", "legacy", id="streamable-http-initialize-handshake")]
+HANDSHAKES = [pytest.param(["--transport", "sse"], "legacy", id="sse-initialize-handshake"),
+              pytest.param(["--transport", "http"], "auto", id="streamable-http-2026"),
+              pytest.param(["--transport", "http"], "legacy", id="streamable-http-initialize-handshake"),
+              pytest.param(["--transport", "http", "--stateless"], "legacy", id="stateless-http-initialize-handshake")]
 
 
 def connect(base: str, transport: str, mode: str) -> Client:
@@ -46,13 +47,14 @@ async def opens_a_session(http: httpx.AsyncClient, base: str, transport: str) ->
     return await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
 
 
-@pytest.mark.parametrize(("transport", "mode"), HANDSHAKES)
+@pytest.mark.parametrize(("args", "mode"), HANDSHAKES)
 async def test_sigterm_delivers_the_stored_image_of_a_call_in_flight_while_readyz_says_503(
-        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path, transport: str, mode: str) -> None:
+        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path, args: list[str], mode: str) -> None:
     replicate_fake.hold = True             # the prediction runs until the test lets it finish
+    transport = args[1]
     outcome: dict[str, Any] = {}
     env = {**env, "EASEL_SHUTDOWN_GRACE": "60"}
-    with easel(["--transport", transport], env, tmp_path / "stderr.log") as (proc, base):
+    with easel(args, env, tmp_path / "stderr.log") as (proc, base):
         async with connect(base, transport, mode) as client, httpx.AsyncClient(timeout=10) as http:
             async with anyio.create_task_group() as tg:
                 async def call() -> None:
@@ -65,9 +67,10 @@ async def test_sigterm_delivers_the_stored_image_of_a_call_in_flight_while_ready
                 ready = await until_draining(http, base)        # the listener is still up
                 assert ready.status_code == 503 and ready.json()["status"] == "draining"
                 assert (await http.get(f"{base}/healthz")).status_code == 200
-                refused = await opens_a_session(http, base, transport)
-                assert refused.status_code == 503 and "shutting down" in refused.text
-                assert refused.headers["retry-after"]
+                if "--stateless" not in args:     # stateless HTTP has no sessions to refuse
+                    refused = await opens_a_session(http, base, transport)
+                    assert refused.status_code == 503 and "shutting down" in refused.text
+                    assert refused.headers["retry-after"]
                 another = await client.call_tool("generate_image", {"prompt": "one more lighthouse"})
                 assert another.is_error and "shutting down" in another.content[0].text
                 assert len(replicate_fake.predictions) == 1       # the refused call spent nothing
@@ -81,3 +84,30 @@ async def test_sigterm_delivers_the_stored_image_of_a_call_in_flight_while_ready
     stored = Path(env["EASEL_STORAGE_DIR"]) / image_key(image["uri"].rsplit("/", 1)[1])
     assert stored.stat().st_size == image["bytes"] > 0
     assert not replicate_fake.cancels
+
+
+async def test_a_second_sigterm_stops_at_once_and_cancels_the_provider_job(
+        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    replicate_fake.hold = True
+    log = tmp_path / "stderr.log"
+    with easel(["--transport", "http"], {**env, "EASEL_SHUTDOWN_GRACE": "600"}, log) as (proc, base):
+        async with Client(f"{base}/mcp") as client, httpx.AsyncClient(timeout=10) as http:
+            async with anyio.create_task_group() as tg:
+                async def call() -> None:
+                    try:
+                        await client.call_tool("generate_image", {"prompt": "a slow lighthouse"})
+                    except Exception:   # the connection may close before the cancellation's answer
+                        pass
+
+                tg.start_soon(call)
+                await replicate_fake.wait_until(lambda: replicate_fake.predictions, timeout=15)
+                proc.send_signal(signal.SIGTERM)
+                await until_draining(http, base)
+                with anyio.fail_after(15):            # the drain has begun, and says how to cut it short
+                    while "signal again to stop at once" not in log.read_text():
+                        await anyio.sleep(0.05)
+                proc.send_signal(signal.SIGTERM)      # the operator does not want to wait 600 s
+                await replicate_fake.wait_until(lambda: replicate_fake.cancels, timeout=15)
+                assert await anyio.to_thread.run_sync(proc.wait, 20) is not None
+                tg.cancel_scope.cancel()
+    assert list(replicate_fake.cancels) == list(replicate_fake.predictions)
