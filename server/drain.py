@@ -19,6 +19,7 @@ answers the server is about to send; :class:`DrainingServer` defers that exit to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Mapping
@@ -43,8 +44,6 @@ RETRY_AFTER = "5"
 
 def refusal(status: int, message: str, *, json_rpc: bool, headers: Mapping[str, str] | None = None) -> ASGIApp:
     """A small ASGI response: a JSON-RPC error body (id null, like the SDK's own refusals) or plain text."""
-    import json
-
     if json_rpc:
         body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}).encode()
         kind = b"application/json"
@@ -117,7 +116,7 @@ class DrainGate:
 class DrainingServer(uvicorn.Server):
     """uvicorn, with the easel drain between the signal and uvicorn's own exit."""
 
-    def __init__(self, config: uvicorn.Config, easel: EaselServer, gate: DrainGate | None, grace: float) -> None:
+    def __init__(self, config: uvicorn.Config, easel: EaselServer, gate: DrainGate, grace: float) -> None:
         super().__init__(config)
         self.easel, self.gate, self.grace = easel, gate, grace
         self._signal: int | None = None
@@ -141,8 +140,7 @@ class DrainingServer(uvicorn.Server):
         log.warning("%s: shutting down; refusing new sessions and calls, %d call(s) in flight get up to %gs "
                     "(signal again to stop at once)", signal.Signals(self._signal).name, running, self.grace)
         await self.easel.drain(self.grace)
-        if self.gate is not None:
-            await self.gate.settled()
+        await self.gate.settled()
         log.info("drained: closing the listener and the remaining connections")
         super().handle_exit(self._signal, None)   # uvicorn's exit (and sse-starlette's, which ends SSE streams)
 

@@ -98,7 +98,8 @@ class GuardedH11Protocol(H11Protocol):
         else:
             what, limit = ("head", self.header_timeout) if phase == "head" else ("body", self.body_timeout)
             log.info("408 to %s: the request %s did not arrive within %gs", peer, what, limit)
-            if self.cycle is None or not self.cycle.response_started or self.cycle.response_complete:
+            answered = phase == "body" and self.cycle is not None and self.cycle.response_started
+            if not answered:   # (the app may have answered early, e.g. 413, while the body still trickles)
                 self.transport.write(_timeout_response(what, limit))
         self.transport.close()
 
@@ -188,8 +189,11 @@ class SseSessions:
             async with anyio.create_task_group() as tg:
                 async def expire_when_idle() -> None:
                     nonlocal expired
-                    while (left := session.last + self.idle_timeout - time.monotonic()) > 0 or session.busy:
-                        await anyio.sleep(max(left, 0.0) + 0.05 if left > 0 else min(1.0, self.idle_timeout))
+                    while True:
+                        left = session.last + self.idle_timeout - time.monotonic()
+                        if left <= 0 and not session.busy:
+                            break
+                        await anyio.sleep(left + 0.05 if left > 0 else min(1.0, self.idle_timeout))
                     expired = True
                     tg.cancel_scope.cancel()
 
