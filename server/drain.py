@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import uvicorn
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.app import EaselServer
 
@@ -78,7 +78,8 @@ def opens_session(scope: Scope, transport: str) -> bool:
 
 class DrainGate:
     """ASGI middleware: while draining, refuse new sessions (503, ``Retry-After``); always count the
-    POSTs being answered, so the shutdown can wait until their answers are out.
+    POSTs being answered, so the shutdown can wait until their answers are out; and end event
+    streams the way HTTP expects when they are stopped (see :func:`_ending_cleanly`).
 
     ``transport`` is ``sse``, ``http`` (stateful streamable HTTP) or ``stateless``."""
 
@@ -94,6 +95,9 @@ class DrainGate:
             message = "easel-mcp is shutting down and opens no new sessions; connect again in a moment."
             await refusal(503, message, json_rpc=self.transport != "sse",
                           headers={"Retry-After": RETRY_AFTER, "Connection": "close"})(scope, receive, send)
+            return
+        if scope.get("method") == "GET":
+            await _ending_cleanly(self.app, scope, receive, send)
             return
         if scope.get("method") != "POST":
             await self.app(scope, receive, send)
@@ -111,6 +115,30 @@ class DrainGate:
             while self.answering:
                 await anyio.sleep(0.02)
         await anyio.sleep(SETTLE_QUIET)
+
+
+async def _ending_cleanly(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``, making sure a response it started and returned from is also ended. sse-starlette
+    stops an event stream (at the end of a drain, or when a session expires) without its final chunk,
+    and the SDK's SSE endpoint then sends a stray second response; the client would read "incomplete
+    chunked read" instead of the end of the stream. Not done when the app fails: that stays visible."""
+    started = ended = False
+
+    async def once(message: Message) -> None:
+        nonlocal started, ended
+        if message["type"] == "http.response.start":
+            if started:
+                return
+            started = True
+        elif message["type"] == "http.response.body":
+            if ended:
+                return
+            ended = not message.get("more_body", False)
+        await send(message)
+
+    await app(scope, receive, once)
+    if started and not ended:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class DrainingServer(uvicorn.Server):

@@ -167,19 +167,15 @@ class SseSessions:
                           headers={"Retry-After": "30"})(scope, receive, send)
             return
         session = _Session()
-        response = {"started": False, "ended": False}
 
         async def watched(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["started"] = True
-            elif message["type"] == "http.response.body":
+            if message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 if session.id is None and (found := _SESSION_ID.search(body)):
                     session.id = found.group(1).decode()
                     self.sessions[session.id] = session
                 if body and not body.startswith(b":"):        # ":" starts an SSE comment: a keep-alive ping
                     session.touch()
-                response["ended"] = not message.get("more_body", False)
             await send(message)
 
         self.streams += 1
@@ -205,10 +201,8 @@ class SseSessions:
             self.streams -= 1
             if session.id is not None:
                 self.sessions.pop(session.id, None)
-        if expired:
+        if expired:   # the stream is ended cleanly by server.drain.DrainGate, which wraps this
             log.info("SSE session %s idle for %gs: closed", session.id, self.idle_timeout)
-            if response["started"] and not response["ended"]:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def track_sse_requests(ctx: Any, call_next: Any) -> Any:

@@ -77,7 +77,8 @@ async def test_sigterm_delivers_the_stored_image_of_a_call_in_flight_while_ready
                 assert proc.poll() is None
 
                 replicate_fake.release()      # the call in flight finishes during the grace
-        assert await anyio.to_thread.run_sync(proc.wait, 20) is not None   # then the process exits
+            # then the process exits, ending the client's streams cleanly (the client exits after it)
+            assert await anyio.to_thread.run_sync(proc.wait, 20) is not None
     result = outcome["result"]
     assert not result.is_error, result.content
     [image] = result.structured_content["images"]
