@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -118,9 +119,17 @@ async def test_connections_over_the_limit_get_503_and_room_comes_back(env: dict[
                 await anyio.sleep(0.05)
 
 
-async def test_streamable_http_sessions_are_capped_and_expire_when_idle(env: dict[str, str], tmp_path: Path) -> None:
-    limits = {"EASEL_MAX_SESSIONS": "3", "EASEL_SESSION_IDLE_TIMEOUT": "1"}
-    with easel(["--transport", "http"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+PING = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+
+
+def in_session(session_id: str) -> dict[str, str]:
+    return {**MCP_HEADERS, "Mcp-Session-Id": session_id,
+            "Mcp-Protocol-Version": INITIALIZE["params"]["protocolVersion"]}
+
+
+async def test_streamable_http_sessions_are_capped_and_room_comes_back_when_one_ends(
+        env: dict[str, str], tmp_path: Path) -> None:
+    with easel(["--transport", "http"], {**env, "EASEL_MAX_SESSIONS": "3"}, tmp_path / "stderr.log") as (_, base):
         async with httpx.AsyncClient(timeout=10) as http:
             async def initialize() -> httpx.Response:
                 return await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
@@ -128,38 +137,59 @@ async def test_streamable_http_sessions_are_capped_and_expire_when_idle(env: dic
             sessions = [(await initialize()).headers["mcp-session-id"] for _ in range(3)]
             over = await initialize()
             assert over.status_code == 503 and over.json()["error"]["message"] == "Too many open sessions"
-            with anyio.fail_after(15):                 # idle sessions are ended, and room comes back
+            assert (await http.post(f"{base}/mcp", json=PING, headers=in_session(sessions[0]))).status_code == 200
+            assert (await http.delete(f"{base}/mcp", headers=in_session(sessions[0]))).status_code == 200
+            assert (await initialize()).status_code == 200
+
+
+async def test_an_idle_streamable_http_session_expires_and_its_id_answers_404(
+        env: dict[str, str], tmp_path: Path) -> None:
+    limits = {"EASEL_MAX_SESSIONS": "1", "EASEL_SESSION_IDLE_TIMEOUT": "1"}
+    with easel(["--transport", "http"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def initialize() -> httpx.Response:
+                return await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+
+            first = (await initialize()).headers["mcp-session-id"]
+            with anyio.fail_after(15):       # the only place frees up once the idle session is ended
                 while (fresh := await initialize()).status_code == 503:
                     await anyio.sleep(0.1)
             assert fresh.status_code == 200
-            ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
-            expired = await http.post(f"{base}/mcp", json=ping,
-                                      headers={**MCP_HEADERS, "Mcp-Session-Id": sessions[0],
-                                               "Mcp-Protocol-Version": INITIALIZE["params"]["protocolVersion"]})
+            expired = await http.post(f"{base}/mcp", json=PING, headers=in_session(first))
             assert expired.status_code == 404 and expired.json()["error"]["message"] == "Session not found"
 
 
-async def test_sse_sessions_are_capped_and_idle_ones_end_but_not_during_a_long_call(
-        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
-    limits = {"EASEL_MAX_SESSIONS": "2", "EASEL_SESSION_IDLE_TIMEOUT": "1"}
-    replicate_fake.latency = 2.5             # the call outlasts the idle timeout, with nothing sent meanwhile
-    with easel(["--transport", "sse"], {**env, **limits}, tmp_path / "stderr.log") as (_, base):
+async def test_sse_sessions_are_capped(env: dict[str, str], tmp_path: Path) -> None:
+    with easel(["--transport", "sse"], {**env, "EASEL_MAX_SESSIONS": "2"}, tmp_path / "stderr.log") as (_, base):
         async with httpx.AsyncClient(timeout=10) as http:
-            async with Client(sse_client(f"{base}/sse"), mode="legacy") as client:
-                result = await client.call_tool("generate_image", {"prompt": "a slow lighthouse"})
-                assert not result.is_error, result.content
-                async with http.stream("GET", f"{base}/sse") as second:
-                    assert second.status_code == 200
-                    over = await http.get(f"{base}/sse")
-                    assert over.status_code == 503 and "Too many open sessions" in over.text
-                    with anyio.fail_after(15):       # the idle stream is ended by the server
-                        body = b"".join([chunk async for chunk in second.aiter_bytes()])
-                    assert b"event: endpoint" in body
-            with anyio.fail_after(15):               # both are gone: room for new sessions
-                while (again := await http.get(f"{base}/readyz")).status_code != 200:
+            async with http.stream("GET", f"{base}/sse") as first, http.stream("GET", f"{base}/sse") as second:
+                assert first.status_code == second.status_code == 200
+                over = await http.get(f"{base}/sse")
+                assert over.status_code == 503 and "Too many open sessions" in over.text
+                assert over.headers["retry-after"]
+            with anyio.fail_after(15):      # closed streams free their places
+                while True:
+                    async with http.stream("GET", f"{base}/sse") as again:
+                        if again.status_code == 200:
+                            break
                     await anyio.sleep(0.1)
-            async with http.stream("GET", f"{base}/sse") as third:
-                assert third.status_code == 200
+
+
+async def test_an_idle_sse_session_ends_but_not_during_a_long_call(
+        env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    replicate_fake.latency = 2.5        # the call outlasts the idle timeout, with nothing sent meanwhile
+    with easel(["--transport", "sse"], {**env, "EASEL_SESSION_IDLE_TIMEOUT": "1"}, tmp_path / "stderr.log") as (_, base):
+        async with Client(sse_client(f"{base}/sse"), mode="legacy") as client:
+            result = await client.call_tool("generate_image", {"prompt": "a slow lighthouse"})
+            assert not result.is_error, result.content
+        async with httpx.AsyncClient(timeout=10) as http, http.stream("GET", f"{base}/sse") as idle:
+            with anyio.fail_after(15):       # an idle stream is ended by the server, cleanly
+                body = b"".join([chunk async for chunk in idle.aiter_bytes()])
+        assert body.startswith(b"event: endpoint")
+        session_id = re.search(rb"session_id=([0-9a-f]{32})", body).group(1).decode()  # type: ignore[union-attr]
+        async with httpx.AsyncClient(timeout=10) as http:   # and its session is gone
+            gone = await http.post(f"{base}/messages/?session_id={session_id}", json=PING)
+        assert gone.status_code == 404
 
 
 def test_limit_settings_have_defaults_and_bad_values_name_the_variable() -> None:
