@@ -24,14 +24,15 @@ import logging
 import signal
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.app import EaselServer
+if TYPE_CHECKING:   # only the type: the server is handed in, so this module imports nothing of the app
+    from server.app import EaselServer
 
 __all__ = ["DrainGate", "DrainingServer", "refusal"]
 
