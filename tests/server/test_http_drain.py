@@ -42,7 +42,8 @@ async def until_draining(http: httpx.AsyncClient, base: str) -> httpx.Response:
 async def opens_a_session(http: httpx.AsyncClient, base: str, transport: str) -> httpx.Response:
     if transport == "sse":
         async with http.stream("GET", f"{base}/sse") as r:
-            await r.aread() if r.status_code != 200 else None
+            if r.status_code != 200:      # a refusal has a short body; an open stream is left unread
+                await r.aread()
             return r
     return await http.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
 
