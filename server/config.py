@@ -91,6 +91,14 @@ class Settings:
     log_format: str = "text"               # EASEL_LOG_FORMAT: text or json (one object per line on stderr)
     shutdown_grace: float = 20.0           # EASEL_SHUTDOWN_GRACE: seconds in-flight calls get on SIGTERM
     # --- end HTTP deployment ---
+    # --- HTTP connection and session limits (server.limits; docs/deployment.md) ---
+    header_timeout: float = 10.0           # EASEL_HEADER_TIMEOUT: a request head must arrive within this (else 408)
+    body_timeout: float = 60.0             # EASEL_BODY_TIMEOUT: a request body must arrive within this (else 408)
+    keepalive_timeout: float = 5.0         # EASEL_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this
+    max_connections: int = 512             # EASEL_MAX_CONNECTIONS: beyond this, requests get 503
+    max_sessions: int = 256                # EASEL_MAX_SESSIONS: open MCP sessions (streamable HTTP or SSE); then 503
+    session_idle_timeout: float = 600.0    # EASEL_SESSION_IDLE_TIMEOUT: idle sessions are closed after this
+    # --- end limits ---
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +150,7 @@ class Settings:
             )
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
+        s = replace(s, **_limit_settings(env))
         return replace(s, providers=configs, fetch=fetch)
 
     def keyed_providers(self) -> list[str]:
@@ -235,4 +244,17 @@ def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
         "link_ttl": int(_number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
         "log_format": _choice(env, "EASEL_LOG_FORMAT", ("text", "json"), d.log_format),
         "shutdown_grace": _number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),
+    }
+
+
+def _limit_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """Bounds on HTTP connections and MCP sessions (server.limits)."""
+    d = Settings
+    return {
+        "header_timeout": _number(env, "EASEL_HEADER_TIMEOUT", d.header_timeout, 0.1, 600),
+        "body_timeout": _number(env, "EASEL_BODY_TIMEOUT", d.body_timeout, 0.1, 3600),
+        "keepalive_timeout": _number(env, "EASEL_KEEPALIVE_TIMEOUT", d.keepalive_timeout, 0.1, 600),
+        "max_connections": int(_number(env, "EASEL_MAX_CONNECTIONS", d.max_connections, 2, 100_000)),
+        "max_sessions": int(_number(env, "EASEL_MAX_SESSIONS", d.max_sessions, 1, 100_000)),
+        "session_idle_timeout": _number(env, "EASEL_SESSION_IDLE_TIMEOUT", d.session_idle_timeout, 1, 7 * 86400),
     }

@@ -9,9 +9,11 @@
   non-loopback bind with no allowed hosts configured turns the check off (it
   could not know which names clients use), and that case needs a token anyway.
 * Request bodies above ``EASEL_MAX_BODY_BYTES`` get 413 from the SDK.
-* Graceful shutdown: on SIGTERM new tool calls are refused, running ones get
-  ``EASEL_SHUTDOWN_GRACE`` seconds, then are cancelled (their provider jobs with
-  them), then uvicorn closes the connections.
+* Graceful shutdown (server.drain): on SIGTERM the listener stays up while new
+  sessions and tool calls are refused and /readyz says 503; running calls get
+  ``EASEL_SHUTDOWN_GRACE`` seconds and their answers are delivered, then uvicorn exits.
+* Limits (server.limits): connections, request head/body deadlines, keep-alive,
+  open sessions and their idle expiry.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import ipaddress
 import logging
 import re
 import time
-from types import FrameType
 from typing import Any
 
 import anyio
@@ -35,6 +36,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from server.app import EaselServer
 from server.config import Settings
+from server.drain import DrainGate, DrainingServer
+from server.limits import SseSessions, guarded_protocol, track_sse_requests
 from server.links import LinkSigner, link_secret
 from server.storage import ImageNotFound, StorageError, parse_image_id
 
@@ -187,32 +190,21 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace)
     options = {"host": args.host, "max_request_body_size": settings.max_body_bytes,
                "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":
-        return server.sse_app(**options)
-    return server.streamable_http_app(stateless_http=args.stateless, **options)
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn, with the easel drain between "stop accepting" and "close connections"."""
-
-    def __init__(self, config: uvicorn.Config, easel: EaselServer, grace: float) -> None:
-        super().__init__(config)
-        self.easel = easel
-        self.grace = grace
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.easel.draining = True      # at once: /readyz says 503, new calls are refused
-        super().handle_exit(sig, frame)
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        for listener in getattr(self, "servers", []):
-            listener.close()            # stop accepting first; open connections still get their answers
-        await self.easel.drain(self.grace)
-        await super().shutdown(sockets)
+        server.middleware.append(track_sse_requests)
+        return SseSessions(server.sse_app(**options), max_sessions=settings.max_sessions,
+                           idle_timeout=settings.session_idle_timeout)
+    return server.streamable_http_app(stateless_http=args.stateless, max_sessions=settings.max_sessions,
+                                      session_idle_timeout=settings.session_idle_timeout, **options)
 
 
 async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace) -> None:
-    app = build_app(server, settings, args)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+    gate = DrainGate(build_app(server, settings, args), server,
+                     "stateless" if args.transport == "http" and args.stateless else args.transport)
+    config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)
+                            http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+                            # uvicorn counts the connection asking, so N + 1 serves N connections
+                            limit_concurrency=settings.max_connections + 1,
+                            timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=SHUTDOWN_CLOSE_TIMEOUT)
-    await DrainingServer(config, server, settings.shutdown_grace).serve()
+    await DrainingServer(config, server, gate, settings.shutdown_grace).serve()
