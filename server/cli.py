@@ -45,8 +45,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.app import build_server
 
+    signer = None
+    if args.transport != "stdio":
+        from server.http import link_signer
+
+        signer = link_signer(settings, args.host, args.port)
     try:
-        server = build_server(settings)
+        server = build_server(settings, links=signer)
     except (ConfigError, StorageError) as exc:
         print(f"easel-mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.http import serve_http
 
-    anyio.run(serve_http, server, settings, args)
+    anyio.run(serve_http, server, settings, args, signer)
 
 
 def configure_logging(verbose: int, fmt: str = "text") -> None:

@@ -18,16 +18,16 @@ from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.generation import Job, Progress, run_jobs
+from server.jobs import Finished, Work, run_job
 from server.illustrate import (
     MAX_CONTENT_CHARS, MAX_COUNT, THUMBNAIL_NEGATIVE_PROMPT, THUMBNAIL_PALETTE, Purpose, plan_illustrations,
     thumbnail_prompt_v2,
 )
 from server.prompts import apply_style
 from server.icons import icons
-from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
+from server.results import ErrorRecord, ImageRecord, build_result
 from server.tools._common import (
-    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
 )
 
 __all__ = ["IllustrateResult", "register"]
@@ -122,26 +122,27 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                 f"({plan.analysis.language}); nothing generated.")
 
         record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value}
-        jobs = [Job(spec, provider, req, label=f"illustration {i + 1}",
-                    record={**record, "illustration": i + 1, "subjects": items[i].subjects})
+        work = [Work(spec, provider, req, label=f"illustration {i + 1}",
+                     record={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
-        progress = Progress(ctx, total=len(jobs), interval=state.settings.progress_interval)
-        await progress.send(f"generating {len(jobs)} illustration(s) with {spec.name}")
-        previews = Previews(state.settings)
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels,
-                                  previews=previews)
-        images, errors = summarize("illustrate_content", outcomes)
-        for item, outcome in zip(items, outcomes, strict=True):
-            if outcome.images:
-                item.image = image_record(outcome.images[0])
-            if outcome.error is not None:
-                item.error = ErrorRecord(item=f"illustration {item.index + 1}", kind=type(outcome.error).__name__,
-                                         message=str(outcome.error))
-        result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=False,
-                                  illustrations=items, images=[image_record(i) for i in images], errors=errors)
-        summary = (f"Illustrated the text ({plan.analysis.language}) with {len(images)} image(s) from {spec.name}"
-                   + (f"; {len(errors)} failed" if errors else "") + ": " + ", ".join(i.uri for i in images))
-        return build_result(result.model_dump(), images, previews, summary)
+
+        def answer(done: Finished) -> tuple[IllustrateResult, str]:
+            shown = dict(zip((i.image_id for i in done.images), done.records, strict=True))
+            for item, outcome in zip(items, done.outcomes, strict=True):
+                if outcome.images:
+                    item.image = shown[outcome.images[0].image_id]
+                if outcome.error is not None:
+                    item.error = ErrorRecord(item=f"illustration {item.index + 1}",
+                                             kind=type(outcome.error).__name__, message=str(outcome.error))
+            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
+                                      dry_run=False, illustrations=items, images=done.records, errors=done.errors)
+            images = done.images
+            return result, (f"Illustrated the text ({plan.analysis.language}) with {len(images)} image(s) from "
+                            f"{spec.name}" + (f"; {len(done.errors)} failed" if done.errors else "") + ": "
+                            + ", ".join(i.uri for i in images))
+
+        return await run_job(ctx, "illustrate_content", work, total=len(work),
+                             announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
 
 
 def _any_spec(registry: Registry, model: str):  # type: ignore[no-untyped-def]
