@@ -18,7 +18,7 @@ import anyio
 
 from providers._limits import RateLimiter
 from providers.errors import ConfigError, InvalidRequest
-from providers.types import GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
 
 __all__ = ["CHINESE_FIRST", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider", "ModelSpec", "Price",
            "ProviderConfig"]
@@ -127,6 +127,11 @@ class ImageProvider(ABC):
     @abstractmethod
     async def _generate(self, spec: ModelSpec, request: GenerationRequest,
                         progress: ProgressFn) -> list[GeneratedImage]: ...
+
+    async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
+        """Ask one of the vendor's chat (language) models; vendors without one refuse."""
+        raise InvalidRequest(f"{self.vendor} offers no chat model here; EASEL_PROMPT_MODEL must name a "
+                             "provider that does.")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients. Called once when the server shuts down."""

@@ -55,6 +55,9 @@ class Settings:
     input_max_bytes: int = 20 * 1024 * 1024        # EASEL_INPUT_MAX_BYTES, per reference image
     input_max_pixels: int = 50_000_000
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    # EASEL_PROMPT_MODEL "<provider>:<model>": a chat model that writes illustrate_content's scenes
+    prompt_model: tuple[str, str] | None = None
+    prompt_timeout: float = 30.0           # EASEL_PROMPT_TIMEOUT: seconds before the planner takes over
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     # --- OSS (EASEL_STORAGE=oss; checked by server.storage.oss only when used) ---
     oss_access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
@@ -120,6 +123,8 @@ class Settings:
                 rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
                 max_download_bytes=s.max_image_bytes,
             )
+        s = replace(s, prompt_model=_prompt_model(env, configs),
+                    prompt_timeout=_number(env, "EASEL_PROMPT_TIMEOUT", s.prompt_timeout, 0.05, 600))
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
         return replace(s, providers=configs)
@@ -158,6 +163,25 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if raw not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}.")
     return raw
+
+
+# Providers with a chat model the prompt writer can use (their class implements ``complete``).
+PROMPT_PROVIDERS = ("dashscope", "modelscope")
+
+
+def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig]) -> tuple[str, str] | None:
+    """EASEL_PROMPT_MODEL, e.g. ``dashscope:qwen-plus``; it reuses that provider's key."""
+    raw = (env.get("EASEL_PROMPT_MODEL") or "").strip()
+    if not raw:
+        return None
+    provider, _, model = raw.partition(":")
+    provider, model = provider.strip().lower(), model.strip()
+    if provider not in PROMPT_PROVIDERS or not model:
+        raise ConfigError(f"EASEL_PROMPT_MODEL must be <provider>:<model> with provider one of "
+                          f"{', '.join(PROMPT_PROVIDERS)} (e.g. dashscope:qwen-plus), not {raw[:80]!r}.")
+    if not configs[provider].api_key:
+        raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {PROVIDER_ENV[provider][0]}.")
+    return provider, model
 
 
 def _oss_settings(env: Mapping[str, str]) -> dict[str, object]:

@@ -1,0 +1,234 @@
+"""One sentence of a text becomes a scene: what is in the picture, in the prompt's language.
+
+English sentences are kept nearly as written (they already name a subject, an action
+and a setting), with reporting clauses, connectives, quotes and person names taken
+out. A Chinese sentence becomes a Chinese scene the same way for models that read
+Chinese; for English-only models it is rebuilt from its nouns and its main verb,
+glossed through CC-CEDICT (words without a usable gloss are left out).
+"""
+
+from __future__ import annotations
+
+import re
+
+from server.illustration.keywords import EN_FUNCTION_WORDS, en_subjects, en_words, zh_tokens
+from server.illustration.text import has_cjk
+from server.illustration.vocabulary import gloss, known
+
+__all__ = ["MAX_SCENE_WORDS", "en_scene", "score_en", "score_zh", "zh_scene", "zh_scene_en"]
+
+MAX_SCENE_WORDS = 32
+MAX_SCENE_CHARS_ZH = 56
+
+_REPORTING = re.compile(r"^.{0,90}?\b(?:said|says|warn(?:s|ed)?|explain(?:s|ed)?|note(?:s|d)?|report(?:s|ed)?|"
+                        r"believe(?:s|d)?|argue(?:s|d)?|told \w+|announce(?:s|d)?|claim(?:s|ed)?|add(?:s|ed)|"
+                        r"found|find|show(?:s|ed)?|know|knew|remember(?:s|ed)?)\s+that\s+", re.IGNORECASE)
+_CONNECTIVE = re.compile(r"^(?:but|and|so|then|however|meanwhile|still|yet|now|today|also|instead|finally|first|"
+                         r"next|later|soon|suddenly|once|at last|after that|in the end|of course|for example|"
+                         r"in fact|here|there)\b,?\s+", re.IGNORECASE)
+_QUOTE = re.compile(r"[\"“][^\"”]{0,300}[\"”]|'[^']{12,300}'")
+_PARENS = re.compile(r"\s*[(（][^)）]{0,120}[)）]")
+_PRONOUN_START = {"she": "a woman", "he": "a man", "they": "people", "i": "a person", "we": "a group of people",
+                  "you": "a person"}
+_SPLIT_AT = re.compile(r"[,;:—–]\s*")
+
+
+def _role(pronouns: dict[str, int]) -> str:
+    she, he = pronouns.get("she", 0), pronouns.get("he", 0)
+    return "a woman" if she > he else "a man" if he > she else "a person"
+
+
+def _trim_words(text: str, limit: int) -> str:
+    words = text.split()
+    if len(words) <= limit:
+        return text
+    cut = " ".join(words[:limit])
+    for m in reversed(list(_SPLIT_AT.finditer(cut))):
+        if len(cut[: m.start()].split()) >= limit // 2:
+            return cut[: m.start()]
+    while words[:limit] and words[limit - 1].lower() in EN_FUNCTION_WORDS:
+        limit -= 1
+    return " ".join(words[:limit])
+
+
+def en_scene(sentence: str, people: set[str], pronouns: dict[str, int]) -> str:
+    """The drawable part of an English sentence, person names replaced by a role."""
+    s = _PARENS.sub("", _QUOTE.sub("", sentence))
+    s = _REPORTING.sub("", s)
+    for _ in range(2):
+        s = _CONNECTIVE.sub("", s.strip())
+    s = s.strip(" ,;:-—–")
+    role = _role(pronouns)
+    for name in sorted(people, key=len, reverse=True):
+        s = re.sub(rf"\b{re.escape(name)}'s\b", f"{role}'s", s)
+        s = re.sub(rf"\b{re.escape(name)}\b", role, s)
+    words = s.split()
+    if words and words[0].lower() in _PRONOUN_START:
+        words[0] = _PRONOUN_START[words[0].lower()]
+    s = " ".join(words)
+    s = re.sub(r"\b(a (?:woman|man|person))( and \1)+\b", "two people", s)
+    s = _trim_words(s, MAX_SCENE_WORDS).rstrip(" .!?,;:…")
+    first = s.split()[0] if s else ""
+    if first.lower() in EN_FUNCTION_WORDS:
+        s = first.lower() + s[len(first):]
+    return s
+
+
+def score_en(sentence: str, people: set[str]) -> float:
+    """How much of a picture a sentence holds: picturable nouns, not too long, not a question."""
+    subjects = en_subjects(sentence, people)
+    best = sorted((s for _, s in subjects), reverse=True)[:5]
+    score = sum(best)
+    n = len(en_words(sentence))
+    if n < 5:
+        score -= 2
+    if n > 45:
+        score -= (n - 45) / 10
+    if sentence.rstrip().endswith("?"):
+        score -= 2
+    if re.match(r"^(i|we|you)\b", sentence.strip(), re.IGNORECASE):
+        score -= 1
+    if sum(ch.isdigit() for ch in sentence) > 6:
+        score -= 1.5
+    if _QUOTE.fullmatch(sentence.strip()):
+        score -= 3
+    return score
+
+
+# --------------------------------------------------------------------------- Chinese
+
+_NOUN = frozenset({"n", "ns", "nz", "nl", "ng", "s"})
+_PERSON = frozenset({"nr", "nrfg", "nrt"})
+_ZH_REPORTING = re.compile(r"^(?:据[^，,]{0,30}(?:报道|介绍|了解)|[^，,。]{0,12}(?:说|表示|介绍|认为|指出|称|透露|告诉记者)"
+                           r"|记者[^，,]{0,10}(?:了解到|获悉|看到))[，,：:]\s*")
+_ZH_QUOTE = re.compile(r"“[^”]{12,200}”|「[^」]{12,200}」")
+_ZH_CONNECTIVE = re.compile(r"^(?:但是|但|而且|然后|于是|因此|所以|同时|此外|另外|不过|其实|如今|现在|今天|后来)[，,]?")
+
+
+def score_zh(tokens: list[tuple[str, str]]) -> float:
+    nouns = [w for w, f in tokens if f in _NOUN and len(w) >= 2]
+    score = min(len(nouns), 6) * 1.0 + sum(0.5 for w, f in tokens if f in _NOUN and gloss(w))
+    chars = sum(len(w) for w, _ in tokens)
+    if chars < 8:
+        score -= 2
+    if chars > 90:
+        score -= (chars - 90) / 20
+    if any(f in _PERSON for _, f in tokens):
+        score -= 0.5
+    if sum(1 for w, f in tokens if f == "m") > 3:
+        score -= 1.5
+    if tokens and tokens[-1][0] in ("？", "?"):
+        score -= 2
+    return score
+
+
+def _zh_role(pronouns: dict[str, int]) -> str:
+    she, he = pronouns.get("她", 0), pronouns.get("他", 0)
+    return "一位女子" if she > he else "一位男子" if he > she else "一个人"
+
+
+def zh_scene(sentence: str, pronouns: dict[str, int]) -> str:
+    """A Chinese sentence as a Chinese scene: names become a role, reporting and quotes go."""
+    s = _ZH_QUOTE.sub("", _PARENS.sub("", sentence)).strip()
+    s = _ZH_CONNECTIVE.sub("", _ZH_REPORTING.sub("", s))
+    role = _zh_role(pronouns)
+    out = []
+    for word, flag in zh_tokens(s):
+        if is_person_name(word, flag):
+            out.append(role)
+        else:
+            out.append(word)
+    s = "".join(out).strip("，,。！？；;：: ")
+    if len(s) > MAX_SCENE_CHARS_ZH:
+        cut = s[:MAX_SCENE_CHARS_ZH]
+        comma = max(cut.rfind("，"), cut.rfind("；"), cut.rfind("、"))
+        s = cut[:comma] if comma >= MAX_SCENE_CHARS_ZH // 2 else cut
+    return s.strip("，,。！？；;：:、 ")
+
+
+_PEOPLE_EN = frozenset("man woman child girl boy grandfather grandmother mother father farmer fisherman worker "
+                       "passenger resident residents student teacher doctor nurse chef scientist engineer old man "
+                       "young girl teenage boy people tea farmer villager villagers family friend kid baby".split())
+_SETTING_EN = frozenset("street teahouse kitchen room house garden city village mountain sea deep sea river lake "
+                        "market office laboratory factory station school park forest field rooftop courtyard "
+                        "temple shop restaurant beach harbour harbor island road alley old street hospital "
+                        "classroom library warehouse port farm tea garden residential compound countryside valley "
+                        "desert seabed ocean hillside sky workshop studio bookstore cafe".split())
+_ANIMATE = _PEOPLE_EN | frozenset("cat dog bird bee bees shrimp fish whale horse cow".split())
+
+
+def _article(noun: str) -> str:
+    if noun[:1].isupper() or noun.endswith("s") or noun in ("tea", "rain", "snow", "water", "seawater", "honey",
+                                                              "rice", "bread", "fog", "people", "residents"):
+        return noun
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _ing(verb: str) -> str:
+    head, _, tail = verb.partition(" ")
+    if head.endswith("ie"):
+        head = head[:-2] + "ying"
+    elif head.endswith("e") and not head.endswith(("ee", "ye", "oe")):
+        head = head[:-1] + "ing"
+    elif (len(head) <= 4 and len(head) >= 3 and head[-1] not in "aeiouwxy" and head[-2] in "aeiou"
+          and head[-3] not in "aeiou"):
+        head = head + head[-1] + "ing"
+    else:
+        head += "ing"
+    return f"{head} {tail}".strip()
+
+
+_COLOURS = frozenset("white black red green blue yellow grey gray brown purple pink orange golden silver".split())
+
+
+def is_person_name(word: str, flag: str) -> bool:
+    """jieba tags many ordinary words ``nr``; a name is one the dictionary does not know."""
+    return flag in _PERSON and 2 <= len(word) <= 4 and not known(word)
+
+
+def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+    """An English scene rebuilt from a Chinese sentence's nouns (and the verb right after its
+    subject, when there is one): (scene, English subjects)."""
+    agent = setting = action = None
+    things: list[str] = []
+    for i, (word, flag) in enumerate(tokens):
+        if is_person_name(word, flag) or not (flag in _NOUN or flag in _PERSON):
+            continue
+        en = gloss(word)
+        if not en or has_cjk(en) or en in _COLOURS:
+            continue
+        if flag == "ns" or en in _SETTING_EN:
+            setting = setting or en
+        elif en in _ANIMATE and agent is None:
+            agent = en
+            action = _action_after(tokens, i)
+        elif en not in things and len(things) < 3:
+            things.append(en)
+    subjects = tuple(x for x in (agent, *things, setting) if x)
+    parts: list[str] = []
+    if agent:
+        parts.append(_article(agent) + (f" {action}" if action else ""))
+    if things:
+        joined = " and ".join(_article(t) for t in things)
+        parts.append(joined if not parts else f"with {joined}")
+    text = " ".join(parts)
+    if setting:
+        where = setting if setting[:1].isupper() else f"the {setting}"
+        text = f"{text} in {where}" if text else where
+    return text.strip(), subjects
+
+
+def _action_after(tokens: list[tuple[str, str]], i: int) -> str | None:
+    """"picking tender shoots" from 茶农 | 在 | 茶园里 | 采摘 | 嫩芽: the verb within three tokens of the
+    subject, and its object right after it."""
+    for j in range(i + 1, min(i + 5, len(tokens))):
+        word, flag = tokens[j]
+        if flag == "v":
+            verb = gloss(word, verb=True)
+            obj = gloss(tokens[j + 1][0]) if j + 1 < len(tokens) and tokens[j + 1][1] in _NOUN else None
+            if verb and obj and len(verb.split()) == 1:
+                return f"{_ing(verb)} {_article(obj)}"
+            return None
+        if flag in ("x", "w") or tokens[j][0] in "，。！？；":
+            return None
+    return None
