@@ -98,8 +98,7 @@ def plan_illustrations(
         app = card_name(name, a.analysis.title or clean(content))
         if name is not None and not card_name(name, ""):
             raise ValueError("name: it has no visible characters after cleaning; give the app or agent's name")
-        subjects = [s for sc in plan_scenes(a, min(MAX_COUNT, max(count, 3)), Purpose.COVER, lang, seed)
-                    for s in sc.subjects]
+        subjects = _card_subjects(a, lang)
         description = summary("\n".join(s.text for s in a.analysis.sections), 240 if lang == "en" else 100)
         planned = thumbnail_scenes(app, list(dict.fromkeys(subjects)), description, count, lang,
                                    target.english_only)
@@ -115,6 +114,13 @@ def plan_illustrations(
                    for p in prompts
                    for styled_v2 in [thumbnail_prompt_v2(app or "this app", content, p.index)]]
     return IllustrationPlan(a.analysis, tuple(prompts), lang, set_phrase if count > 1 else "", source, notes)
+
+
+def _card_subjects(a: Analysed, lang: str) -> list[str]:
+    """The text's most frequent picturable nouns, in the prompt's language."""
+    if a.analysis.language == "zh" and lang == "en":
+        return list(dict.fromkeys(g for w in a.analysis.keywords if (g := gloss(w))))[:6]
+    return list(a.analysis.keywords[:6])
 
 
 def prompt_lines(plan: IllustrationPlan) -> str:

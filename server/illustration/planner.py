@@ -25,11 +25,12 @@ from server.illustration.text import (
     clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
-from server.illustration.vocabulary import LIGHT_CUES_RE, Template, gloss
+from server.illustration.vocabulary import LIGHT_CUES_RE, TEMPLATES, Template, gloss
 
 __all__ = ["Analysed", "analyse", "plan_scenes"]
 
 _SECTION_SUBJECTS = 6
+_PRODUCT_WORDS = next(t.en | t.zh for t in TEMPLATES if t.id == "product")
 _NOUN = frozenset({"n", "ns", "nz", "nl", "ng"})
 
 
@@ -100,10 +101,11 @@ def _units(found: list[str], lang: str) -> list[str]:
         return found
     out = []
     for s in found:
-        out.append(s)
         parts = [p for p in _CLAUSE.split(s) if len(p.split()) >= 6]
-        if len(parts) > 1:
-            out.extend(parts)
+        if len(parts) > 1 and len(s.split()) > 22:
+            out.extend(parts)   # a long sentence: its best clause is the picture
+        else:
+            out.append(s)
     return out
 
 
@@ -175,7 +177,12 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
             scene, subjects = _fallback_subject(a, lang), ()
         template = _section_template(a, section, list(subjects))
         shots = template.shots_zh if lang == "zh" else template.shots
-        shot = shots[(k + offset) % len(shots)]
+        shot = shots[(k + offset + (purpose is Purpose.COVER)) % len(shots)]
+        top = a.analysis.keywords[0] if a.analysis.keywords else ""
+        if lang == "en" and top in _PRODUCT_WORDS:
+            product = gloss(top) if a.analysis.language == "zh" else top
+            if product and product.lower() not in scene.lower():
+                scene = f"the {product}: {scene}"   # a product page is about its product
         source = sentence.text if sentence else ""
         light = _light(source + " " + (a.analysis.sections[section].text if section is not None else ""),
                        template, lang)

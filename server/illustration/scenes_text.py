@@ -158,7 +158,7 @@ _ANIMATE = _PEOPLE_EN | frozenset("cat dog bird bee bees shrimp fish whale horse
 
 
 def _article(noun: str) -> str:
-    if noun[:1].isupper() or noun.endswith("s") or noun in ("tea", "rain", "snow", "water", "seawater", "honey",
+    if noun[:1].isupper() or noun.endswith(("s", "water", "steel")) or noun in ("tea", "rain", "snow", "water", "seawater", "honey",
                                                               "rice", "bread", "fog", "people", "residents"):
         return noun
     return ("an " if noun[0] in "aeiou" else "a ") + noun

@@ -233,10 +233,14 @@ GLOSS_OVERRIDES: dict[str, str] = {
     "屋顶": "rooftop", "蜂箱": "beehive", "小区": "residential compound", "居民": "residents",
     "出租车": "taxi", "无人驾驶": "driverless", "大模型": "large AI model", "人工智能": "artificial intelligence",
     "电水壶": "electric kettle", "月饼": "mooncake", "饺子": "dumplings", "手机": "smartphone",
-    "机器人": "robot", "乘客": "passenger", "街道": "street", "渔船": "fishing boat", "灯塔": "lighthouse",
+    "机器人": "robot", "乘客": "passenger", "北京": "Beijing", "上海": "Shanghai", "深圳": "Shenzhen",
+    "杭州": "Hangzhou", "广州": "Guangzhou", "积水": "puddles", "老板": "shopkeeper", "师傅": "craftsman",
+    "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
+    "信号灯": "traffic lights", "摄像头": "camera", "嫩芽": "tender tea buds", "铁锅": "iron wok", "街道": "street", "渔船": "fishing boat", "灯塔": "lighthouse",
 }
 _BAD_SENSE = re.compile(r"^(to |surname|variant of|old variant|abbr\.|classifier|CL:|see |used in|\(|"
                         r"archaic|erhua|also written|Japanese|Korean)", re.IGNORECASE)
+_NOT_NOUNS = frozenset("able one tenth percent ok okay".split())
 _lock = threading.Lock()
 _tokenizer: Any = None
 
@@ -267,14 +271,16 @@ def _senses(word: str) -> list[str]:
 def gloss(word: str, *, verb: bool = False) -> str | None:
     """A short English gloss fit for a scene (a noun, or a verb without "to"), or None."""
     if not verb and word in GLOSS_OVERRIDES:
-        return GLOSS_OVERRIDES[word]
+        return GLOSS_OVERRIDES[word] or None   # "": not something a picture shows
     for sense in _senses(word):
         sense = re.sub(r"\([^)]*\)", "", sense).strip(" ;,")
         if verb:
             if sense.startswith("to ") and len(sense.split()) <= 3:
                 return sense[3:]
             continue
-        if not sense or _BAD_SENSE.match(sense) or len(sense.split()) > 3 or has_digit(sense):
+        if (not sense or _BAD_SENSE.match(sense) or len(sense.split()) > 3 or has_digit(sense)
+                or not re.fullmatch(r"[A-Za-z][A-Za-z' -]*", sense) or sense.endswith(("ent", "ive", "ful", "ous", "able", "ible", "ate"))
+                or " " not in sense and sense in _NOT_NOUNS):
             continue
         return sense
     return None
