@@ -13,6 +13,9 @@ and the per-model constraints.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from providers.types import ImageStyle
 from server.illustration.text import clean, has_cjk, plain, shorten
 from server.illustration.types import IllustrationPrompt, PlannedScene, Target
@@ -29,6 +32,7 @@ THUMBNAIL_PALETTE: tuple[str, ...] = ("#000030", "#1C0C47", "#9900FF", "#4285F4"
 # Seed 002, v1 (Flux 1.1 Pro) negative prompt.
 THUMBNAIL_NEGATIVE_PROMPT = "blurry, low quality, distorted, deformed"
 
+_CJK_RUN = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+")
 _THUMBNAIL_VARIANTS = (
     ("one bold central icon-like symbol built from", "以{}构成的醒目中心图标"),
     ("a friendly mascot character working with", "一个友好的吉祥物角色，正在使用{}"),
@@ -57,6 +61,8 @@ def compose(scenes: list[PlannedScene], *, style: ImageStyle, lang: str, target:
             negative: str | None = None) -> list[IllustrationPrompt]:
     """The prompt of each scene as sent, with its negative prompt where the model takes one."""
     set_phrase = cohesion if len(scenes) > 1 else ""
+    if target.english_only:  # an English-only text encoder maps CJK to unknown tokens: never send it
+        scenes = [replace(s, scene=" ".join(_CJK_RUN.sub(" ", s.scene).split())) for s in scenes]
     neg = (negative or NEGATIVE[lang]) if target.negative_prompt else None
     return [IllustrationPrompt(s.index, styled(_finish([s.scene, s.shot, s.light, set_phrase], lang), style, lang,
                                                target),

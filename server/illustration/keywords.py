@@ -94,11 +94,14 @@ def en_names(sentences: list[str]) -> tuple[set[str], set[str]]:
             if word.lower() in EN_FUNCTION_WORDS:
                 continue
             (places if words[i - 1].lower() in _PLACE_PREPS or words[i - 1][0].isupper() else people)[word] += 1
-    for sentence in sentences:  # a sentence-initial word seen as a person elsewhere is that person
+    starts: Counter[str] = Counter()
+    for sentence in sentences:  # a person is the subject of some sentence, or owns something
         words = en_words(sentence)
-        if words and words[0] in people:
-            people[words[0]] += 1
-    return set(people) - set(places), set(places)
+        if words:
+            starts[words[0]] += 1
+        starts.update(w[:-2] for w in words if w.endswith("'s"))
+    confirmed = {p for p in people if starts[p]}
+    return confirmed - set(places), set(places)
 
 
 def en_subjects(sentence: str, names: set[str]) -> list[tuple[str, float]]:

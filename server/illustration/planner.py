@@ -171,24 +171,25 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
     out: list[PlannedScene] = []
     seen: set[str] = set()
     for k in range(count):
-        section, sentence = picks[k] if k < len(picks) else (None, None)
+        section, sentence = picks[k % len(picks)] if picks else (None, None)
         scene, subjects = _scene_of(a, sentence, lang) if sentence else ("", ())
-        if not scene or scene.lower() in seen:
+        if not scene:
             scene, subjects = _fallback_subject(a, lang), ()
         template = _section_template(a, section, list(subjects))
         shots = template.shots_zh if lang == "zh" else template.shots
         shot = shots[(k + offset + (purpose is Purpose.COVER)) % len(shots)]
         top = a.analysis.keywords[0] if a.analysis.keywords else ""
-        if lang == "en" and top in _PRODUCT_WORDS:
+        if lang == "en" and top in _PRODUCT_WORDS and dict(a.words).get(top, 0) >= 4:
             product = gloss(top) if a.analysis.language == "zh" else top
             if product and product.lower() not in scene.lower():
                 scene = f"the {product}: {scene}"   # a product page is about its product
         source = sentence.text if sentence else ""
         light = _light(source + " " + (a.analysis.sections[section].text if section is not None else ""),
                        template, lang)
-        if scene.lower() in seen:  # still the same: make it differ by composition alone
-            shot = f"{shot}, variation {k + 1}" if lang == "en" else f"{shot}，变体{k + 1}"
-        seen.add(scene.lower())
+        key = f"{scene}|{shot}".lower()
+        if key in seen:  # fewer moments than images and shots: the count disambiguates
+            shot = f"{shot}, view {k + 1}" if lang == "en" else f"{shot}，视角{k + 1}"
+        seen.add(key)
         out.append(PlannedScene(k, scene, section, subjects, template.id, shot, light))
     return out
 

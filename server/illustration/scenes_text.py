@@ -23,7 +23,7 @@ MAX_SCENE_CHARS_ZH = 56
 _REPORTING = re.compile(r"^.{0,90}?\b(?:said|says|warn(?:s|ed)?|explain(?:s|ed)?|note(?:s|d)?|report(?:s|ed)?|"
                         r"believe(?:s|d)?|argue(?:s|d)?|told \w+|announce(?:s|d)?|claim(?:s|ed)?|add(?:s|ed)|"
                         r"found|find|show(?:s|ed)?|know|knew|remember(?:s|ed)?)\s+that\s+", re.IGNORECASE)
-_CONNECTIVE = re.compile(r"^(?:but|and|so|then|however|meanwhile|still|yet|now|today|also|instead|finally|first|"
+_CONNECTIVE = re.compile(r"^(?:once upon a time|but|and|so|then|however|meanwhile|still|yet|now|today|also|instead|finally|first|"
                          r"next|later|soon|suddenly|once|at last|after that|in the end|of course|for example|"
                          r"in fact|here|there)\b,?\s+", re.IGNORECASE)
 _QUOTE = re.compile(r"[\"“][^\"”]{0,300}[\"”]|'[^']{12,300}'")
@@ -178,12 +178,15 @@ def _ing(verb: str) -> str:
     return f"{head} {tail}".strip()
 
 
+_SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+                      "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧"
+                      "司上诸")
 _COLOURS = frozenset("white black red green blue yellow grey gray brown purple pink orange golden silver".split())
 
 
 def is_person_name(word: str, flag: str) -> bool:
     """jieba tags many ordinary words ``nr``; a name is one the dictionary does not know."""
-    return flag in _PERSON and 2 <= len(word) <= 4 and not known(word)
+    return flag in _PERSON and 2 <= len(word) <= 4 and word[0] in _SURNAMES and not known(word)
 
 
 def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:

@@ -65,7 +65,7 @@ TEMPLATES: tuple[Template, ...] = (
        "overhead close-up|45-degree close-up|close-up on a wooden table", "俯拍特写|45度角特写|木桌上的特写",
        "warm window light", "温暖的窗边自然光"),
     _t("product", "product kettle appliance gadget device headphone camera watch speaker charger bottle "
-       "package lamp chair backpack", "产品 水壶 电水壶 电器 家电 设备 耳机 相机 手表 音箱 充电器 包装 台灯 背包",
+       "package chair backpack", "产品 水壶 电水壶 电器 家电 设备 耳机 相机 手表 音箱 充电器 包装 台灯 背包",
        "studio product shot|three-quarter product view|close-up of the details", "产品棚拍|四分之三角度产品图|细节特写",
        "soft studio light", "柔和的棚拍光"),
     _t("business", "office team meeting market bank factory warehouse shop store customer startup investor "
