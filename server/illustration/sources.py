@@ -87,13 +87,13 @@ def check_model_scenes(reply: str, count: int, lang: str) -> list[PlannedScene]:
     out = []
     for i, raw in enumerate(scenes):
         scene = one_line(clean(raw)).strip(" ,，")
-        size = len(HAN.findall(scene)) // 2 if lang == "zh" else len(scene.split())
-        if not _MIN_MODEL_WORDS <= size <= _MAX_MODEL_WORDS:
-            raise SceneRejected(f"scene {i + 1} is {'too short' if size < _MIN_MODEL_WORDS else 'too long'}")
         if lang == "en" and has_cjk(scene):
             raise SceneRejected(f"scene {i + 1} is not in English")
         if lang == "zh" and len(HAN.findall(scene)) * 2 < len(scene.replace(" ", "")):
             raise SceneRejected(f"scene {i + 1} is not in Chinese")
+        size = len(HAN.findall(scene)) // 2 if lang == "zh" else len(scene.split())
+        if not _MIN_MODEL_WORDS <= size <= _MAX_MODEL_WORDS:
+            raise SceneRejected(f"scene {i + 1} is {'too short' if size < _MIN_MODEL_WORDS else 'too long'}")
         if META_PATTERNS.search(scene):
             raise SceneRejected(f"scene {i + 1} talks about the text or the image instead of showing a scene")
         out.append(PlannedScene(i, scene, None, (), "language_model"))
