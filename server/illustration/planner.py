@@ -19,13 +19,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from server.illustration.keywords import en_names, en_subjects, en_words, template_for, zh_tokens
+from server.illustration.keywords import en_names, en_subjects, en_words, lemma, template_for, zh_tokens
 from server.illustration.scenes_text import en_scene, score_en, score_zh, zh_scene, zh_scene_en
+from server.illustration.shots import choose_shot
 from server.illustration.text import (
+    HAN,
     clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
-from server.illustration.vocabulary import LIGHT_CUES_RE, TEMPLATES, Template, gloss
+from server.illustration.vocabulary import LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
 
 __all__ = ["Analysed", "analyse", "plan_scenes"]
 
@@ -149,49 +151,80 @@ def _fallback_subject(a: Analysed, lang: str) -> str:
     return plain(title) or (a.analysis.keywords[0] if a.analysis.keywords else "a quiet everyday scene")
 
 
+def _picks(a: Analysed, count: int, purpose: Purpose) -> list[tuple[int | None, _Sentence]]:
+    """Which sentences become pictures: the best of each chosen section (or of the whole text,
+    for a cover), then next-best moments with something to show, in text order."""
+    ranked = [(i, s) for i, group in enumerate(a.sentences) for s in sorted(group, key=lambda s: -s.score)]
+    by_score = sorted(ranked, key=lambda t: -t[1].score)
+    if purpose is Purpose.COVER:
+        picks: list[tuple[int | None, _Sentence]] = [(None, s) for _, s in by_score[:count]]
+        return picks or [(None, s) for _, s in by_score[:1]]
+    best_of: dict[int, _Sentence] = {}
+    for i, s in ranked:
+        best_of.setdefault(i, s)
+    chosen = sorted(sorted(best_of, key=lambda i: -best_of[i].score)[:count])
+    picked = [(i, best_of[i]) for i in chosen]
+    floor = max((s.score for _, s in picked), default=0) / 3
+    extra = [t for t in by_score if t[1] is not best_of.get(t[0]) and t[1].score > min(floor, 1.0)]
+    picked += extra[: count - len(picked)]
+    picked.sort(key=lambda t: (t[0], -t[1].score))
+    return list(picked)
+
+
 def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int | None) -> list[PlannedScene]:
     """``count`` distinct scenes in ``lang``: one per chosen section (illustration) or the best of the
-    whole text (cover); more images than sections take each section's next-best sentence."""
+    whole text (cover); more images than moments show the same moment from another viewpoint."""
     offset = 0 if seed is None else random.Random(seed).randrange(3)
-    ranked: list[tuple[int, _Sentence]] = []
-    for i, group in enumerate(a.sentences):
-        ranked.extend((i, s) for s in sorted(group, key=lambda s: -s.score))
-    if purpose is Purpose.COVER:
-        order = sorted(ranked, key=lambda t: -t[1].score)
-        picks = [(None, s) for _, s in order[:count]]
-    else:
-        best_of = {}
-        for i, s in ranked:
-            best_of.setdefault(i, s)
-        chosen = sorted(sorted(best_of, key=lambda i: -best_of[i].score)[:count])
-        picks = [(i, best_of[i]) for i in chosen]
-        extra = [t for t in sorted(ranked, key=lambda t: -t[1].score) if t[1] is not best_of.get(t[0])]
-        picks += [(i, s) for i, s in extra[: count - len(picks)]]
-        picks.sort(key=lambda t: (t[0], -t[1].score))
+    picks = _picks(a, count, purpose)
+    top = a.analysis.keywords[0] if a.analysis.keywords else ""
+    product = ""
+    if lang == "en" and top in _PRODUCT_WORDS:
+        product = (gloss(top) if a.analysis.language == "zh" else top) or ""
+    leads = dict(a.words).get(top, 0) >= 4   # the page is about its product
     out: list[PlannedScene] = []
-    seen: set[str] = set()
+    used: dict[str, set[str]] = {}
     for k in range(count):
         section, sentence = picks[k % len(picks)] if picks else (None, None)
         scene, subjects = _scene_of(a, sentence, lang) if sentence else ("", ())
         if not scene:
             scene, subjects = _fallback_subject(a, lang), ()
+        if lang == "en" and a.analysis.language == "en" and re.match(r"(?i)its? ", scene) and (named := product
+                                                                                             or _title_noun(a)):
+            scene = _name_the_product(scene, named, False)
+        elif product and product.lower() not in scene.lower():
+            scene = _name_the_product(scene, product, leads)
         template = _section_template(a, section, list(subjects))
-        shots = template.shots_zh if lang == "zh" else template.shots
-        shot = shots[(k + offset + (purpose is Purpose.COVER)) % len(shots)]
-        top = a.analysis.keywords[0] if a.analysis.keywords else ""
-        if lang == "en" and top in _PRODUCT_WORDS and dict(a.words).get(top, 0) >= 4:
-            product = gloss(top) if a.analysis.language == "zh" else top
-            if product and product.lower() not in scene.lower():
-                scene = f"the {product}: {scene}"   # a product page is about its product
         source = sentence.text if sentence else ""
+        taken = used.setdefault(scene.lower(), set())
+        shot = choose_shot(template, scene if lang == "en" else " ".join(_english(subjects)), lang, taken,
+                           k + offset)
+        taken.add(shot)
         light = _light(source + " " + (a.analysis.sections[section].text if section is not None else ""),
                        template, lang)
-        key = f"{scene}|{shot}".lower()
-        if key in seen:  # fewer moments than images and shots: the count disambiguates
-            shot = f"{shot}, view {k + 1}" if lang == "en" else f"{shot}，视角{k + 1}"
-        seen.add(key)
         out.append(PlannedScene(k, scene, section, subjects, template.id, shot, light))
     return out
+
+
+def _english(words: tuple[str, ...]) -> list[str]:
+    return [w if not HAN.search(w) else (gloss(w) or "") for w in words]
+
+
+def _title_noun(a: Analysed) -> str:
+    """What an English text is about, as its title names it ("Introducing Nimbus Desk Lamp" -> lamp)."""
+    for word in reversed(en_words(a.analysis.title or "")):
+        if concrete_en(lemma(word.lower())) == 2:
+            return lemma(word.lower())
+    return a.analysis.keywords[0] if a.analysis.keywords else ""
+
+
+def _name_the_product(scene: str, product: str, leads: bool) -> str:
+    """A product page's sentence about "it" names the product; on a page about the product, the
+    product leads every scene."""
+    first, _, rest = scene.partition(" ")
+    if first.lower() in ("it", "its"):
+        owner = f"the {product}'s" if first.lower() == "its" else f"the {product}"
+        return f"{owner} {rest}"
+    return f"the {product}: {scene}" if leads else scene
 
 
 _SUMMARY_SPLIT = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")

@@ -30,6 +30,9 @@ _QUOTE = re.compile(r"[\"“][^\"”]{0,300}[\"”]|'[^']{12,300}'")
 _PARENS = re.compile(r"\s*[(（][^)）]{0,120}[)）]")
 _PRONOUN_START = {"she": "a woman", "he": "a man", "they": "people", "i": "a person", "we": "a group of people",
                   "you": "a person"}
+_HANDS_VERBS = frozenset("""whisk fold fry stir chop slice dice add pour bake knead mix stack serve boil roast
+grill season sprinkle spread beat crack roll cut peel grate simmer steam drain brush press shape pinch wrap fill
+plant prune water sand glue paint sew stitch carve polish tie""".split())
 _SPLIT_AT = re.compile(r"[,;:—–]\s*")
 
 
@@ -65,8 +68,11 @@ def en_scene(sentence: str, people: set[str], pronouns: dict[str, int]) -> str:
     words = s.split()
     if words and words[0].lower() in _PRONOUN_START:
         words[0] = _PRONOUN_START[words[0].lower()]
+    elif words and words[0].lower() in _HANDS_VERBS:   # a recipe step: show the hands doing it
+        words[0] = "hands " + _ing(words[0].lower())
     s = " ".join(words)
     s = re.sub(r"\b(a (?:woman|man|person))( and \1)+\b", "two people", s)
+    s = re.split(r",? (?:then|and then|before|until) ", s, maxsplit=1)[0] if len(s.split()) > 8 else s
     s = _trim_words(s, MAX_SCENE_WORDS).rstrip(" .!?,;:…")
     first = s.split()[0] if s else ""
     if first.lower() in EN_FUNCTION_WORDS:
@@ -158,7 +164,8 @@ _ANIMATE = _PEOPLE_EN | frozenset("cat dog bird bee bees shrimp fish whale horse
 
 
 def _article(noun: str) -> str:
-    if noun[:1].isupper() or noun.endswith(("s", "water", "steel")) or noun in ("tea", "rain", "snow", "water", "seawater", "honey",
+    if noun[:1].isupper() or noun.endswith(("s", "water", "steel")) or noun in (
+            "wood", "temperature", "coolant", "celadon", "heat", "steam", "light", "frost", "silk", "milk","tea", "rain", "snow", "water", "seawater", "honey",
                                                               "rice", "bread", "fog", "people", "residents"):
         return noun
     return ("an " if noun[0] in "aeiou" else "a ") + noun
@@ -181,7 +188,8 @@ def _ing(verb: str) -> str:
 _SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
                       "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧"
                       "司上诸")
-_COLOURS = frozenset("white black red green blue yellow grey gray brown purple pink orange golden silver".split())
+_COLOURS = frozenset("white black red green blue yellow grey gray brown purple pink orange golden silver light dark "
+                     "bright pale".split())
 
 
 def is_person_name(word: str, flag: str) -> bool:
@@ -198,7 +206,7 @@ def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
         if is_person_name(word, flag) or not (flag in _NOUN or flag in _PERSON):
             continue
         en = gloss(word)
-        if not en or has_cjk(en) or en in _COLOURS:
+        if not en or has_cjk(en) or all(w in _COLOURS for w in en.split()):
             continue
         if flag == "ns" or en in _SETTING_EN:
             setting = setting or en
@@ -212,13 +220,21 @@ def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
     if agent:
         parts.append(_article(agent) + (f" {action}" if action else ""))
     if things:
-        joined = " and ".join(_article(t) for t in things)
+        joined = _join([_article(t) for t in things])
         parts.append(joined if not parts else f"with {joined}")
     text = " ".join(parts)
     if setting:
         where = setting if setting[:1].isupper() else f"the {setting}"
-        text = f"{text} in {where}" if text else where
+        text = f"{text} {_ON.get(setting, 'in')} {where}" if text else where
     return text.strip(), subjects
+
+
+_ON = {"street": "on", "rooftop": "on", "old street": "on", "beach": "on", "island": "on", "road": "on",
+       "hillside": "on", "farm": "on"}
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _action_after(tokens: list[tuple[str, str]], i: int) -> str | None:

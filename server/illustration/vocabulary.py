@@ -120,24 +120,24 @@ LIGHT_CUES_RE = tuple((re.compile(p, re.IGNORECASE), en, zh) for p, en, zh in LI
 
 # One concrete phrase shared by a set (medium, palette, light), consistent with the style.
 _COHESION_EN = {
-    "monochrome": "rich black-and-white tones, fine grain, consistent lighting",
-    "photo": "natural colour grading, 35mm lens look, consistent lighting",
+    "monochrome": "rich black-and-white tones, fine grain",
+    "photo": "natural colour grading, 35mm lens look",
     "pixel": "limited 16-colour palette, crisp pixel edges",
-    "drawn": "muted earthy palette, visible linework, consistent lighting",
+    "drawn": "muted earthy palette, visible linework",
     "poster": "flat shapes, bold limited palette",
     "3d": "soft clay textures, pastel palette, gentle studio light",
     "engraving": "fine engraved linework, muted inks",
-    "any": "cohesive muted palette, fine detail",
+    "any": "muted natural palette, fine detail",
 }
 _COHESION_ZH = {
-    "monochrome": "黑白影调，细腻颗粒，统一光线",
-    "photo": "自然的色彩，35毫米镜头质感，统一光线",
+    "monochrome": "黑白影调，细腻颗粒",
+    "photo": "自然的色彩，35毫米镜头质感",
     "pixel": "有限的16色调色板，清晰的像素边缘",
-    "drawn": "柔和的大地色调，可见的线条，统一光线",
+    "drawn": "柔和的大地色调，可见的线条",
     "poster": "平面色块，大胆的有限配色",
     "3d": "柔软的黏土质感，粉彩色调，柔和的棚拍光",
     "engraving": "精细的版画线条，低饱和墨色",
-    "any": "统一的柔和色调，细节丰富",
+    "any": "柔和自然的色调，细节丰富",
 }
 
 
@@ -235,10 +235,16 @@ GLOSS_OVERRIDES: dict[str, str] = {
     "电水壶": "electric kettle", "月饼": "mooncake", "饺子": "dumplings", "手机": "smartphone",
     "机器人": "robot", "乘客": "passenger", "北京": "Beijing", "上海": "Shanghai", "深圳": "Shenzhen",
     "杭州": "Hangzhou", "广州": "Guangzhou", "积水": "puddles", "老板": "shopkeeper", "师傅": "craftsman",
-    "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
+    "霓虹": "neon", "霓虹灯": "neon signs", "灯光": "lights", "木头": "wood", "学员": "students",
+    "长桌": "long table", "热量": "heat", "竹制": "", "手工": "", "地上": "", "故乡": "hometown",
+    "明月": "bright moon", "冷却液": "coolant", "冷却塔": "cooling tower", "大锅": "big wok",
+    "菜畦": "vegetable beds", "葱花": "chopped scallions", "稻田": "rice paddy", "青山": "green hills",
+    "茶罐": "tea caddy", "茶匙": "tea scoop", "礼盒": "gift box", "青瓷": "celadon", "伞": "umbrella",
+    "旧伞": "old umbrella", "公交车": "bus", "车站": "bus stop", "管道": "pipes", "服务器": "servers",
+    "远处": "", "温度": "", "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
     "信号灯": "traffic lights", "摄像头": "camera", "嫩芽": "tender tea buds", "铁锅": "iron wok", "街道": "street", "渔船": "fishing boat", "灯塔": "lighthouse",
 }
-_BAD_SENSE = re.compile(r"^(to |surname|variant of|old variant|abbr\.|classifier|CL:|see |used in|\(|"
+_BAD_SENSE = re.compile(r"^(to |made of |on |in |at |surname|variant of|old variant|abbr\.|classifier|CL:|see |used in|\(|"
                         r"archaic|erhua|also written|Japanese|Korean)", re.IGNORECASE)
 _NOT_NOUNS = frozenset("able one tenth percent ok okay".split())
 _lock = threading.Lock()

@@ -76,8 +76,6 @@ def replicate_fake() -> Iterator[FakeReplicate]:
         yield fake
 
 
-pytestmark_anyio = pytest.mark.anyio
-
 
 @pytest.mark.anyio
 async def test_caller_scenes_are_sent_with_the_style_and_listed_in_the_text(tmp_path, replicate_fake) -> None:
@@ -182,3 +180,55 @@ async def test_chinese_text_for_a_chinese_reading_model_is_prompted_in_chinese(t
     assert all(not re.search(r"[A-Za-z]{3,}", i["prompt"]) for i in items)
     assert all("水印" in i["negative_prompt"] for i in items)
     assert not any("林晓" in i["prompt"] for i in items)
+
+
+@pytest.mark.anyio
+async def test_modelscope_chat_is_free_and_its_path_is_v1_chat_completions(tmp_path, replicate_fake) -> None:
+    with ChatFake(api_key="ms-test-token").running() as ms:
+        ms.reply = scenes_reply("a yellow submersible hangs in black water above pale chimneys crowded with shrimp")
+        server = _server(tmp_path, replicate_fake, TOKEN, MODELSCOPE_API_KEY=ms.api_key, MODELSCOPE_BASE_URL=ms.url,
+                         EASEL_PROMPT_MODEL="modelscope:Qwen/Qwen2.5-72B-Instruct")
+        async with Client(server) as client:
+            result = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 1, "dry_run": True})
+    data = result.structured_content
+    assert data["analysis"]["scene_source"] == "language_model"
+    assert data["prompt_model"]["cost_usd"] == 0.0 and "$0.0000" in text_of(result)
+    assert [path for path, _ in ms.requests] == ["/v1/chat/completions"]
+
+
+@pytest.mark.anyio
+async def test_a_language_model_on_replicate_writes_chinese_scenes_for_wanx(tmp_path, replicate_fake) -> None:
+    text = next(t for n, t, _, _ in EVAL if n == "zh-fiction")
+    scenes = ["雨夜的车站灯光下，一位撑着旧伞的年轻女子独自等待最后一班公交车，积水倒映着霓虹招牌",
+              "清晨的河边旧书店里，白发老人站在堆满发黄书籍和旧地图的书架之间，晨光从窗户照进来"]
+    seen: list[dict] = []
+
+    def llm(prediction: dict) -> list[str]:
+        seen.append(prediction["input"])
+        reply = scenes_reply(*scenes)
+        return [reply[i:i + 7] for i in range(0, len(reply), 7)]   # streamed pieces, as language models answer
+
+    replicate_fake.add_model("meta/meta-llama-3-70b-instruct", official=True, output=llm, input_schema={
+        "type": "object", "required": ["prompt"], "properties": {
+            "prompt": {"type": "string"}, "system_prompt": {"type": "string"},
+            "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}})
+    server = _server(tmp_path, replicate_fake, TOKEN, EASEL_PROMPT_MODEL="replicate:meta/meta-llama-3-70b-instruct")
+    async with Client(server) as client:
+        result = await client.call_tool("illustrate_content", {
+            "content": text, "count": 2, "dry_run": True, "model": "Wanx 2.1 T2I Plus (DashScope)"})
+    data = result.structured_content
+    assert data["analysis"]["scene_source"] == "language_model", data["prompt_model"]
+    assert [i["prompt"].split("，")[0] for i in data["illustrations"]] == [s.split("，")[0] for s in scenes]
+    assert "Simplified Chinese" in seen[0]["prompt"] and "JSON" in seen[0]["system_prompt"]
+    assert "cost unknown" in text_of(result)
+
+
+def test_the_prompt_model_setting_is_checked_at_start_up() -> None:
+    from providers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="EASEL_PROMPT_MODEL must be <provider>:<model>"):
+        Settings.from_env({"EASEL_PROMPT_MODEL": "openai:gpt-4o"})
+    with pytest.raises(ConfigError, match="needs DASHSCOPE_API_KEY"):
+        Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope:qwen-plus"})
+    assert Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope: qwen-plus ", "DASHSCOPE_API_KEY": "k"}
+                             ).prompt_model == ("dashscope", "qwen-plus")
