@@ -107,7 +107,7 @@ def plan_illustrations(
     prompts = compose(planned, style=style, lang=lang, target=target, cohesion=set_phrase,
                       negative=(THUMBNAIL_NEGATIVE_PROMPT + ", " + NEGATIVE["en"]) if purpose is Purpose.THUMBNAIL
                       and lang == "en" else None)
-    if purpose is Purpose.THUMBNAIL and target.palette:
+    if purpose is Purpose.THUMBNAIL and target.palette and source is SceneSource.PLANNER:
         app = card_name(name, a.analysis.title or clean(content))
         prompts = [IllustrationPrompt(p.index, styled_v2, p.scene, None, p.subjects, "thumbnail_v2",
                                       p.negative_prompt, THUMBNAIL_PALETTE)
@@ -128,7 +128,3 @@ def prompt_lines(plan: IllustrationPlan) -> str:
     lines = [f"{p.index + 1}. {p.prompt}" + (f"  [negative: {p.negative_prompt}]" if p.negative_prompt else "")
              for p in plan.prompts]
     return "\n".join(lines)
-
-
-def english_gloss(word: str) -> str | None:
-    return gloss(word)

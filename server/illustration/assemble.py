@@ -13,11 +13,10 @@ and the per-model constraints.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from providers.types import ImageStyle
-from server.illustration.text import clean, has_cjk, plain, shorten
+from server.illustration.text import CJK_RUN, clean, has_cjk, plain, shorten
 from server.illustration.types import IllustrationPrompt, PlannedScene, Target
 from server.illustration.vocabulary import NEGATIVE, STYLE_ZH
 from server.prompts import apply_style
@@ -32,7 +31,6 @@ THUMBNAIL_PALETTE: tuple[str, ...] = ("#000030", "#1C0C47", "#9900FF", "#4285F4"
 # Seed 002, v1 (Flux 1.1 Pro) negative prompt.
 THUMBNAIL_NEGATIVE_PROMPT = "blurry, low quality, distorted, deformed"
 
-_CJK_RUN = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+")
 _THUMBNAIL_VARIANTS = (
     ("one bold central icon-like symbol built from", "以{}构成的醒目中心图标"),
     ("a friendly mascot character working with", "一个友好的吉祥物角色，正在使用{}"),
@@ -51,6 +49,10 @@ def styled(prompt: str, style: ImageStyle, lang: str, target: Target) -> str:
     return apply_style(prompt, style, native=target.native_style)
 
 
+def _no_cjk(text: str) -> str:
+    return " ".join(CJK_RUN.sub(" ", text).split())
+
+
 def _finish(parts: list[str], lang: str) -> str:
     glue = "，" if lang == "zh" else ", "
     prompt = glue.join(p.strip(" ,，") for p in parts if p and p.strip(" ,，"))
@@ -62,12 +64,16 @@ def compose(scenes: list[PlannedScene], *, style: ImageStyle, lang: str, target:
     """The prompt of each scene as sent, with its negative prompt where the model takes one."""
     set_phrase = cohesion if len(scenes) > 1 else ""
     if target.english_only:  # an English-only text encoder maps CJK to unknown tokens: never send it
-        scenes = [replace(s, scene=" ".join(_CJK_RUN.sub(" ", s.scene).split())) for s in scenes]
+        scenes = [replace(s, scene=" ".join(CJK_RUN.sub(" ", s.scene).split()), light=_no_cjk(s.light),
+                          shot=_no_cjk(s.shot)) for s in scenes]
     neg = (negative or NEGATIVE[lang]) if target.negative_prompt else None
-    return [IllustrationPrompt(s.index, styled(_finish([s.scene, s.shot, s.light, set_phrase], lang), style, lang,
-                                               target),
-                               s.scene, s.section_index, s.subjects, s.template, neg)
-            for s in scenes]
+    out: list[IllustrationPrompt] = []
+    for s in scenes:
+        prompt = styled(_finish([s.scene, s.shot, s.light, set_phrase], lang), style, lang, target)
+        if any(p.prompt == prompt for p in out):   # never pay twice for one prompt
+            prompt = _finish([prompt, f"view {s.index + 1}" if lang == "en" else f"视角{s.index + 1}"], lang)
+        out.append(IllustrationPrompt(s.index, prompt, s.scene, s.section_index, s.subjects, s.template, neg))
+    return out
 
 
 def card_name(name: str | None, fallback: str) -> str:

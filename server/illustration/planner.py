@@ -23,6 +23,7 @@ from server.illustration.keywords import en_names, en_subjects, en_words, lemma,
 from server.illustration.scenes_text import en_scene, score_en, score_zh, zh_scene, zh_scene_en
 from server.illustration.shots import choose_shot
 from server.illustration.text import (
+    CJK_RUN,
     HAN,
     clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
 )
@@ -167,7 +168,7 @@ def _picks(a: Analysed, count: int, purpose: Purpose) -> list[tuple[int | None, 
     floor = max((s.score for _, s in picked), default=0) / 3
     extra = [t for t in by_score if t[1] is not best_of.get(t[0]) and t[1].score > min(floor, 1.0)]
     picked += extra[: count - len(picked)]
-    picked.sort(key=lambda t: (t[0], -t[1].score))
+    picked.sort(key=lambda t: (t[0], a.sentences[t[0]].index(t[1])))   # text order
     return list(picked)
 
 
@@ -186,6 +187,8 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
     for k in range(count):
         section, sentence = picks[k % len(picks)] if picks else (None, None)
         scene, subjects = _scene_of(a, sentence, lang) if sentence else ("", ())
+        if lang == "en":   # an English prompt never carries CJK (an English text may quote Chinese)
+            scene = " ".join(CJK_RUN.sub(" ", scene).split())
         if not scene:
             scene, subjects = _fallback_subject(a, lang), ()
         if lang == "en" and a.analysis.language == "en" and re.match(r"(?i)its? ", scene) and (named := product
@@ -197,7 +200,7 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
         source = sentence.text if sentence else ""
         taken = used.setdefault(scene.lower(), set())
         shot = choose_shot(template, scene if lang == "en" else " ".join(_english(subjects)), lang, taken,
-                           k + offset)
+                           k + offset + (purpose is Purpose.COVER))
         taken.add(shot)
         light = _light(source + " " + (a.analysis.sections[section].text if section is not None else ""),
                        template, lang)

@@ -165,7 +165,7 @@ _ANIMATE = _PEOPLE_EN | frozenset("cat dog bird bee bees shrimp fish whale horse
 
 def _article(noun: str) -> str:
     if noun[:1].isupper() or noun.endswith(("s", "water", "steel")) or noun in (
-            "wood", "temperature", "coolant", "celadon", "heat", "steam", "light", "frost", "silk", "milk","tea", "rain", "snow", "water", "seawater", "honey",
+            "wood", "neon", "temperature", "coolant", "celadon", "heat", "steam", "light", "frost", "silk", "milk","tea", "rain", "snow", "water", "seawater", "honey",
                                                               "rice", "bread", "fog", "people", "residents"):
         return noun
     return ("an " if noun[0] in "aeiou" else "a ") + noun

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["HAN", "clean", "detect_language", "has_cjk", "is_list_section", "one_line", "plain", "sentences",
+__all__ = ["CJK_RUN", "HAN", "clean", "detect_language", "has_cjk", "is_list_section", "one_line", "plain", "sentences",
            "shorten", "split", "strip_noise"]
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 # Any CJK script an English-only text encoder cannot read: Han, kana, hangul, CJK punctuation.
 _CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
                   r"\U00020000-\U0002fa1f]")
+CJK_RUN = re.compile(_CJK.pattern + "+")
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _SENTENCE_END = ".!?。！？…:：;；,，、"
 

@@ -119,9 +119,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         target = Target.of(spec)
         wanted = count if count is not None else (len(scenes) if scenes else 3)
         try:
-            analysed = await anyio.to_thread.run_sync(lambda: analyse(text) if text else None)
+            analysed = await anyio.to_thread.run_sync(analyse, text)
             attempt = None
-            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.prompt_model and analysed:
+            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.prompt_model:
                 attempt = await _ask(state, analysed.analysis, wanted, purpose, target)
             plan = await anyio.to_thread.run_sync(lambda: plan_illustrations(
                 text, wanted, purpose, seed=seed, name=label, style=style, target=target, scenes=scenes,

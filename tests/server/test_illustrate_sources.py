@@ -232,3 +232,14 @@ def test_the_prompt_model_setting_is_checked_at_start_up() -> None:
         Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope:qwen-plus"})
     assert Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope: qwen-plus ", "DASHSCOPE_API_KEY": "k"}
                              ).prompt_model == ("dashscope", "qwen-plus")
+
+
+@pytest.mark.anyio
+async def test_a_failing_prompt_model_falls_back_without_leaking_its_key(tmp_path, replicate_fake, chat) -> None:
+    chat.status = 500
+    async with Client(_server(tmp_path, replicate_fake, TOKEN, chat)) as client:
+        result = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 2, "dry_run": True})
+    data = result.structured_content
+    assert data["analysis"]["scene_source"] == "planner"
+    assert "failed (ProviderUnavailable)" in data["prompt_model"]["note"]
+    assert chat.api_key not in text_of(result) and chat.api_key not in str(data)
