@@ -26,6 +26,7 @@ __all__ = ["MAX_PROMPT_CHARS", "THUMBNAIL_NEGATIVE_PROMPT", "THUMBNAIL_PALETTE",
 
 MAX_PROMPT_CHARS = 900
 MAX_NAME_CHARS = 60
+MAX_SCENE_IN_PROMPT = 600
 # Seed 002, v2 (Ideogram v3 custom_color_palette), in the seed's order.
 THUMBNAIL_PALETTE: tuple[str, ...] = ("#000030", "#1C0C47", "#9900FF", "#4285F4", "#FFFFFF")
 # Seed 002, v1 (Flux 1.1 Pro) negative prompt.
@@ -69,7 +70,8 @@ def compose(scenes: list[PlannedScene], *, style: ImageStyle, lang: str, target:
     neg = (negative or NEGATIVE[lang]) if target.negative_prompt else None
     out: list[IllustrationPrompt] = []
     for s in scenes:
-        prompt = styled(_finish([s.scene, s.shot, s.light, set_phrase], lang), style, lang, target)
+        scene = shorten(s.scene, MAX_SCENE_IN_PROMPT)   # the composition, light and cohesion must survive
+        prompt = styled(_finish([scene, s.shot, s.light, set_phrase], lang), style, lang, target)
         if any(p.prompt == prompt for p in out):   # never pay twice for one prompt
             prompt = _finish([prompt, f"view {s.index + 1}" if lang == "en" else f"视角{s.index + 1}"], lang)
         out.append(IllustrationPrompt(s.index, prompt, s.scene, s.section_index, s.subjects, s.template, neg))

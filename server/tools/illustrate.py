@@ -22,6 +22,7 @@ from server.generation import Job, Progress, run_jobs
 from server.illustration import (
     MAX_CONTENT_CHARS, MAX_COUNT, IllustrationPlan, Purpose, Target, analyse, plan_illustrations, prompt_lines,
 )
+from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
 from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
 from server.tools._common import (
@@ -207,7 +208,12 @@ def _text(plan: IllustrationPlan, spec: ModelSpec, attempt: ModelAttempt | None,
         else:
             head += "; nothing generated, nothing spent"
     notes = "".join(f"\nNote: {n}" for n in plan.notes)
-    return f"{head}.{notes}\nPrompts as sent:\n{prompt_lines(plan)}"
+    sections = ""
+    if dry_run:   # what a caller writing its own scenes needs to know
+        sections = "\nSections found:\n" + "\n".join(
+            f"[{s.index + 1}] {s.title + ': ' if s.title else ''}{shorten(one_line(s.text), 100)}"
+            for s in plan.analysis.sections[:12])
+    return f"{head}.{notes}{sections}\nPrompts as sent:\n{prompt_lines(plan)}"
 
 
 def _any_spec(registry: Registry, model: str) -> ModelSpec:

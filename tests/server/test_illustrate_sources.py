@@ -115,6 +115,7 @@ async def test_a_dry_run_lists_every_prompt_in_its_text(tmp_path, replicate_fake
         result = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 2, "dry_run": True})
     text = text_of(result)
     assert "nothing spent" in text and "the server's planner" in text
+    assert "Sections found:\n[1] " in text and "submersible" in text.split("Prompts as sent:")[0]
     for item in result.structured_content["illustrations"]:
         assert f"{item['index'] + 1}. {item['prompt']}" in text
 
@@ -243,3 +244,15 @@ async def test_a_failing_prompt_model_falls_back_without_leaking_its_key(tmp_pat
     assert data["analysis"]["scene_source"] == "planner"
     assert "failed (ProviderUnavailable)" in data["prompt_model"]["note"]
     assert chat.api_key not in text_of(result) and chat.api_key not in str(data)
+
+
+@pytest.mark.parametrize(("text", "wrong"), [
+    ("Once upon a time a little bear looked up at the stars from his bed. A star winked back at him, "
+     "and the bear smiled and pulled his blanket up to his nose.", ("instrument", "telescope", "laboratory")),
+    ("The storm broke over the harbour at noon. Dark clouds rolled in from the sea and the fishing boats "
+     "strained at their ropes while waves crashed over the pier.", ("device", "screen", "technolog")),
+])
+def test_whole_word_templates_no_longer_put_the_wrong_scenery_into_a_text(text: str, wrong: tuple[str, ...]) -> None:
+    prompts = " ".join(p.prompt for p in plan_illustrations(text, 2).prompts).lower()
+    assert not any(w in prompts for w in wrong), prompts
+    assert "bear" in prompts or "boat" in prompts
