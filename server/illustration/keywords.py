@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from server.illustration.vocabulary import DEFAULT_TEMPLATE, TEMPLATES, Template, concrete_en
+from server.illustration.vocabulary import DEFAULT_TEMPLATE, GLOSS_OVERRIDES, TEMPLATES, Template, concrete_en
 
 __all__ = ["EN_STOPWORDS", "en_names", "en_subjects", "en_words", "lemma", "template_for", "zh_tokens"]
 
@@ -154,6 +154,9 @@ def _jieba() -> Any:
 
             jieba.setLogLevel(logging.WARNING)
             jieba.initialize()
+            for word, english in GLOSS_OVERRIDES.items():   # keep the nouns we gloss whole
+                if len(word) > 1 and english and not jieba.dt.FREQ.get(word):
+                    jieba.add_word(word, freq=20000, tag="n")
             _posseg = jieba.posseg
         return _posseg
 

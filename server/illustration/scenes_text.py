@@ -159,12 +159,14 @@ _SETTING_EN = frozenset("street teahouse kitchen room house garden city village 
                         "market office laboratory factory station school park forest field rooftop courtyard "
                         "temple shop restaurant beach harbour harbor island road alley old street hospital "
                         "classroom library warehouse port farm tea garden residential compound countryside valley "
-                        "desert seabed ocean hillside sky workshop studio bookstore cafe".split())
-_ANIMATE = _PEOPLE_EN | frozenset("cat dog bird bee bees shrimp fish whale horse cow".split())
+                        "desert seabed ocean hillside sky workshop studio bookstore cafe".split()) | {
+    "control room", "rice paddy", "paddy field", "tea garden", "bamboo forest"}
+_ANIMATE = _PEOPLE_EN | frozenset("""cat dog bird bee shrimp fish whale horse cow egret heron crane chick chicken
+duck goose sheep goat pig rabbit fox deer bear monkey panda tiger lion elephant butterfly dragonfly""".split())
 
 
 def _article(noun: str) -> str:
-    if noun[:1].isupper() or noun.endswith(("s", "water", "steel")) or noun in (
+    if noun[:1].isupper() or noun.endswith(("s", "water", "steel", "ren")) or noun in (
             "wood", "neon", "temperature", "coolant", "celadon", "heat", "steam", "light", "frost", "silk", "milk","tea", "rain", "snow", "water", "seawater", "honey",
                                                               "rice", "bread", "fog", "people", "residents"):
         return noun
@@ -198,34 +200,35 @@ def is_person_name(word: str, flag: str) -> bool:
 
 
 def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
-    """An English scene rebuilt from a Chinese sentence's nouns (and the verb right after its
-    subject, when there is one): (scene, English subjects)."""
+    """An English scene rebuilt from a Chinese sentence: its subject and what it is doing (the verb
+    after it, glossed), its setting, and its other nouns: (scene, English subjects)."""
     agent = setting = action = None
+    used: set[int] = set()
     things: list[str] = []
     for i, (word, flag) in enumerate(tokens):
-        if is_person_name(word, flag) or not (flag in _NOUN or flag in _PERSON):
+        if i in used or is_person_name(word, flag) or not (flag in _NOUN or flag in _PERSON):
+            continue
+        if flag == "ns" and len(word) < 2:   # a lone character tagged as a place is a mis-split
             continue
         en = gloss(word)
         if not en or has_cjk(en) or all(w in _COLOURS for w in en.split()):
             continue
-        if flag == "ns" or en in _SETTING_EN:
-            setting = setting or en
-        elif en in _ANIMATE and agent is None:
+        if agent is None and (en in _ANIMATE or en.removesuffix("s") in _ANIMATE or en.endswith("ren")):
             agent = en
-            action = _action_after(tokens, i)
+            action, taken = _action_after(tokens, i)
+            used |= taken
+        elif flag == "ns" or en in _SETTING_EN:
+            setting = setting or en   # a second place is left out: one setting per picture
         elif en not in things and len(things) < 3:
             things.append(en)
     subjects = tuple(x for x in (agent, *things, setting) if x)
-    parts: list[str] = []
-    if agent:
-        parts.append(_article(agent) + (f" {action}" if action else ""))
-    if things:
-        joined = _join([_article(t) for t in things])
-        parts.append(joined if not parts else f"with {joined}")
-    text = " ".join(parts)
-    if setting:
+    joined = _join([_article(t) for t in things]) if things else ""
+    text = _article(agent) + (f" {action}" if action else "") if agent else joined
+    if setting and not (action and setting in action):
         where = setting if setting[:1].isupper() else f"the {setting}"
         text = f"{text} {_ON.get(setting, 'in')} {where}" if text else where
+    if agent and things:
+        text = f"{text}, with {joined}" if action else f"{text} among {joined}"
     return text.strip(), subjects
 
 
@@ -237,17 +240,34 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _action_after(tokens: list[tuple[str, str]], i: int) -> str | None:
-    """"picking tender shoots" from 茶农 | 在 | 茶园里 | 采摘 | 嫩芽: the verb within three tokens of the
-    subject, and its object right after it."""
-    for j in range(i + 1, min(i + 5, len(tokens))):
+def _verb(word: str) -> str | None:
+    """"look at" for 看着: the verb's gloss, or its first character's when an aspect particle follows."""
+    found = gloss(word, verb=True)
+    if found is None and len(word) == 2 and word[1] in "着了过":
+        found = gloss(word[0], verb=True)
+    return found if found and len(found.split()) <= 2 else None
+
+
+def _action_after(tokens: list[tuple[str, str]], i: int) -> tuple[str | None, set[int]]:
+    """"picking tender tea buds" from 茶农 | 在 | 茶园里 | 采摘 | 嫩芽, "standing in the rice paddy"
+    from 白鹭 | 站 | 在 | 稻田: the first verb within five tokens of the subject, with its object or
+    its place; and the token positions it used."""
+    for j in range(i + 1, min(i + 6, len(tokens))):
         word, flag = tokens[j]
-        if flag == "v":
-            verb = gloss(word, verb=True)
-            obj = gloss(tokens[j + 1][0]) if j + 1 < len(tokens) and tokens[j + 1][1] in _NOUN else None
-            if verb and obj and len(verb.split()) == 1:
-                return f"{_ing(verb)} {_article(obj)}"
-            return None
-        if flag in ("x", "w") or tokens[j][0] in "，。！？；":
-            return None
-    return None
+        if flag in ("x", "w") or word in "，。！？；":
+            return None, set()
+        if not flag.startswith("v") or flag == "vn":
+            continue
+        verb = _verb(word)
+        if verb is None:
+            return None, set()
+        k = j + 1
+        place = k < len(tokens) and tokens[k][0] in ("在", "到", "进", "上") and tokens[k][1] in ("p", "v", "f")
+        k += 1 if place else 0
+        if k < len(tokens) and tokens[k][1] in _NOUN and (obj := gloss(tokens[k][0])):
+            if place:
+                where = obj if obj[:1].isupper() else f"the {obj}"
+                return f"{_ing(verb)} {_ON.get(obj, 'in')} {where}", {k}
+            return f"{_ing(verb)} {_article(obj)}", {k}
+        return _ing(verb), set()
+    return None, set()

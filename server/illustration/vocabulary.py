@@ -241,7 +241,8 @@ GLOSS_OVERRIDES: dict[str, str] = {
     "菜畦": "vegetable beds", "葱花": "chopped scallions", "稻田": "rice paddy", "青山": "green hills",
     "茶罐": "tea caddy", "茶匙": "tea scoop", "礼盒": "gift box", "青瓷": "celadon", "伞": "umbrella",
     "旧伞": "old umbrella", "公交车": "bus", "车站": "bus stop", "管道": "pipes", "服务器": "servers",
-    "远处": "", "温度": "", "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
+    "平板电脑": "tablet", "画笔": "paintbrush", "作品": "artworks", "孩子们": "children", "学员们": "students", "工程师": "engineer", "控制室": "control room",
+    "课桌": "school desk", "白鹭": "egret", "远处": "", "温度": "", "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
     "信号灯": "traffic lights", "摄像头": "camera", "嫩芽": "tender tea buds", "铁锅": "iron wok", "街道": "street", "渔船": "fishing boat", "灯塔": "lighthouse",
 }
 _BAD_SENSE = re.compile(r"^(to |made of |on |in |at |surname|variant of|old variant|abbr\.|classifier|CL:|see |used in|\(|"
@@ -273,9 +274,19 @@ def _senses(word: str) -> list[str]:
     return [s.strip() for s in ",".join(details[7:]).split("/") if s.strip()]
 
 
+# Verbs whose first CC-CEDICT sense is not the visible action.
+VERB_OVERRIDES: dict[str, str] = {
+    "看": "look at", "看着": "look at", "观察": "watch", "站": "stand", "坐": "sit", "走": "walk", "用": "use",
+    "采摘": "pick", "撑": "hold", "拿": "hold", "读": "read", "朗读": "read aloud", "等": "wait for",
+    "种": "plant", "种菜": "grow vegetables", "泡": "brew", "喝": "drink", "跑": "run", "飞": "fly",
+}
+
+
 @lru_cache(maxsize=4096)
 def gloss(word: str, *, verb: bool = False) -> str | None:
     """A short English gloss fit for a scene (a noun, or a verb without "to"), or None."""
+    if verb and word in VERB_OVERRIDES:
+        return VERB_OVERRIDES[word]
     if not verb and word in GLOSS_OVERRIDES:
         return GLOSS_OVERRIDES[word] or None   # "": not something a picture shows
     for sense in _senses(word):
