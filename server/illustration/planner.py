@@ -28,7 +28,7 @@ from server.illustration.text import (
     clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
-from server.illustration.vocabulary import LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
+from server.illustration.vocabulary import ANIMATE_EN, LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
 
 __all__ = ["Analysed", "analyse", "plan_scenes"]
 
@@ -105,7 +105,7 @@ def _units(found: list[str], lang: str) -> list[str]:
     out = []
     for s in found:
         parts = [p for p in _CLAUSE.split(s) if len(p.split()) >= 6]
-        if len(parts) > 1 and len(s.split()) > 22:
+        if len(parts) > 1 and len(s.split()) > 16:
             out.extend(parts)   # a long sentence: its best clause is the picture
         else:
             out.append(s)
@@ -127,7 +127,7 @@ def _scene_of(a: Analysed, s: _Sentence, lang: str) -> tuple[str, tuple[str, ...
             scene = zh_scene(s.text, pronouns)
             return scene, tuple(w for w, f in s.tokens if f in _NOUN and len(w) >= 2 and w in scene)[:4]
         return zh_scene_en(list(s.tokens))
-    scene = en_scene(s.text, set(a.people), pronouns)
+    scene = en_scene(s.text, set(a.people), pronouns, _character(a))
     subjects = tuple(dict.fromkeys(k for k, _ in en_subjects(scene, set(a.people))))[:4]
     return scene, subjects
 
@@ -210,6 +210,14 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
 
 def _english(words: tuple[str, ...]) -> list[str]:
     return [w if not HAN.search(w) else (gloss(w) or "") for w in words]
+
+
+def _character(a: Analysed) -> str | None:
+    """The text's main animate character ("fox" in a fable), whom a leading "she" or "he" means."""
+    for word in a.analysis.keywords:
+        if word in ANIMATE_EN and word not in ("people", "family"):
+            return word
+    return None
 
 
 def _title_noun(a: Analysed) -> str:

@@ -13,7 +13,7 @@ import re
 
 from server.illustration.keywords import EN_FUNCTION_WORDS, en_subjects, en_words, zh_tokens
 from server.illustration.text import has_cjk
-from server.illustration.vocabulary import gloss, known
+from server.illustration.vocabulary import ANIMATE_EN, gloss, known
 
 __all__ = ["MAX_SCENE_WORDS", "en_scene", "score_en", "score_zh", "zh_scene", "zh_scene_en"]
 
@@ -54,8 +54,9 @@ def _trim_words(text: str, limit: int) -> str:
     return " ".join(words[:limit])
 
 
-def en_scene(sentence: str, people: set[str], pronouns: dict[str, int]) -> str:
-    """The drawable part of an English sentence, person names replaced by a role."""
+def en_scene(sentence: str, people: set[str], pronouns: dict[str, int], character: str | None = None) -> str:
+    """The drawable part of an English sentence: person names replaced by a role, a leading "she"
+    or "he" by the story's ``character`` when it has one, the main verb as a participle."""
     s = _PARENS.sub("", _QUOTE.sub("", sentence))
     s = _REPORTING.sub("", s)
     for _ in range(2):
@@ -66,18 +67,79 @@ def en_scene(sentence: str, people: set[str], pronouns: dict[str, int]) -> str:
         s = re.sub(rf"\b{re.escape(name)}'s\b", f"{role}'s", s)
         s = re.sub(rf"\b{re.escape(name)}\b", role, s)
     words = s.split()
-    if words and words[0].lower() in _PRONOUN_START:
+    if words and words[0].lower() in ("she", "he") and character:
+        words[0] = f"the {character}"
+    elif words and words[0].lower() in _PRONOUN_START:
         words[0] = _PRONOUN_START[words[0].lower()]
     elif words and words[0].lower() in _HANDS_VERBS:   # a recipe step: show the hands doing it
         words[0] = "hands " + _ing(words[0].lower())
     s = " ".join(words)
     s = re.sub(r"\b(a (?:woman|man|person))( and \1)+\b", "two people", s)
     s = re.split(r",? (?:then|and then|before|until) ", s, maxsplit=1)[0] if len(s.split()) > 8 else s
+    s = _participle(s)
     s = _trim_words(s, MAX_SCENE_WORDS).rstrip(" .!?,;:…")
     first = s.split()[0] if s else ""
     if first.lower() in EN_FUNCTION_WORDS:
         s = first.lower() + s[len(first):]
     return s
+
+
+_IRREGULAR = {"fell": "falling", "ran": "running", "sat": "sitting", "stood": "standing", "flew": "flying",
+              "swam": "swimming", "rode": "riding", "drove": "driving", "held": "holding", "lay": "lying",
+              "hung": "hanging", "threw": "throwing", "caught": "catching", "drew": "drawing", "wore": "wearing",
+              "ate": "eating", "drank": "drinking", "sang": "singing", "spun": "spinning", "shone": "shining",
+              "grew": "growing", "broke": "breaking", "swept": "sweeping", "slept": "sleeping", "wove": "weaving",
+              "dug": "digging", "rose": "rising", "blew": "blowing", "crept": "creeping", "knelt": "kneeling",
+              "leapt": "leaping", "struck": "striking", "fed": "feeding", "led": "leading", "built": "building"}
+_AUXILIARY = frozenset("was were had has have is are been be being am would could should will did do does not "
+                       "never".split())
+_ACTION = re.compile(r"\b(?:is|are|was|were)\s+\w{3,}ing\b", re.IGNORECASE)
+_VERB_ED = re.compile(r"^[a-z]{3,}ed$")
+
+
+def _past_to_participle(word: str) -> str | None:
+    """"carried" -> "carrying", "crowded" -> "crowding"; None when the spelling is ambiguous
+    ("glided": glide or glid?)."""
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    if not _VERB_ED.match(word):
+        return None
+    stem = word[:-2]
+    if stem.endswith("i"):
+        return stem[:-1] + "ying"
+    if stem[-1] == stem[-2] and stem[-1] not in "aeiou":   # stopped -> stopping
+        return stem + "ing"
+    if stem[-1] in "wy" or (stem[-1] not in "aeiou" and stem[-2] not in "aeiou"):   # rowed, crowded, danced
+        return stem + "ing"
+    return None
+
+
+_LEADING_PHRASE = re.compile(r"^((?:in|at|on|across|under|below|above|after|before|during|beneath|inside|outside|"
+                             r"behind|beyond|along|near|through|one|two|three|four|five|six|seven|eight|nine|ten|"
+                             r"every|each|that|this|last|next)\b[^,]{0,80}, )", re.IGNORECASE)
+
+
+def _participle(scene: str) -> str:
+    """The first past-tense verb after the subject of each clause, as a participle: "a small fox
+    carrying a paper lantern", the form image prompts read best in."""
+    lead = _LEADING_PHRASE.match(scene)
+    head, scene = (lead.group(1), scene[lead.end():]) if lead else ("", scene)
+    clauses = re.split(r"(, (?:and|while|as) )", scene)
+    for i in range(0, len(clauses), 2):
+        words = clauses[i].split()
+        for j, word in enumerate(words[:8]):
+            low = word.lower().strip(",;:")
+            if j == 0 and i == 0:
+                continue   # the subject
+            if low in _AUXILIARY or (j and "," in words[j - 1]):
+                break
+            if j and words[j - 1].lower() in ("the", "a", "an", "his", "her", "their", "its", "my", "our", "of"):
+                continue   # "the flooded street": an adjective
+            if (ing := _past_to_participle(low)) is not None:
+                words[j] = ing + word[len(low):]
+                clauses[i] = " ".join(words)
+                break
+    return head + "".join(clauses)
 
 
 def score_en(sentence: str, people: set[str]) -> float:
@@ -98,6 +160,8 @@ def score_en(sentence: str, people: set[str]) -> float:
         score -= 1.5
     if _QUOTE.fullmatch(sentence.strip()):
         score -= 3
+    if _ACTION.search(sentence) or _participle(sentence) != sentence:
+        score += 1.5   # something happens: a picture, not a statement
     return score
 
 
@@ -161,8 +225,7 @@ _SETTING_EN = frozenset("street teahouse kitchen room house garden city village 
                         "classroom library warehouse port farm tea garden residential compound countryside valley "
                         "desert seabed ocean hillside sky workshop studio bookstore cafe".split()) | {
     "control room", "rice paddy", "paddy field", "tea garden", "bamboo forest"}
-_ANIMATE = _PEOPLE_EN | frozenset("""cat dog bird bee shrimp fish whale horse cow egret heron crane chick chicken
-duck goose sheep goat pig rabbit fox deer bear monkey panda tiger lion elephant butterfly dragonfly""".split())
+_ANIMATE = _PEOPLE_EN | ANIMATE_EN
 
 
 def _article(noun: str) -> str:

@@ -209,6 +209,12 @@ telescope microscope spaceship astronaut robot kettle headphones laptop phone ke
 dumpling noodle rice soup tea coffee teapot wok cutting board batter dough whisk oven tray jar honey
 frame hive bee lid handle spout base teahouse temple pagoda bamboo lotus pavilion courtyard alley
 """.split())
+# People and animals: who a story's "she" or "he" may be, and who acts in a rebuilt Chinese scene.
+ANIMATE_EN = frozenset("""man woman child children girl boy grandfather grandmother mother father farmer fisherman
+worker passenger resident residents student students teacher doctor nurse chef scientist engineer villager
+villagers family friend kid baby people beekeeper diver sailor baker astronaut soldier king queen prince princess
+cat dog bird bee shrimp fish whale horse cow egret heron crane chick chicken duck goose sheep goat pig rabbit fox
+deer bear monkey panda tiger lion elephant butterfly dragonfly owl wolf mouse dragon turtle penguin""".split())
 _ABSTRACT_SUFFIX = ("tion", "sion", "ness", "ity", "ment", "ism", "ance", "ence", "ship", "ology", "ics", "acy")
 
 

@@ -256,3 +256,17 @@ def test_whole_word_templates_no_longer_put_the_wrong_scenery_into_a_text(text: 
     prompts = " ".join(p.prompt for p in plan_illustrations(text, 2).prompts).lower()
     assert not any(w in prompts for w in wrong), prompts
     assert "bear" in prompts or "boat" in prompts
+
+
+def test_english_scenes_read_as_pictures_not_narration() -> None:
+    from server.illustration.scenes_text import en_scene
+
+    assert en_scene("Then she carried the lantern along the flooded street.", set(), {"she": 3}, "fox") == (
+        "the fox carrying the lantern along the flooded street")
+    assert en_scene("Scientists said that white shrimp crowded the vents.", set(), {}) == (
+        "white shrimp crowding the vents")
+    assert en_scene("Mira's brother stopped by the old mill.", {"Mira"}, {"she": 2}) == (
+        "a woman's brother stopping by the old mill")
+    assert en_scene("Whisk the eggs in a bowl, then fold in the flour.", set(), {}) == (
+        "hands whisking the eggs in a bowl")
+    assert en_scene("The bird glided over the lake.", set(), {}) == "the bird glided over the lake"   # ambiguous: kept
