@@ -178,7 +178,8 @@ def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig])
     provider, model = provider.strip().lower(), model.strip()
     if provider not in PROMPT_PROVIDERS or not model:
         raise ConfigError(f"EASEL_PROMPT_MODEL must be <provider>:<model> with provider one of "
-                          f"{', '.join(PROMPT_PROVIDERS)} (e.g. dashscope:qwen-plus, replicate:meta/meta-llama-3-70b-instruct), not {raw[:80]!r}.")
+                          f"{', '.join(PROMPT_PROVIDERS)} (e.g. dashscope:qwen-plus, "
+                          f"replicate:meta/meta-llama-3-70b-instruct), not {raw[:80]!r}.")
     if not configs[provider].api_key:
         raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {PROVIDER_ENV[provider][0]}.")
     return provider, model

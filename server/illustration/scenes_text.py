@@ -23,9 +23,9 @@ MAX_SCENE_CHARS_ZH = 56
 _REPORTING = re.compile(r"^.{0,90}?\b(?:said|says|warn(?:s|ed)?|explain(?:s|ed)?|note(?:s|d)?|report(?:s|ed)?|"
                         r"believe(?:s|d)?|argue(?:s|d)?|told \w+|announce(?:s|d)?|claim(?:s|ed)?|add(?:s|ed)|"
                         r"found|find|show(?:s|ed)?|know|knew|remember(?:s|ed)?)\s+that\s+", re.IGNORECASE)
-_CONNECTIVE = re.compile(r"^(?:once upon a time|but|and|so|then|however|meanwhile|still|yet|now|today|also|instead|finally|first|"
-                         r"next|later|soon|suddenly|once|at last|after that|in the end|of course|for example|"
-                         r"in fact|here|there)\b,?\s+", re.IGNORECASE)
+_CONNECTIVE = re.compile(r"^(?:once upon a time|but|and|so|then|however|meanwhile|still|yet|now|today|also|"
+                         r"instead|finally|first|next|later|soon|suddenly|once|at last|after that|in the end|"
+                         r"of course|for example|in fact|here|there)\b,?\s+", re.IGNORECASE)
 _QUOTE = re.compile(r"[\"“][^\"”]{0,300}[\"”]|'[^']{12,300}'")
 _PARENS = re.compile(r"\s*[(（][^)）]{0,120}[)）]")
 _PRONOUN_START = {"she": "a woman", "he": "a man", "they": "people", "i": "a person", "we": "a group of people",
@@ -228,10 +228,13 @@ _SETTING_EN = frozenset("street teahouse kitchen room house garden city village 
 _ANIMATE = _PEOPLE_EN | ANIMATE_EN
 
 
+_MASS_NOUNS = frozenset("""wood neon temperature coolant celadon heat steam light frost silk milk tea rain snow water
+seawater honey rice bread fog people""".split())
+
+
 def _article(noun: str) -> str:
-    if noun[:1].isupper() or noun.endswith(("s", "water", "steel", "ren")) or noun in (
-            "wood", "neon", "temperature", "coolant", "celadon", "heat", "steam", "light", "frost", "silk", "milk","tea", "rain", "snow", "water", "seawater", "honey",
-                                                              "rice", "bread", "fog", "people", "residents"):
+    """"a lantern", "an egret"; names, plurals and mass nouns without an article."""
+    if noun[:1].isupper() or noun.endswith(("s", "water", "steel", "ren")) or noun in _MASS_NOUNS:
         return noun
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 

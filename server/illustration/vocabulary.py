@@ -247,12 +247,16 @@ GLOSS_OVERRIDES: dict[str, str] = {
     "菜畦": "vegetable beds", "葱花": "chopped scallions", "稻田": "rice paddy", "青山": "green hills",
     "茶罐": "tea caddy", "茶匙": "tea scoop", "礼盒": "gift box", "青瓷": "celadon", "伞": "umbrella",
     "旧伞": "old umbrella", "公交车": "bus", "车站": "bus stop", "管道": "pipes", "服务器": "servers",
-    "平板电脑": "tablet", "画笔": "paintbrush", "作品": "artworks", "孩子们": "children", "学员们": "students", "工程师": "engineer", "控制室": "control room",
-    "课桌": "school desk", "白鹭": "egret", "远处": "", "温度": "", "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "", "街区": "city block",
-    "信号灯": "traffic lights", "摄像头": "camera", "嫩芽": "tender tea buds", "铁锅": "iron wok", "街道": "street", "渔船": "fishing boat", "灯塔": "lighthouse",
+    "平板电脑": "tablet", "画笔": "paintbrush", "作品": "artworks", "孩子们": "children", "学员们": "students",
+    "工程师": "engineer", "控制室": "control room", "课桌": "school desk", "白鹭": "egret", "街区": "city block",
+    "信号灯": "traffic lights", "摄像头": "camera", "嫩芽": "tender tea buds", "铁锅": "iron wok", "街道": "street",
+    "渔船": "fishing boat", "灯塔": "lighthouse",
+    # "": not something a picture shows
+    "远处": "", "温度": "", "智能": "", "试点": "", "百度": "", "精准": "", "食品级": "", "系统": "",
 }
-_BAD_SENSE = re.compile(r"^(to |made of |on |in |at |surname|variant of|old variant|abbr\.|classifier|CL:|see |used in|\(|"
-                        r"archaic|erhua|also written|Japanese|Korean)", re.IGNORECASE)
+_BAD_SENSE = re.compile(r"^(to |made of |on |in |at |surname|variant of|old variant|abbr\.|classifier|CL:|see |"
+                        r"used in|\(|archaic|erhua|also written|Japanese|Korean)", re.IGNORECASE)
+_ADJECTIVE_ENDINGS = ("ent", "ive", "ful", "ous", "able", "ible", "ate")
 _NOT_NOUNS = frozenset("able one tenth percent ok okay".split())
 _lock = threading.Lock()
 _tokenizer: Any = None
@@ -302,7 +306,7 @@ def gloss(word: str, *, verb: bool = False) -> str | None:
                 return sense[3:]
             continue
         if (not sense or _BAD_SENSE.match(sense) or len(sense.split()) > 3 or has_digit(sense)
-                or not re.fullmatch(r"[A-Za-z][A-Za-z' -]*", sense) or sense.endswith(("ent", "ive", "ful", "ous", "able", "ible", "ate"))
+                or not re.fullmatch(r"[A-Za-z][A-Za-z' -]*", sense) or sense.endswith(_ADJECTIVE_ENDINGS)
                 or " " not in sense and sense in _NOT_NOUNS):
             continue
         return sense

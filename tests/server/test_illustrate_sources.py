@@ -141,7 +141,8 @@ async def test_the_prompt_model_writes_the_scenes_and_its_use_is_reported(tmp_pa
 @pytest.mark.anyio
 @pytest.mark.parametrize(("reply", "why"), [
     ("Sure! Here are your scenes: a ship.", "not JSON"),
-    (scenes_reply("a submersible lights pale chimneys crowded with white shrimp in black water"), "1 scene(s) instead of 2"),
+    (scenes_reply("a submersible lights pale chimneys crowded with white shrimp in black water"),
+     "1 scene(s) instead of 2"),
     (scenes_reply("潜水器的探照灯照亮了黑色的海水和白色的虾群以及烟囱", "a research ship on a calm grey sea at dawn"),
      "not in English"),
     (scenes_reply("An illustration for this article about the deep sea and its animals",
