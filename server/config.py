@@ -165,20 +165,21 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return raw
 
 
-# Providers with a chat model the prompt writer can use (their class implements ``complete``).
-PROMPT_PROVIDERS = ("dashscope", "modelscope", "replicate")
-
-
 def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig]) -> tuple[str, str] | None:
-    """EASEL_PROMPT_MODEL, e.g. ``dashscope:qwen-plus``; it reuses that provider's key."""
+    """EASEL_PROMPT_MODEL, e.g. ``dashscope:qwen-plus``; it reuses that provider's key. The providers
+    offered are those whose class implements ``complete`` (a chat model)."""
     raw = (env.get("EASEL_PROMPT_MODEL") or "").strip()
     if not raw:
         return None
+    from providers import provider_classes   # only when set: it imports every vendor module
+    from providers.base import ImageProvider
+
+    chat = [name for name, cls in provider_classes().items() if cls.complete is not ImageProvider.complete]
     provider, _, model = raw.partition(":")
     provider, model = provider.strip().lower(), model.strip()
-    if provider not in PROMPT_PROVIDERS or not model:
+    if provider not in chat or not model:
         raise ConfigError(f"EASEL_PROMPT_MODEL must be <provider>:<model> with provider one of "
-                          f"{', '.join(PROMPT_PROVIDERS)} (e.g. dashscope:qwen-plus, "
+                          f"{', '.join(chat)} (e.g. dashscope:qwen-plus, "
                           f"replicate:meta/meta-llama-3-70b-instruct), not {raw[:80]!r}.")
     if not configs[provider].api_key:
         raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {PROVIDER_ENV[provider][0]}.")
