@@ -287,23 +287,58 @@ def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
             setting = setting or en   # a second place is left out: one setting per picture
         elif en not in things and len(things) < 3:
             things.append(en)
+    if agent is None and (acting := _acting_thing(tokens)) is not None:
+        agent, action = acting   # no person or animal: the thing that acts ("a searchlight illuminating …")
+        things = [t for t in things if t not in agent and t not in action]
     subjects = tuple(x for x in (agent, *things, setting) if x)
     joined = _join([_article(t) for t in things]) if things else ""
     text = _article(agent) + (f" {action}" if action else "") if agent else joined
     if setting and not (action and setting in action):
-        where = setting if setting[:1].isupper() else f"the {setting}"
+        where = setting if setting[:1].isupper() and not _THE_PLACE.search(setting) else f"the {setting}"
         text = f"{text} {_ON.get(setting, 'in')} {where}" if text else where
     if agent and things:
         text = f"{text}, with {joined}" if action else f"{text} among {joined}"
     return text.strip(), subjects
 
 
+_THE_PLACE = re.compile(r"(?:Ocean|Sea|River|Mountains|Desert|Lake|Strait|Bay)$")
+_FILLER = frozenset({"ul", "uj", "uz", "ug", "uv", "ud", "a", "d", "m", "q"})   # particles, adverbs, counts
 _ON = {"street": "on", "rooftop": "on", "old street": "on", "beach": "on", "island": "on", "road": "on",
        "hillside": "on", "farm": "on"}
 
 
 def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _acting_thing(tokens: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """("submersible's searchlight", "illuminating black seawater") from 潜水器的探照灯照亮了黑色的海水:
+    the noun before the first verb, its owner, and the verb with its object (a thing needs an object
+    to show an action)."""
+    found = _subject_before_verb(tokens)
+    if found is None:
+        return None
+    i, agent = found
+    action, _ = _action_after(tokens, i)
+    if action is None or " " not in action:
+        return None
+    owner = gloss(tokens[i - 2][0]) if i >= 2 and tokens[i - 1][0] == "的" and tokens[i - 2][1] in _NOUN else None
+    if owner and owner != agent and owner not in _SETTING_EN:
+        agent = f"{owner}'s {agent}"
+    return agent, action
+
+
+def _subject_before_verb(tokens: list[tuple[str, str]]) -> tuple[int, str] | None:
+    """(position, gloss) of the noun right before the sentence's first verb, if it has a gloss."""
+    for j, (_, flag) in enumerate(tokens):
+        if flag.startswith("v") and flag != "vn":
+            k = j - 1
+            while k >= 0 and tokens[k][1] in ("d", "ul", "f"):
+                k -= 1
+            if k >= 0 and (tokens[k][1] in _NOUN or tokens[k][1] in _PERSON) and (en := gloss(tokens[k][0])):
+                return k, en
+            return None
+    return None
 
 
 def _verb(word: str) -> str | None:
@@ -325,12 +360,17 @@ def _action_after(tokens: list[tuple[str, str]], i: int) -> tuple[str | None, se
         if not flag.startswith("v") or flag == "vn":
             continue
         verb = _verb(word)
-        if verb is None:
+        if verb is None or verb in ("have", "be", "exist", "become", "is", "possess"):
             return None, set()
         k = j + 1
         place = k < len(tokens) and tokens[k][0] in ("在", "到", "进", "上") and tokens[k][1] in ("p", "v", "f")
         k += 1 if place else 0
+        colour = None
+        while k < len(tokens) and (tokens[k][1] in _FILLER or (gloss(tokens[k][0]) or "") in _COLOURS):
+            colour = gloss(tokens[k][0]) if tokens[k][1] in _NOUN else colour   # 黑色的海水: "black seawater"
+            k += 1
         if k < len(tokens) and tokens[k][1] in _NOUN and (obj := gloss(tokens[k][0])):
+            obj = f"{colour} {obj}" if colour else obj
             if place:
                 where = obj if obj[:1].isupper() else f"the {obj}"
                 return f"{_ing(verb)} {_ON.get(obj, 'in')} {where}", {k}
