@@ -150,6 +150,7 @@ class Job:
         settings = self.state.settings
         self.progress = Progress(ctx, total=total, interval=settings.progress_interval)
         self.previews = Previews(settings)
+        self.stored: list[StoredImage] = []   # in the order they were stored
 
     async def run(self, work: list[Work], announce: str) -> Finished:
         """Run every unit at once, storing each image as it arrives. Raises ToolError when nothing was made."""
@@ -161,8 +162,7 @@ class Job:
                 for outcome in outcomes:
                     units.start_soon(self._run_one, outcome)
             tg.cancel_scope.cancel()
-        if any(o.images for o in outcomes):
-            await self.progress.announce_new_images()
+        await self.announce()
         images = [img for o in outcomes for img in o.images]
         errors = [ErrorRecord(item=o.work.label or o.work.spec.name, kind=type(o.error).__name__,
                               message=str(o.error)) for o in outcomes if o.error is not None]
@@ -175,8 +175,15 @@ class Job:
     async def store(self, data: bytes, metadata: dict[str, Any], *, provider: str, task_id: str | None,
                     source_url: str | None) -> StoredImage:
         """Check ``data`` is a usable image (InvalidImage if not), then store it with its preview."""
-        return await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.max_image_pixels,
-                                 previews=self.previews, provider=provider, task_id=task_id, source_url=source_url)
+        stored = await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.max_image_pixels,
+                                   previews=self.previews, provider=provider, task_id=task_id, source_url=source_url)
+        self.stored.append(stored)
+        return stored
+
+    async def announce(self) -> None:
+        """Tell the client its resource list changed, when this job stored anything."""
+        if self.stored:
+            await self.progress.announce_new_images()
 
     def record(self, stored: StoredImage) -> ImageRecord:
         return image_record(stored, self.state.links)

@@ -25,7 +25,7 @@ from server.inputs import InputError, resolve_images
 from server.icons import icons
 from server.jobs import Job
 from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
-from server.storage import URI_PREFIX, StoredImage
+from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
@@ -102,8 +102,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             job = Job(ctx, "run_replicate_model", total=1)
             await job.progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
-            stored: list[StoredImage] = []
-            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, stored, depth=0)
+            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0)
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -113,6 +112,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
         except ImageGenError as exc:
             raise ToolError(f"Execution error running {name}: {exc}") from None
+        await job.announce()
+        stored = job.stored
         records = [job.record(s).model_dump() for s in stored]
         result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
                            result=output, metrics=prediction.get("metrics"), images=records)
@@ -242,7 +243,7 @@ def _is_file(value: Any) -> bool:
 
 
 async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, prediction: dict[str, Any],
-                           stored: list[StoredImage], depth: int) -> Any:
+                           depth: int) -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -258,13 +259,12 @@ async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, pred
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
-        stored.append(image)
         return job.record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, job, provider, model, prediction, stored, depth + 1)
+        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, job, provider, model, prediction, stored, depth + 1) for v in value]
+        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1) for v in value]
     return value
 
 
