@@ -12,12 +12,19 @@ import os
 
 import pytest
 
+from tests.conftest import _VENDOR_ENV
 from tests.server.conftest import env, replicate_fake  # noqa: F401  (fixtures shared with the server tests)
 from tests.server.test_transports import EASEL
 
 ARTICLE = ("# Tides of the harbour\n\n"
            "At dawn the fishing boats leave the harbour while gulls circle the lighthouse.\n\n"
            "## The market\n\nBy noon the fish market is crowded with traders and baskets of silver sardines.\n")
+
+
+def base_environ() -> dict[str, str]:
+    """os.environ without the developer's EASEL_ settings and vendor keys, for module-scoped servers
+    (the suite's clean_environ fixture only covers function scope)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("EASEL_") and k not in _VENDOR_ENV}
 
 
 @pytest.fixture
