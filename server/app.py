@@ -97,10 +97,10 @@ class EaselServer(MCPServer):
             with scope:
                 try:
                     result = await super().call_tool(name, arguments, context)
-                except ToolError as exc:
-                    if isinstance(exc.__cause__, ValidationError):
-                        raise ToolError(_invalid_arguments(name, exc.__cause__)) from exc.__cause__
+                except UnexpectedToolError:
                     raise
+                except ToolError as exc:
+                    raise ToolError(_tool_error_text(name, exc)) from exc.__cause__
             if scope.cancelled_caught:
                 outcome = "cancelled"
                 raise ToolError("easel-mcp is shutting down: the call was cancelled, and its provider jobs "
@@ -218,6 +218,24 @@ def _version() -> str:
         return version("easel-mcp")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def _tool_error_text(tool: str, exc: ToolError) -> str:
+    """One wording per kind of failure, without the SDK's "Error executing tool <name>: " prefix.
+
+    Argument mistakes, whether the schema caught them (pydantic) or the tool did (``ArgumentError``:
+    blank prompt, too many images, a model that takes no seed), read "Invalid arguments for <tool>: …".
+    Anything else the tool reports (the provider refused, ran out of credit, …) is its own sentence.
+    """
+    from server.tools._common import ArgumentError
+
+    raised = exc.__cause__
+    if isinstance(raised, ValidationError):
+        return _invalid_arguments(tool, raised)
+    text = str(raised) if isinstance(raised, ToolError) else str(exc)
+    if isinstance(raised, ArgumentError):
+        return f"Invalid arguments for {tool}: {text}"
+    return text
 
 
 def _invalid_arguments(tool: str, exc: ValidationError) -> str:

@@ -116,6 +116,8 @@ def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) 
 
 
 def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
+    """What started, where images go, which providers have keys: four lines for a person at a terminal,
+    one log line when stderr is not a terminal (a client's or a service manager's log)."""
     from server.config import PROVIDER_ENV
 
     keyed = settings.keyed_providers()  # type: ignore[attr-defined]
@@ -130,6 +132,12 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
             "storage": settings.storage, "providers_with_keys": keyed,  # type: ignore[attr-defined]
             "auth": "bearer" if settings.auth_token else "none"})  # type: ignore[attr-defined]
         return
+    if not _is_terminal(sys.stderr):  # started by a client or a service manager: one line in its log
+        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s",
+                 server.version, args.transport, f" at {endpoint}" if endpoint else "",  # type: ignore[attr-defined]
+                 _where(settings), ", ".join(keyed) or "none",
+                 "bearer" if settings.auth_token else "none")  # type: ignore[attr-defined]
+        return
     lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
              f"  images stored in: {_where(settings)}",
              "  providers with keys: " + (", ".join(keyed) if keyed else
@@ -143,6 +151,13 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
         lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.auth_token  # type: ignore[attr-defined]
                                    else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
 
 def _where(settings: object) -> str:

@@ -1,16 +1,23 @@
-"""Shaping tool results: structured content, resource links, a summary, previews.
+"""Shaping tool results: structured content, resource links, the text, previews.
 
 Every image tool answers the same way: ``structuredContent`` that matches the
-declared output schema, one ``resource_link`` per image, a one-line summary,
-and (unless EASEL_PREVIEW=off) a small JPEG preview per image that fits in an
+declared output schema, one ``resource_link`` per image, a text block, and
+(unless EASEL_PREVIEW=off) a small JPEG preview per image that fits in an
 assistant's context.
+
+The text block stands on its own. LangChain and the OpenAI Agents SDK (by default)
+give the model only the text content; Claude's API connector drops images; some hosts
+drop ``resource_link``. So the text (``describe``) repeats what the model needs to act:
+each image's easel:// URI and a url a person can open, each prompt as sent, each
+per-item error, and a model's own output (clipped, with a note saying so).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,9 +29,15 @@ from server.config import Settings
 from server.images import make_preview
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "Previews", "build_result", "image_link", "image_record"]
+__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "Previews", "build_result", "clip", "describe",
+           "image_link", "image_record"]
 
 log = logging.getLogger("easel.results")
+
+#: How much of a model's own output (text or JSON) the text content carries. Claude Code cuts tool
+#: output at 25k tokens; a few thousand characters keep room for the rest of the conversation.
+MAX_OUTPUT_CHARS = 6000
+_NO_OUTPUT = object()
 
 #: Set per tool call by EaselServer when it serves images over HTTP: image id -> signed
 #: browser link (server.links). Unset (stdio, in-memory): storage URLs are kept as they are.
@@ -117,8 +130,69 @@ class Previews:
             return None
 
 
+def describe(summary: str, *, images: Iterable[ImageRecord | Mapping[str, Any]] = (),
+             errors: Iterable[ErrorRecord | Mapping[str, Any]] = (), output: Any = _NO_OUTPUT,
+             max_output_chars: int = MAX_OUTPUT_CHARS) -> str:
+    """The text content of a result: the summary, then one block per image (URI, openable url, prompt
+    as sent, size), one line per failed item, and the model's output when there is one.
+
+    A prompt shared by every image (``count`` > 1) is written once, above them.
+    """
+    records = [r if isinstance(r, ImageRecord) else ImageRecord.model_validate(r) for r in images]
+    lines = [summary]
+    prompts = {r.prompt for r in records if r.prompt}
+    shared = len(records) > 1 and len(prompts) == 1
+    if shared:
+        lines.append(f"Prompt as sent: {next(iter(prompts))}")
+    for n, r in enumerate(records, 1):
+        lines.append(f"Image {n}: {r.uri}")
+        lines.append(f"  url: {r.url}")
+        if r.prompt and not shared:
+            lines.append(f"  prompt as sent: {r.prompt}")
+        facts = [f"{r.width}x{r.height}", r.mime_type] + ([f"seed {r.seed}"] if r.seed is not None else [])
+        lines.append("  " + ", ".join(facts))
+        if r.note:
+            lines.append(f"  note: {r.note}")
+    for e in errors:
+        err = e if isinstance(e, ErrorRecord) else ErrorRecord.model_validate(e)
+        lines.append(f"Failed: {err.item} ({err.kind}): {err.message}")
+    if output is not _NO_OUTPUT:
+        lines.append(_output_text(output, max_output_chars))
+    return "\n".join(lines)
+
+
+def clip(text: str, limit: int, where: str) -> str:
+    """``text`` cut to ``limit`` characters, with a note saying how much is left out and where it is."""
+    if len(text) <= limit:
+        return text
+    return (text[:limit] + f"\n[clipped: showing {limit} of {len(text)} characters; the whole of it is in {where}]")
+
+
+def _output_text(output: Any, limit: int) -> str:
+    """A model's output: text as it is, anything else as JSON, each stored image shortened to its URI
+    (its url is in the image's own block above)."""
+    where = "the result's structuredContent (field result)"
+    if output is None:
+        return "Output: none"
+    if isinstance(output, str):
+        return f"Output (text, {len(output)} characters):\n" + clip(output, limit, where)
+    compact = json.dumps(_short_records(output), ensure_ascii=False, indent=1, default=str)
+    return "Output (JSON):\n" + clip(compact, limit, where)
+
+
+def _short_records(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "uri" in value and "url" in value and "sha256" in value:   # a stored image's record
+            return value["uri"]
+        return {k: _short_records(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_records(v) for v in value]
+    return value
+
+
 def build_result(structured: dict[str, Any], images: list[StoredImage], previews: Previews | None,
                  summary: str) -> CallToolResult:
+    """The tool result: ``summary`` is the whole text block (see ``describe`` for one that stands on its own)."""
     content: list[Any] = [TextContent(type="text", text=summary)]
     for stored in images:
         content.append(ResourceLink(type="resource_link", uri=stored.uri, name=stored.image_id,

@@ -10,7 +10,7 @@ from mcp.types import ToolAnnotations
 from pydantic import WithJsonSchema
 
 from providers import Registry, all_specs, model_names
-from providers.errors import ImageGenError
+from providers.errors import ImageGenError, InvalidRequest
 from server.generation import JobOutcome
 from server.results import ErrorRecord
 
@@ -18,6 +18,11 @@ GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempo
                             open_world_hint=True)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_SEED = 2_147_483_647
+
+
+class ArgumentError(ToolError):
+    """A mistake in the call's arguments, found by the tool (the message names the field and what is
+    allowed). The server words it like a schema violation: "Invalid arguments for <tool>: …"."""
 
 
 def inline_enum(enum: type[StrEnum], description: str) -> Any:
@@ -34,15 +39,16 @@ def clean_text(value: str | None, field: str, *, required: bool = False) -> str 
     if value is None:
         return None
     if _CONTROL.search(value):
-        raise ToolError(f"{field}: contains control characters; send plain text (newlines and tabs are fine).")
+        raise ArgumentError(f"{field}: contains control characters; send plain text (newlines and tabs are fine).")
     value = value.strip()
     if required and not value:
-        raise ToolError(f"{field}: must contain text.")
+        raise ArgumentError(f"{field}: must contain text.")
     return value or None
 
 
 def tool_error(exc: ImageGenError) -> ToolError:
-    return ToolError(str(exc))
+    """A provider-side error as the assistant reads it; a request refused before spending is an argument mistake."""
+    return ArgumentError(str(exc)) if isinstance(exc, InvalidRequest) else ToolError(str(exc))
 
 
 def models_description(registry: Registry, use: str) -> str:

@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -13,9 +12,10 @@ from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs
 from server.inputs import InputError, InputLimits, UrlGuard, resolve_images
-from server.results import GenerateResult, Previews, build_result, image_record
+from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
-    GENERATES, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+    GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize,
+    tool_error,
 )
 
 __all__ = ["register"]
@@ -58,7 +58,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             spec, provider = state.registry.resolve(model, EDIT)
             if len(images) > spec.max_input_images:
-                raise ToolError(f"images: {spec.name} accepts at most {spec.max_input_images} images; "
+                raise ArgumentError(f"images: {spec.name} accepts at most {spec.max_input_images} images; "
                                 f"{len(images)} were given.")
             inputs = await resolve_images(images, storage=state.storage, limits=input_limits(state.settings),
                                           guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http)
@@ -66,7 +66,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                         output_format=output_format)
             spec.check(request)
         except InputError as exc:
-            raise ToolError(str(exc)) from None
+            raise ArgumentError(str(exc)) from None
         except ImageGenError as exc:
             raise tool_error(exc) from None
         record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
@@ -78,5 +78,6 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                   max_pixels=state.settings.max_image_pixels, previews=previews)
         stored, errors = summarize("edit_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in stored], errors=errors)
-        summary = f"Edited with {spec.name}: " + ", ".join(i.uri for i in stored) + "."
-        return build_result(result.model_dump(), stored, previews, summary)
+        summary = f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(stored)} image(s)."
+        return build_result(result.model_dump(), stored, previews,
+                            describe(summary, images=result.images, errors=result.errors))

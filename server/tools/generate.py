@@ -13,7 +13,7 @@ from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs, split_count
 from server.prompts import apply_style
-from server.results import GenerateResult, Previews, build_result, image_record
+from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
@@ -73,9 +73,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                   previews=previews)
         images, errors = summarize("generate_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
-        summary = (f"Generated {len(images)} image(s) with {spec.name}: " + ", ".join(i.uri for i in images)
-                   + (f". {len(errors)} failed: {errors[0].message}" if errors else "."))
-        return build_result(result.model_dump(), images, previews, summary)
+        summary = f"Generated {len(images)} image(s) with {spec.name}" + (f"; {len(errors)} failed." if errors else ".")
+        return build_result(result.model_dump(), images, previews,
+                            describe(summary, images=result.images, errors=result.errors))
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:

@@ -7,13 +7,14 @@ stored record; other values come back as they are.
 """
 
 import functools
+import json
 import re
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput
@@ -21,9 +22,9 @@ from server.config import Settings
 from server.generation import Progress
 from server.images import InvalidImage, inspect_image
 from server.inputs import InputError, UrlGuard, resolve_images
-from server.results import Previews, build_result, image_record
+from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, describe, image_record
 from server.storage import URI_PREFIX, StoredImage
-from server.tools._common import GENERATES, state_of, tool_error
+from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
 __all__ = ["register"]
@@ -31,6 +32,17 @@ __all__ = ["register"]
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 VERSION = re.compile(r"^[0-9a-f]{64}$")
 MAX_DEPTH = 20
+MAX_INPUTS_JSON = 1_000_000
+
+#: An open object without ``"additionalProperties": true``: JSON Schema allows any keys when the keyword is
+#: absent, google-genai's MCP adapter crashes on the boolean form, and the OpenAI Agents SDK's strict mode
+#: refuses it (docs/clients.md). Strict mode closes this object, which is what ``inputs_json`` is for.
+MODEL_INPUTS_SCHEMA = {
+    "type": "object",
+    "description": "The model's inputs as a JSON object, e.g. {\"prompt\": \"a red fox\", \"aspect_ratio\": \"16:9\"}. "
+                   "If your client cannot send a free-form object (OpenAI strict mode, Gemini), send {} here and "
+                   "the inputs as a JSON string in inputs_json.",
+}
 
 
 class RunResult(BaseModel):
@@ -45,11 +57,11 @@ class RunResult(BaseModel):
 def split_ref(model_name: str, version: str | None) -> tuple[str, str | None]:
     name, _, pinned = model_name.partition(":")
     if not MODEL_NAME.fullmatch(name):
-        raise ToolError("model_name: must look like owner/name (letters, digits, '.', '_' or '-'), "
-                        "optionally with :<64-hex version>.")
+        raise ArgumentError("model_name: must look like owner/name (letters, digits, '.', '_' or '-'), "
+                            "optionally with :<64-hex version>.")
     version = version or pinned or None
     if version is not None and not VERSION.fullmatch(version):
-        raise ToolError("version: must be a 64-character lowercase hex version id.")
+        raise ArgumentError("version: must be a 64-character lowercase hex version id.")
     return name, version
 
 
@@ -60,22 +72,28 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         annotations=GENERATES,
         description=(
             "Run any model on Replicate with free-form inputs. Call get_replicate_model_schema first to learn "
-            "its inputs. easel://images/… URIs anywhere in model_inputs are sent as files. Image outputs are "
-            "stored at once and replaced in result by their record (uri, url, …); text, numbers and JSON come "
-            "back as they are; token streams are joined."),
+            "its inputs. Pass them as model_inputs (an object) or as inputs_json (the same object as a JSON "
+            "string); easel://images/… URIs anywhere in them are sent as files. Image outputs are stored at once "
+            "and replaced in result by their record (uri, url, …); text, numbers and JSON come back as they are; "
+            "token streams are joined."),
     )
     async def run_replicate_model(
         model_name: Annotated[str, Field(description="owner/name, optionally owner/name:<version>",
                                          max_length=300)],
         ctx: Context,
-        model_inputs: Annotated[dict[str, Any], Field(description="The model's inputs as a JSON object.")] = {},  # noqa: B006
+        model_inputs: Annotated[dict[str, Any], WithJsonSchema(MODEL_INPUTS_SCHEMA)] = {},  # noqa: B006
+        # Typed plain ``str`` (not ``str | None``): the SDK would otherwise parse the JSON before we see it.
+        inputs_json: Annotated[str, Field(max_length=MAX_INPUTS_JSON, description=(
+            "The same inputs as one JSON object encoded in a string, for clients that cannot send a free-form "
+            "object (OpenAI strict mode, Gemini); empty when model_inputs is used. Merged with model_inputs."))] = "",
         version: Annotated[str | None, Field(description="A 64-hex version id to pin (optional).")] = None,
     ) -> Annotated[CallToolResult, RunResult]:
         state = state_of(ctx)
         name, version = split_ref(model_name, version)
+        given = merge_inputs(model_inputs, inputs_json)
         try:
             provider = state.registry.provider("replicate")
-            inputs = await _convert_inputs(model_inputs, state, provider, depth=0)
+            inputs = await _convert_inputs(given, state, provider, depth=0)
             progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
             await progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, progress.send)
@@ -89,14 +107,14 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise tool_error(exc) from None
         except InvalidInput as exc:
             fields = "; ".join(str(f) for f in exc.fields) or str(exc)
-            raise ToolError(f"Invalid model inputs for {name}: {fields}") from None
+            raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
         except ImageGenError as exc:
             raise ToolError(f"Execution error running {name}: {exc}") from None
         records = [image_record(s).model_dump() for s in stored]
         result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
                            result=output, metrics=prediction.get("metrics"), images=records)
         summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return build_result(result.model_dump(), stored, previews, summary)
+        return build_result(result.model_dump(), stored, previews, describe(summary, images=records, output=output))
 
     @mcp.tool(
         name="get_replicate_model_schema",
@@ -110,7 +128,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         model_name: Annotated[str, Field(description="owner/name", max_length=300)],
         ctx: Context,
         version: Annotated[str | None, Field(description="A 64-hex version id (optional).")] = None,
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, dict[str, Any]]:
         state = state_of(ctx)
         name, version = split_ref(model_name, version)
         try:
@@ -118,20 +136,96 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         except ImageGenError as exc:
             raise tool_error(exc) from None
         schemas = (found.get("openapi_schema") or {}).get("components", {}).get("schemas", {})
-        return {"model": name, "version": found["version"], "description": found.get("description"),
+        body = {"model": name, "version": found["version"], "description": found.get("description"),
                 "input": schemas.get("Input"), "output": schemas.get("Output")}
+        return build_result(body, [], None, schema_text(body, schemas))
+
+
+def merge_inputs(model_inputs: dict[str, Any], inputs_json: str) -> dict[str, Any]:
+    """model_inputs and inputs_json together; a key given twice with different values is refused."""
+    if not inputs_json.strip():
+        return model_inputs
+    try:
+        parsed = json.loads(inputs_json)
+    except ValueError as exc:
+        raise ArgumentError(f"inputs_json: not valid JSON ({exc.msg} at character {exc.pos}); send one JSON "
+                            "object, e.g. {\"prompt\": \"a red fox\"}.") from None
+    if not isinstance(parsed, dict):
+        raise ArgumentError(f"inputs_json: must be a JSON object, not {type(parsed).__name__}.")
+    clash = sorted(k for k in parsed.keys() & model_inputs.keys() if parsed[k] != model_inputs[k])
+    if clash:
+        raise ArgumentError(f"inputs_json: {', '.join(clash)} also given in model_inputs with another value; "
+                            "give each input once.")
+    return {**model_inputs, **parsed}
+
+
+def schema_text(body: dict[str, Any], schemas: dict[str, Any]) -> str:
+    """A model's inputs as an assistant reads them: one line per input (type, allowed values, default,
+    required, description), in the model's own order; the JSON Schema itself is in structuredContent."""
+    head = f"{body['model']} (version {body['version']})" + (f": {body['description']}" if body["description"] else "")
+    schema = body.get("input") or {}
+    required = set(schema.get("required") or [])
+    props = schema.get("properties") or {}
+    lines = [head, "Inputs (send them as model_inputs, or as one JSON string in inputs_json):"]
+    order = sorted(props, key=lambda k: (props[k].get("x-order", 1_000_000), list(props).index(k)))
+    for key in order:
+        lines.append(f"- {key}: " + _describe_field(_resolve(props[key], schemas), key in required))
+    if not props:
+        lines.append("- (none published)")
+    output = _resolve(body.get("output") or {}, schemas)
+    lines.append("Output: " + _type_of(output, schemas) + "; files that are images are stored and returned "
+                 "as easel:// URIs.")
+    lines.append("The full JSON Schemas are in the result's structuredContent (fields input and output).")
+    return clip("\n".join(lines), MAX_OUTPUT_CHARS, "the result's structuredContent (field input)")
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """Cog puts enums behind ``allOf: [{"$ref": "#/components/schemas/<name>"}]``: fold them in."""
+    out = {k: v for k, v in schema.items() if k not in ("allOf", "$ref")}
+    parts = list(schema.get("allOf") or []) + ([{"$ref": schema["$ref"]}] if "$ref" in schema else [])
+    for part in parts:
+        ref = part.get("$ref", "") if isinstance(part, dict) else ""
+        target = schemas.get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/components/schemas/") else part
+        if isinstance(target, dict):
+            out = {**target, **out}
+    return out
+
+
+def _type_of(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
+    kind = schema.get("type") or "any"
+    if schema.get("format") == "uri":
+        kind = "file (uri)"
+    if kind == "array":
+        kind = "list of " + _type_of(_resolve(schema.get("items") or {}, schemas), schemas)
+    return str(kind)
+
+
+def _describe_field(schema: dict[str, Any], required: bool) -> str:
+    parts = [_type_of(schema, {})]
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"]))
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None or high is not None:
+        parts.append(f"{'' if low is None else low}..{'' if high is None else high}")
+    if "default" in schema:
+        parts.append("default " + json.dumps(schema["default"], ensure_ascii=False))
+    if required:
+        parts.append("required")
+    text = ", ".join(parts)
+    desc = str(schema.get("description") or "").strip()
+    return text + (f". {desc if len(desc) <= 300 else desc[:299] + '…'}" if desc else "")
 
 
 async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise ToolError("model_inputs: nested too deeply.")
+        raise ArgumentError("model_inputs: nested too deeply.")
     if isinstance(value, str) and value.startswith(URI_PREFIX):
         try:
             [image] = await resolve_images([value], storage=state.storage, limits=input_limits(state.settings),
                                            guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http,
                                            field="model_inputs")
         except InputError as exc:
-            raise ToolError(str(exc)) from None
+            raise ArgumentError(str(exc)) from None
         return await provider.image_reference(image.data, image.mime_type, None)
     if isinstance(value, dict):
         return {k: await _convert_inputs(v, state, provider, depth + 1) for k, v in value.items()}

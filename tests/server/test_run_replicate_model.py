@@ -73,7 +73,8 @@ async def test_invalid_inputs_list_every_field(server, replicate_fake: FakeRepli
             "model_name": "black-forest-labs/flux-1.1-pro",
             "model_inputs": {"prompt": "x", "output_format": "gif", "safety_tolerance": 9}})
     text = text_of(result)
-    assert result.is_error and "Invalid model inputs for black-forest-labs/flux-1.1-pro" in text
+    assert result.is_error and text.startswith("Invalid arguments for run_replicate_model: model_inputs: "
+                                               "black-forest-labs/flux-1.1-pro refused them: ")
     assert "output_format" in text and "safety_tolerance" in text
 
 
