@@ -44,7 +44,7 @@ async def exercise(client: Client) -> None:
     listed = {str(r.uri) for r in await client.list_resources()}
     assert {image["uri"] for image in images} <= listed
     [blob] = await client.read_resource(images[0]["uri"])
-    assert blob.mimeType == images[0]["mime_type"]
+    assert blob.mime_type == images[0]["mime_type"]
     assert len(base64.b64decode(blob.blob)) == images[0]["bytes"]
     [meta] = await client.read_resource(images[0]["uri"] + "/metadata")
     assert json.loads(meta.text)["prompt"] == "a lighthouse at dawn"
