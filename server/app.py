@@ -23,12 +23,13 @@ import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
-from mcp.types import ListResourcesResult, Resource, ResourceTemplate
+from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLink, ResourceTemplate
 from pydantic import ValidationError
 
 from providers import Registry
 from providers.errors import ImageGenError
 from server.config import Settings
+from server.icons import icons
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 from server.results import image_link
@@ -107,6 +108,9 @@ class EaselServer(MCPServer):
                                 "with it; retry it.")
             if getattr(result, "is_error", False):
                 outcome = "error:ToolResult"
+            if not self.easel_settings.resource_links and isinstance(result, CallToolResult):
+                # for frameworks that turn a link into an image the model's API cannot fetch
+                result.content = [c for c in result.content if not isinstance(c, ResourceLink)]
             return result
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
@@ -176,6 +180,7 @@ class EaselServer(MCPServer):
 
 
 def build_server(settings: Settings, *, storage: Storage | None = None) -> EaselServer:
+    from server.mcp_prompts import register_prompts
     from server.tools import register_tools
 
     store = storage or make_storage(settings)
@@ -204,10 +209,11 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
 
         auth = auth_options(settings)
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan, **auth)
+                         version=_version(), lifespan=lifespan, icons=icons("server"), **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)
+    register_prompts(server, store)
     return server
 
 

@@ -37,6 +37,7 @@ class Settings:
     storage_dir: Path = field(default_factory=_default_storage_dir)
     storage: str = "local"
     preview: bool = True
+    resource_links: bool = True       # off: results carry no resource_link blocks (docs/clients.md)
     preview_max_px: int = 512
     preview_max_bytes: int = 100_000
     timeout: float = 300.0            # one generation, end to end
@@ -91,6 +92,7 @@ class Settings:
             s,
             storage=_choice(env, "EASEL_STORAGE", ("local", "oss"), s.storage),
             preview=_flag(env, "EASEL_PREVIEW", s.preview),
+            resource_links=_flag(env, "EASEL_RESOURCE_LINKS", s.resource_links),
             timeout=_number(env, "EASEL_TIMEOUT", s.timeout, 1, 3600),
             wait_window=int(_number(env, "EASEL_WAIT_WINDOW", s.wait_window, 1, 60)),
             poll_interval=_number(env, "EASEL_POLL_INTERVAL", s.poll_interval, 0.001, 60),

@@ -12,6 +12,7 @@ from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs
 from server.inputs import InputError, InputLimits, UrlGuard, resolve_images
+from server.icons import icons
 from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
     GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize,
@@ -33,6 +34,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="edit_image",
         title="Edit or combine images",
         annotations=GENERATES,
+        icons=icons("edit"),
         description=(
             "Edit, restyle or combine reference images with a text instruction (or generate from the "
             "prompt alone when no images are given). Each image reference may be an easel://images/… URI, "

@@ -13,6 +13,7 @@ from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs, split_count
 from server.prompts import apply_style
+from server.icons import icons
 from server.results import GenerateResult, Previews, build_result, describe, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
@@ -27,6 +28,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="generate_image",
         title="Generate images",
         annotations=GENERATES,
+        icons=icons("generate"),
         description=(
             "Generate 1-4 images from a text prompt. Each image is stored before the answer; the result "
             "has an easel://images/… resource link per image (read it for full size), a url a person can "

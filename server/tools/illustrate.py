@@ -24,6 +24,7 @@ from server.illustrate import (
     thumbnail_prompt_v2,
 )
 from server.prompts import apply_style
+from server.icons import icons
 from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
 from server.tools._common import (
     GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
@@ -58,6 +59,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="illustrate_content",
         title="Illustrate a text",
         annotations=GENERATES,
+        icons=icons("illustrate"),
         description=(
             "Turn a text (article, chapter, product description, newsletter; English or Chinese) into "
             f"1-{MAX_COUNT} illustrations that fit it and each other. The text is analysed on the server "

@@ -22,6 +22,7 @@ from server.config import Settings
 from server.generation import Progress
 from server.images import InvalidImage, inspect_image
 from server.inputs import InputError, UrlGuard, resolve_images
+from server.icons import icons
 from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, describe, image_record
 from server.storage import URI_PREFIX, StoredImage
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
@@ -70,6 +71,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="run_replicate_model",
         title="Run any Replicate model",
         annotations=GENERATES,
+        icons=icons("run"),
         description=(
             "Run any model on Replicate with free-form inputs. Call get_replicate_model_schema first to learn "
             "its inputs. Pass them as model_inputs (an object) or as inputs_json (the same object as a JSON "
@@ -119,6 +121,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     @mcp.tool(
         name="get_replicate_model_schema",
         title="Describe a Replicate model's inputs",
+        icons=icons("schema"),
         annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                     open_world_hint=True),
         description="The published input and output schema of a Replicate model (latest version unless "

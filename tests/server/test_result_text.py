@@ -170,3 +170,19 @@ async def test_an_unreadable_reference_image_is_an_argument_mistake(server) -> N
     async with Client(server) as client:
         result = await client.call_tool("edit_image", {"prompt": "x", "images": [bad]})
     assert text_of(result).startswith("Invalid arguments for edit_image: images[0]")
+
+
+async def test_resource_links_can_be_turned_off_and_the_text_still_names_each_image(
+        env: dict[str, str]) -> None:
+    from mcp.types import ResourceLink
+
+    from server.app import build_server
+    from server.config import Settings
+
+    server = build_server(Settings.from_env({**env, "EASEL_RESOURCE_LINKS": "off", "EASEL_PREVIEW": "off"}))
+    async with Client(server) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox"})
+    assert [c.type for c in result.content] == ["text"]
+    [image] = result.structured_content["images"]
+    assert image["uri"] in text_of(result) and image["url"] in text_of(result)
+    assert not any(isinstance(c, ResourceLink) for c in result.content)

@@ -1,0 +1,51 @@
+"""Icons for the server, its tools and its prompts: small SVGs sent inline as data: URIs.
+
+Inline, so a host never fetches anything from us (or anyone) to draw them. Line art on a
+24-unit grid in one mid-blue stroke that reads on light and dark themes.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+
+from mcp.types import Icon
+
+__all__ = ["icons"]
+
+_STROKE = '#5b6cff'
+_SHAPES = {
+    # an easel holding a canvas with a sun and a hill
+    "server": '<rect x="4" y="3" width="16" height="12" rx="1.5"/><path d="M8 21l3-6M16 21l-3-6M12 15v6"/>'
+              '<circle cx="9" cy="7.5" r="1.5"/><path d="M5.5 13l4-3.5 3 2.5 2.5-2 3.5 3"/>',
+    # a four-pointed spark and a small one
+    "generate": '<path d="M10 3l1.8 5.2L17 10l-5.2 1.8L10 17l-1.8-5.2L3 10l5.2-1.8z"/>'
+                '<path d="M18 14l.8 2.2 2.2.8-2.2.8L18 20l-.8-2.2L15 17l2.2-.8z"/>',
+    # a brush over a picture corner
+    "edit": '<path d="M14.5 4.5l5 5L10 19H5v-5z"/><path d="M12.5 6.5l5 5"/>',
+    # a picture beside lines of text
+    "illustrate": '<rect x="3" y="4" width="9" height="8" rx="1"/><path d="M4 11l3-3 4 3"/>'
+                  '<path d="M15 5h6M15 9h6M3 15h18M3 19h12"/>',
+    # a box with a play mark: run a model
+    "run": '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M10 9l5 3-5 3z"/>',
+    # a form: a model's inputs
+    "schema": '<rect x="4" y="3" width="16" height="18" rx="2"/><path d="M8 8h8M8 12h8M8 16h5"/>',
+    # a rounded square with a mark: a logo or app icon
+    "logo": '<rect x="3" y="3" width="18" height="18" rx="5"/><path d="M8 16l4-8 4 8M9.5 13h5"/>',
+    # a card with a headline bar and a share arrow
+    "social": '<rect x="2.5" y="5" width="19" height="14" rx="2"/><path d="M6 10h8M6 13.5h5"/>'
+              '<path d="M15.5 15l3-3-3-3"/>',
+}
+
+
+def icons(name: str) -> list[Icon]:
+    """The icon list for ``name`` (one of the keys above), as MCP ``icons``."""
+    return [_icon(name)]
+
+
+@cache
+def _icon(name: str) -> Icon:
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="{_STROKE}" '
+           f'stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round">{_SHAPES[name]}</svg>')
+    src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return Icon(src=src, mime_type="image/svg+xml", sizes=["any"])
