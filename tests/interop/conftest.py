@@ -28,6 +28,6 @@ def base_environ() -> dict[str, str]:
 
 
 @pytest.fixture
-def stdio_command(env: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
+def stdio_command(env: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:  # noqa: F811
     """command, args, env: how a host's config would start the server on stdio."""
     return EASEL[0], EASEL[1:], {**os.environ, **env}

@@ -49,9 +49,6 @@ async def exercise(client: Client) -> None:
     [meta] = await client.read_resource(images[0]["uri"] + "/metadata")
     assert json.loads(meta.text)["prompt"] == "a lighthouse at dawn"
 
-    plan = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 2, "dry_run": True})
-    assert missing_prompts(text_of(plan), plan.structured_content) == [], text_of(plan)
-
     with pytest.raises(ToolError, match="count"):
         await client.call_tool("generate_image", {"prompt": "a lighthouse", "count": 9})
 
@@ -66,6 +63,13 @@ async def test_streamable_http(env: dict[str, str]) -> None:
     with http_server(["--transport", "http"], env) as base:
         async with Client(StreamableHttpTransport(f"{base}/mcp")) as client:
             await exercise(client)
+
+
+async def test_a_dry_run_text_carries_every_prompt(stdio_command: tuple[str, list[str], dict[str, str]]) -> None:
+    command, args, env = stdio_command
+    async with Client(StdioTransport(command, args, env=env)) as client:
+        plan = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 2, "dry_run": True})
+    assert missing_prompts(text_of(plan), plan.structured_content) == [], text_of(plan)
 
 
 async def test_prompts_are_listed_and_render(stdio_command: tuple[str, list[str], dict[str, str]]) -> None:

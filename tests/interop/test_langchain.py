@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.replicate_fake import FakeReplicate
 from tests.interop.conftest import ARTICLE, base_environ
 from tests.interop.expect import missing_images, missing_prompts
 from tests.interop.venvs import framework_python
-from tests.fakes.replicate_fake import FakeReplicate
 from tests.server.conftest import FAST, TOKEN
 
 HERE = Path(__file__).resolve().parent

@@ -72,16 +72,19 @@ async def test_run_replicate_model_still_takes_any_inputs_under_the_agents_sdk(s
     [tool] = [t for t in await server.list_tools() if t.name == "run_replicate_model"]
     function_tool = MCPUtil.to_function_tool(tool, server, convert_schemas_to_strict=True)
     assert "model_inputs" in function_tool.params_json_schema["properties"]
-    output = await call(server, "run_replicate_model", {"model_name": "black-forest-labs/flux-1.1-pro",
-                                                        "model_inputs": {"prompt": "a red kite", "aspect_ratio": "1:1"}})
-    assert "easel://images/" in model_text(output), output
+    inputs = {"prompt": "a red kite", "aspect_ratio": "1:1"}
+    for form in ({"model_inputs": inputs}, {"model_inputs": {}, "inputs_json": json.dumps(inputs)}):
+        output = await call(server, "run_replicate_model", {"model_name": "black-forest-labs/flux-1.1-pro", **form})
+        assert "easel://images/" in model_text(output), (form, output)
 
 
-async def test_the_default_text_output_carries_the_images_and_the_prompts(server: MCPServerStdio) -> None:
+async def test_the_default_text_output_carries_the_image_uris_and_urls(server: MCPServerStdio) -> None:
     output = await call(server, "generate_image", {"prompt": "a lighthouse at dawn", "count": 2})
     assert [item["type"] for item in output].count("image") == 2, output  # the previews
     text = model_text(output)
     assert missing_images(text, STRUCTURED[-1]) == [], text
 
+
+async def test_the_default_text_output_of_a_dry_run_carries_every_prompt(server: MCPServerStdio) -> None:
     plan = model_text(await call(server, "illustrate_content", {"content": ARTICLE, "count": 2, "dry_run": True}))
     assert missing_prompts(plan, STRUCTURED[-1]) == [], plan

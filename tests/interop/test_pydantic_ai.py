@@ -26,7 +26,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from tests.interop.conftest import ARTICLE
-from tests.interop.expect import missing_images, missing_prompts
+from tests.interop.expect import missing_prompts
 
 pytestmark = pytest.mark.anyio
 

@@ -2,20 +2,21 @@
 environment as pipx would, run it with uvx as an MCP host config would, and run the installed
 `easel-mcp` from outside the source tree.
 
-The venv (.venv-interop/wheel) is reused while the wheel's dependencies stay the same: installing
-them takes ~40 s cold. The wheel itself is reinstalled on every run, with pip check after it, so a
-dependency used by the code but not declared, or a module or data file left out, fails here.
+The build starts from only the files the Dockerfile's build stage copies, so it also proves that
+those are enough. The venv (.venv-interop/wheel) is reused while the wheel's dependencies stay the
+same (installing them takes ~40 s cold); the wheel itself is reinstalled on every run, with pip check
+after it, so an undeclared dependency or a module or data file left out of the wheel fails here.
 """
 
 from __future__ import annotations
 
 import email
-import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,12 +37,31 @@ def source_files() -> set[str]:
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")}
 
 
+def dockerfile_build_inputs() -> list[str]:
+    """The sources of the Dockerfile's ``COPY`` lines that take files from the build context."""
+    copies = re.findall(r"^COPY\s+(?!--from)(.+)$", (ROOT / "Dockerfile").read_text(), flags=re.M)
+    return [src.rstrip("/") for line in copies for src in line.split()[:-1]]
+
+
+def outside_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process that must not see the checkout or the test venv."""
+    return {k: v for k, v in {**base_environ(), **(extra or {})}.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sdist and wheel, built the way a release is: python -m build (the wheel from the sdist)."""
+    inputs = dockerfile_build_inputs()
+    assert {"pyproject.toml", *PACKAGES} <= set(inputs), inputs
+    src = tmp_path_factory.mktemp("src")
+    for name in inputs:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("dist")
     try:
-        proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(src)],
                               capture_output=True, timeout=300)
     except subprocess.TimeoutExpired as exc:
         pytest.skip(f"python -m build took over 300 s (it installs setuptools; offline?): {pip_failure(exc.stderr)}")
@@ -83,7 +103,7 @@ def test_the_wheel_and_sdist_carry_every_module_and_data_file(dist: Path, wheel:
 
 @pytest.fixture(scope="module")
 def installed(wheel: Path) -> Path:
-    """A virtual environment holding the wheel and its declared dependencies, nothing of the checkout."""
+    """The bin/ of a virtual environment holding the wheel and its declared dependencies, nothing else."""
     requires = sorted(wheel_metadata(wheel).get_all("Requires-Dist") or [])
     python = framework_python("wheel", [r for r in requires if "extra ==" not in r])
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
@@ -93,23 +113,6 @@ def installed(wheel: Path) -> Path:
     check = subprocess.run([*pip, "check"], capture_output=True, timeout=60)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     return python.parent
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Iterator[Path]:
-    """A working directory with no checkout in it, so nothing can be imported from the source tree."""
-    yield tmp_path
-
-
-def test_the_installed_command_runs_from_anywhere(installed: Path, outside: Path) -> None:
-    env = {k: v for k, v in base_environ().items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    help_ = subprocess.run([str(installed / "easel-mcp"), "--help"], cwd=outside, env=env,
-                           capture_output=True, timeout=60)
-    assert help_.returncode == 0, help_.stderr.decode()
-    assert b"usage: easel-mcp" in help_.stdout and b"--transport" in help_.stdout
-    where = subprocess.run([str(installed / "python"), "-c", "import server; print(server.__file__)"],
-                           cwd=outside, env=env, capture_output=True, timeout=60, text=True)
-    assert where.stdout.startswith(str(installed.parent / "lib")) and str(ROOT / "server") not in where.stdout, where
 
 
 @pytest.fixture(scope="module")
@@ -124,27 +127,36 @@ def uvx(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     except ImportError:
         pytest.skip("the uv package is not installed (make test installs it with the test extra)")
     command = [str(Path(find_uv_bin()).with_name("uvx")), "--from", str(wheel), "easel-mcp"]
-    env = {k: v for k, v in base_environ().items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     try:
         proc = subprocess.run([command[0], "--refresh-package", "easel-mcp", *command[1:], "--help"],
-                              cwd=tmp_path_factory.mktemp("uvx"), env=env, capture_output=True, timeout=300)
+                              cwd=tmp_path_factory.mktemp("uvx"), env=outside_env(), capture_output=True, timeout=300)
     except subprocess.TimeoutExpired as exc:
         pytest.skip(f"uvx took over 300 s to fetch the dependencies (offline?): {pip_failure(exc.stderr)}")
     if proc.returncode != 0 and (b"Failed to fetch" in proc.stderr or b"failed to lookup" in proc.stderr):
         pytest.skip(f"uvx cannot reach the package index here: {pip_failure(proc.stderr)}")
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
     assert b"usage: easel-mcp" in proc.stdout
-    return [command[0], "--offline", *command[1:]]  # everything is in uv's cache now: start as fast as a host would
+    return [command[0], "--offline", *command[1:]]  # all in uv's cache now: start as fast as a host would
+
+
+def test_the_installed_command_runs_from_anywhere(installed: Path, tmp_path: Path) -> None:
+    help_ = subprocess.run([str(installed / "easel-mcp"), "--help"], cwd=tmp_path, env=outside_env(),
+                           capture_output=True, timeout=60)
+    assert help_.returncode == 0, help_.stderr.decode()
+    assert b"usage: easel-mcp" in help_.stdout and b"--transport" in help_.stdout
+    where = subprocess.run([str(installed / "python"), "-c", "import server; print(server.__file__)"],
+                           cwd=tmp_path, env=outside_env(), capture_output=True, timeout=60, text=True)
+    assert where.stdout.startswith(str(installed.parent / "lib")), where
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("how", ["pip", "uvx"])
-async def test_the_installed_server_speaks_mcp_on_stdio(how: str, outside: Path, env: dict[str, str],
+async def test_the_installed_server_speaks_mcp_on_stdio(how: str, tmp_path: Path, env: dict[str, str],
                                                         request: pytest.FixtureRequest) -> None:
     """pip (as pipx installs it) and uvx, each started by a client from outside the checkout."""
-    environ = {k: v for k, v in {**base_environ(), **env}.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    command = [str(request.getfixturevalue("installed") / "easel-mcp")] if how == "pip" else request.getfixturevalue("uvx")
-    params = StdioServerParameters(command=command[0], args=command[1:], env=environ, cwd=str(outside))
+    command = ([str(request.getfixturevalue("installed") / "easel-mcp")] if how == "pip"
+               else request.getfixturevalue("uvx"))
+    params = StdioServerParameters(command=command[0], args=command[1:], env=outside_env(env), cwd=str(tmp_path))
     async with Client(params) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         assert TOOLS <= tools
