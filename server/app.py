@@ -143,10 +143,10 @@ class EaselServer(MCPServer):
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(),
-                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image",
+                ResourceTemplate(uri_template=URI_PREFIX + "{image_id}", name="stored-image", icons=icons("image"),
                                  description="A stored image: full-size bytes with its mime type."),
                 ResourceTemplate(uri_template=URI_PREFIX + "{image_id}/metadata", name="stored-image-metadata",
-                                 mime_type="application/json",
+                                 mime_type="application/json", icons=icons("schema"),
                                  description="How the image was made: prompt as sent, model, seed, size.")]
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
@@ -261,18 +261,22 @@ def _invalid_arguments(tool: str, exc: ValidationError) -> str:
 def _error_kind(exc: BaseException) -> str:
     """What went wrong, for the call log: the SDK wraps the tool's ToolError in its own, and a tool's
     ToolError carries the provider error as its cause (or, raised ``from None``, as its context)."""
+    from server.tools._common import ArgumentError
+
     if isinstance(exc, UnexpectedToolError):
         return "Unexpected"
     inner: BaseException | None = exc
+    argument = False
     for _ in range(4):
         inner = inner.__cause__ or inner.__context__
         if isinstance(inner, ValidationError):
             return "InvalidArguments"
         if isinstance(inner, ImageGenError):
             return type(inner).__name__
+        argument = argument or isinstance(inner, ArgumentError)
         if inner is None:
             break
-    return type(exc).__name__
+    return "InvalidArguments" if argument else type(exc).__name__
 
 
 def _log_call(server: EaselServer, name: str, arguments: dict[str, Any], context: Any, result: Any,

@@ -26,6 +26,9 @@ _SHAPES = {
     # a picture beside lines of text
     "illustrate": '<rect x="3" y="4" width="9" height="8" rx="1"/><path d="M4 11l3-3 4 3"/>'
                   '<path d="M15 5h6M15 9h6M3 15h18M3 19h12"/>',
+    # a picture: a stored image
+    "image": '<rect x="3" y="4" width="18" height="16" rx="2"/><circle cx="9" cy="9.5" r="1.8"/>'
+             '<path d="M3.5 18l5.5-5 4 3.5 3-2.5 4.5 4"/>',
     # a box with a play mark: run a model
     "run": '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M10 9l5 3-5 3z"/>',
     # a form: a model's inputs

@@ -98,7 +98,7 @@ def register_prompts(mcp: MCPServer, storage: Storage) -> None:
                 f"Call generate_image with model=\"{model}\", size=\"{size}\", count={n}, style=\"realistic_image\" "
                 "and a prompt you write in English as one scene of 30-80 words, product first: the product with "
                 "its exact shape, materials, colours and any label text as given (text to appear in quotes), "
-                f"placed on or in: {setting.strip()}; a three-quarter view at eye level with a 85 mm lens look, "
+                f"placed on or in: {setting.strip()}; a three-quarter view at eye level with an 85 mm lens look, "
                 "soft diffused key light with a gentle contact shadow, crisp focus on the product, clean "
                 "commercial catalogue photography. Add no other products, hands or lettering the product does not "
                 "have. Then show me each image's url.")

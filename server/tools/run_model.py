@@ -37,9 +37,11 @@ MAX_INPUTS_JSON = 1_000_000
 
 #: An open object without ``"additionalProperties": true``: JSON Schema allows any keys when the keyword is
 #: absent, google-genai's MCP adapter crashes on the boolean form, and the OpenAI Agents SDK's strict mode
-#: refuses it (docs/clients.md). Strict mode closes this object, which is what ``inputs_json`` is for.
+#: refuses it (docs/clients.md). The empty ``properties`` map is for Gemini, whose API has refused OBJECT
+#: schemas without one. Strict mode closes this object, which is what ``inputs_json`` is for.
 MODEL_INPUTS_SCHEMA = {
     "type": "object",
+    "properties": {},
     "description": "The model's inputs as a JSON object, e.g. {\"prompt\": \"a red fox\", \"aspect_ratio\": \"16:9\"}. "
                    "If your client cannot send a free-form object (OpenAI strict mode, Gemini), send {} here and "
                    "the inputs as a JSON string in inputs_json.",

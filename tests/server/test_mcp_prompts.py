@@ -93,10 +93,11 @@ async def test_stored_image_ids_complete_in_the_resource_template(server) -> Non
     assert found.completion.values == [image_id]
 
 
-async def test_the_server_and_every_tool_have_an_icon(server) -> None:
+async def test_the_server_every_tool_and_the_image_templates_have_an_icon(server) -> None:
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
+        templates = (await client.list_resource_templates()).resource_templates
         assert_svg_icon(client.server_info.icons)
-    for tool in tools:
-        assert_svg_icon(tool.icons)
+    for item in [*tools, *templates]:
+        assert_svg_icon(item.icons)
     assert len({tool.icons[0].src for tool in tools}) == len(tools)

@@ -186,3 +186,14 @@ async def test_resource_links_can_be_turned_off_and_the_text_still_names_each_im
     [image] = result.structured_content["images"]
     assert image["uri"] in text_of(result) and image["url"] in text_of(result)
     assert not any(isinstance(c, ResourceLink) for c in result.content)
+
+
+async def test_the_call_log_names_an_argument_mistake_found_by_the_tool(
+        server, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="easel.calls"):
+        async with Client(server) as client:
+            await client.call_tool("generate_image", {"prompt": "   "})
+    [record] = [r for r in caplog.records if r.name == "easel.calls"]
+    assert record.outcome == "error:InvalidArguments"

@@ -33,7 +33,8 @@ async def test_no_schema_declares_additional_properties_true(tools) -> None:  # 
     for tool in tools.values():
         assert '"additionalProperties": true' not in json.dumps(tool.input_schema), tool.name
     inputs = tools["run_replicate_model"].input_schema["properties"]
-    assert inputs["model_inputs"]["type"] == "object" and "properties" not in inputs["model_inputs"]
+    assert inputs["model_inputs"]["type"] == "object" and inputs["model_inputs"]["properties"] == {}
+    assert "additionalProperties" not in inputs["model_inputs"]   # absent: any key is allowed
     assert inputs["inputs_json"]["type"] == "string"
 
 
@@ -48,6 +49,7 @@ async def test_google_genai_converts_every_tool(tools) -> None:  # type: ignore[
         assert set(declaration.parameters.properties) == set(tool.input_schema["properties"])
     run = _mcp_utils.mcp_to_gemini_tool(tools["run_replicate_model"]).function_declarations[0]
     assert run.parameters.properties["inputs_json"].type == "STRING"
+    assert run.parameters.properties["model_inputs"].properties == {}   # an OBJECT with its (empty) map
 
 
 async def test_langchain_converts_every_tool(tools) -> None:  # type: ignore[no-untyped-def]
@@ -59,6 +61,20 @@ async def test_langchain_converts_every_tool(tools) -> None:  # type: ignore[no-
                                             "parameters": copy.deepcopy(tool.input_schema)})
         assert converted["function"]["name"] == tool.name
         assert set(converted["function"]["parameters"]["properties"]) == set(tool.input_schema["properties"])
+
+
+async def test_langchain_strict_conversion_closes_model_inputs_and_requires_inputs_json(tools) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("langchain_core")
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    for tool in tools.values():
+        params = convert_to_openai_tool({"name": tool.name, "description": tool.description,
+                                         "parameters": copy.deepcopy(tool.input_schema)}, strict=True)["function"][
+            "parameters"]
+        assert params["additionalProperties"] is False and set(params["required"]) == set(params["properties"])
+    run = convert_to_openai_tool({"name": "run_replicate_model", "parameters": copy.deepcopy(
+        tools["run_replicate_model"].input_schema)}, strict=True)["function"]["parameters"]["properties"]
+    assert run["model_inputs"]["additionalProperties"] is False and run["inputs_json"]["type"] == "string"
 
 
 async def test_openai_agents_converts_every_tool_with_fixed_arguments_strictly(tools) -> None:  # type: ignore[no-untyped-def]
@@ -87,5 +103,5 @@ async def test_the_strict_form_of_run_replicate_model_carries_inputs_in_inputs_j
 
     strict = ensure_strict_json_schema(copy.deepcopy(tools["run_replicate_model"].input_schema))
     props = strict["properties"]
-    assert props["model_inputs"]["additionalProperties"] is False and "properties" not in props["model_inputs"]
+    assert props["model_inputs"]["additionalProperties"] is False and not props["model_inputs"]["properties"]
     assert props["inputs_json"]["type"] == "string" and "inputs_json" in strict["required"]
