@@ -23,4 +23,4 @@ bench: $(STAMP)  ## measure start-up, overhead, concurrency, memory and storage 
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-interop build *.egg-info

@@ -31,13 +31,20 @@ async def call(tools: dict[str, Any], name: str, args: dict[str, Any]) -> dict[s
 
 
 async def main(server_python: str, article: str) -> None:
-    client = MultiServerMCPClient({"easel": {"transport": "stdio", "command": server_python,
-                                             "args": ["-m", "server"], "env": dict(os.environ)}})
-    tools = {tool.name: tool for tool in await client.get_tools()}
+    server = {"transport": "stdio", "command": server_python, "args": ["-m", "server"]}
+    client = MultiServerMCPClient({
+        "easel": {**server, "env": dict(os.environ)},
+        # The setting docs/clients.md gives for LangChain: no resource_link blocks.
+        "easel_links_off": {**server, "env": {**os.environ, "EASEL_RESOURCE_LINKS": "off"}},
+    })
+    tools = {tool.name: tool for tool in await client.get_tools(server_name="easel")}
+    links_off = {tool.name: tool for tool in await client.get_tools(server_name="easel_links_off")}
+    generate = {"prompt": "a lighthouse at dawn", "count": 2}
     out: dict[str, Any] = {
         "tools": {name: {"openai": converted(tool, False), "openai_strict": converted(tool, True)}
                   for name, tool in tools.items()},
-        "generate_image": await call(tools, "generate_image", {"prompt": "a lighthouse at dawn", "count": 2}),
+        "generate_image": await call(tools, "generate_image", generate),
+        "generate_image_links_off": await call(links_off, "generate_image", generate),
         "dry_run": await call(tools, "illustrate_content", {"content": article, "count": 2, "dry_run": True}),
     }
     print(json.dumps(out, default=repr))

@@ -74,6 +74,19 @@ def test_the_text_a_langchain_tool_returns_carries_the_image_urls(langchain_run:
 
 
 @pytest.mark.timeout(600)
+def test_with_resource_links_off_no_block_points_a_model_at_an_easel_uri(langchain_run: dict[str, Any]) -> None:
+    """LangChain turns each resource_link into an image block whose url is easel://…, which no model
+    API can fetch; docs/clients.md gives EASEL_RESOURCE_LINKS=off for LangChain. With it, the
+    blocks are the text (with every URI and url) and the previews as inline data."""
+    message = langchain_run["generate_image_links_off"]
+    assert message["status"] == "success", message
+    blocks = [block for block in message["content"] if block.get("type") != "text"]
+    assert [block for block in blocks if "easel://" in json.dumps(block)] == []
+    assert [(block["type"], bool(block.get("base64"))) for block in blocks] == [("image", True)] * 2
+    assert missing_images(text_blocks(message), message["artifact"]["structured_content"]) == []
+
+
+@pytest.mark.timeout(600)
 def test_the_text_a_langchain_tool_returns_carries_the_dry_run_prompts(langchain_run: dict[str, Any]) -> None:
     message = langchain_run["dry_run"]
     text = text_blocks(message)
