@@ -61,7 +61,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             spec, provider = state.registry.resolve(model, EDIT)
             if len(images) > spec.max_input_images:
                 raise ArgumentError(f"images: {spec.name} accepts at most {spec.max_input_images} images; "
-                                f"{len(images)} were given.")
+                                    f"{len(images)} were given.")
             inputs = await resolve_images(images, storage=state.storage, limits=input_limits(state.settings),
                                           guard=UrlGuard(state.settings.allowed_fetch_hosts), client=state.http)
             request = GenerationRequest(prompt=text, input_images=tuple(inputs), aspect_ratio=aspect_ratio,

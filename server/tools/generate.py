@@ -75,7 +75,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                   previews=previews)
         images, errors = summarize("generate_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
-        summary = f"Generated {len(images)} image(s) with {spec.name}" + (f"; {len(errors)} failed." if errors else ".")
+        failed = f"; {len(errors)} failed." if errors else "."
+        summary = f"Generated {len(images)} image(s) with {spec.name}{failed}"
         return build_result(result.model_dump(), images, previews,
                             describe(summary, images=result.images, errors=result.errors))
 

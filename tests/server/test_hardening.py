@@ -160,7 +160,8 @@ def keyless(tmp_path: Path):  # type: ignore[no-untyped-def]
 @given(tool=st.sampled_from(["generate_image", "edit_image", "illustrate_content", "run_replicate_model"]),
        args=st.dictionaries(st.sampled_from(["prompt", "content", "images", "model", "size", "style", "count",
                                              "seed", "negative_prompt", "purpose", "model_name", "model_inputs",
-                                             "inputs_json", "version", "aspect_ratio", "output_format", "dry_run", "name"]),
+                                             "inputs_json", "version", "aspect_ratio", "output_format", "dry_run",
+                                             "name"]),
                             JSONISH, max_size=6))
 async def test_arbitrary_arguments_never_crash_a_tool(keyless, tool: str, args: dict) -> None:  # type: ignore[no-untyped-def]
     async with Client(keyless) as client:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -18,17 +19,18 @@ from server.app import build_server
 from server.config import Settings
 
 pytestmark = pytest.mark.anyio
+Tools = dict[str, Any]
 FIXED_ARGUMENTS = ["generate_image", "edit_image", "illustrate_content", "get_replicate_model_schema"]
 
 
 @pytest.fixture
-async def tools(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def tools(tmp_path: Path) -> Tools:
     server = build_server(Settings.from_env({"EASEL_STORAGE_DIR": str(tmp_path)}))
     async with Client(server) as client:
         return {t.name: t for t in (await client.list_tools()).tools}
 
 
-async def test_no_schema_declares_additional_properties_true(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_no_schema_declares_additional_properties_true(tools: Tools) -> None:
     assert set(tools) == {*FIXED_ARGUMENTS, "run_replicate_model"}
     for tool in tools.values():
         assert '"additionalProperties": true' not in json.dumps(tool.input_schema), tool.name
@@ -38,7 +40,7 @@ async def test_no_schema_declares_additional_properties_true(tools) -> None:  # 
     assert inputs["inputs_json"]["type"] == "string"
 
 
-async def test_google_genai_converts_every_tool(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_google_genai_converts_every_tool(tools: Tools) -> None:
     pytest.importorskip("google.genai")
     from google.genai import _mcp_utils
 
@@ -52,7 +54,7 @@ async def test_google_genai_converts_every_tool(tools) -> None:  # type: ignore[
     assert run.parameters.properties["model_inputs"].properties == {}   # an OBJECT with its (empty) map
 
 
-async def test_langchain_converts_every_tool(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_langchain_converts_every_tool(tools: Tools) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -63,7 +65,7 @@ async def test_langchain_converts_every_tool(tools) -> None:  # type: ignore[no-
         assert set(converted["function"]["parameters"]["properties"]) == set(tool.input_schema["properties"])
 
 
-async def test_langchain_strict_conversion_closes_model_inputs_and_requires_inputs_json(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_langchain_strict_conversion_closes_model_inputs_and_requires_inputs_json(tools: Tools) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -77,7 +79,7 @@ async def test_langchain_strict_conversion_closes_model_inputs_and_requires_inpu
     assert run["model_inputs"]["additionalProperties"] is False and run["inputs_json"]["type"] == "string"
 
 
-async def test_openai_agents_converts_every_tool_with_fixed_arguments_strictly(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_openai_agents_converts_every_tool_with_fixed_arguments_strictly(tools: Tools) -> None:
     pytest.importorskip("agents")
     from agents.mcp import MCPServerStdio, MCPUtil
 
@@ -95,7 +97,7 @@ async def test_openai_agents_converts_every_tool_with_fixed_arguments_strictly(t
         "properties"]["model_inputs"]
 
 
-async def test_the_strict_form_of_run_replicate_model_carries_inputs_in_inputs_json(tools) -> None:  # type: ignore[no-untyped-def]
+async def test_the_strict_form_of_run_replicate_model_carries_inputs_in_inputs_json(tools: Tools) -> None:
     """What a converter that closes every object (OpenAI strict) leaves: model_inputs can only be {},
     and inputs_json is a required string, which the server reads as the model's inputs."""
     pytest.importorskip("agents")
