@@ -13,6 +13,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from fastmcp.exceptions import ToolError
+from mcp.types import PromptReference
 
 from tests.interop.conftest import ARTICLE
 from tests.interop.expect import missing_images, missing_prompts
@@ -85,6 +86,15 @@ async def test_prompts_are_listed_and_render(stdio_command: tuple[str, list[str]
             rendered = await client.get_prompt(prompt.name, given)
             text = " ".join(m.content.text for m in rendered.messages if m.content.type == "text")
             assert text.strip(), prompt.name
+        # Arguments with a fixed set of values complete (what a host offers as the user types).
+        completed = {}
+        for prompt in prompts:
+            for arg in prompt.arguments or []:
+                completion = await client.complete(PromptReference(type="ref/prompt", name=prompt.name),
+                                                   {"name": arg.name, "value": ""})
+                if completion.values:
+                    completed[f"{prompt.name}.{arg.name}"] = completion.values
+        assert completed, "no prompt argument offers completions"
 
 
 async def test_server_and_tools_have_icons(stdio_command: tuple[str, list[str], dict[str, str]]) -> None:
