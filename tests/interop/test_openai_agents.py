@@ -8,6 +8,7 @@ the test looks at the resulting FunctionTool rather than at whether an error was
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,11 +44,10 @@ async def server(stdio_command: tuple[str, list[str], dict[str, str]]) -> AsyncI
 
 
 def model_text(output: Any) -> str:
-    """The text items of a tool output as the Agents SDK hands it to the model."""
+    """The text items of a tool output as the Agents SDK hands it to the model (it turns blocks
+    other than text and image, such as resource_link, into text items holding their JSON)."""
     items = output if isinstance(output, list) else [output]
-    return "\n".join(item["text"] if isinstance(item, dict) and item.get("type") == "text" else
-                     json.dumps(item) if isinstance(item, dict) else str(item) for item in items
-                     if not (isinstance(item, dict) and item.get("type") == "image"))
+    return "\n".join(item["text"] for item in items if item["type"] == "text")
 
 
 async def call(server: MCPServerStdio, name: str, arguments: dict[str, Any]) -> Any:
@@ -59,7 +59,7 @@ async def test_every_tool_with_fixed_arguments_converts_to_strict_mode(server: M
     tools = {tool.name: tool for tool in await server.list_tools()}
     assert FIXED_ARGUMENT_TOOLS <= set(tools)
     for name in FIXED_ARGUMENT_TOOLS:
-        ensure_strict_json_schema(dict(tools[name].input_schema), _reject_open_objects=True)  # names the failure
+        ensure_strict_json_schema(copy.deepcopy(tools[name].input_schema), _reject_open_objects=True)  # says why
         function_tool = MCPUtil.to_function_tool(tools[name], server, convert_schemas_to_strict=True)
         assert function_tool.strict_json_schema, name
         assert function_tool.params_json_schema["additionalProperties"] is False, name
