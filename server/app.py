@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -32,11 +32,9 @@ from providers.errors import ImageGenError
 from server.auth import auth_options
 from server.config import Settings
 from server.icons import icons
+from server.links import LinkSigner
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
-
-if TYPE_CHECKING:
-    from server.links import LinkSigner
 
 __all__ = ["AppState", "EaselServer", "build_server", "make_storage"]
 

@@ -1,8 +1,9 @@
 """HTTP transports: SSE and streamable HTTP apps, auth, health, image links, served by uvicorn.
 
-* Auth (server.auth, given to the server when it is built): with ``EASEL_AUTH_TOKEN`` set, /mcp
-  and /sse (and /messages/) need a bearer token. /healthz, /readyz and /images/… are never behind it: the first two
-  say nothing secret, image links carry their own signature (server.links).
+* Auth (server.auth, given to the server when it is built): with ``EASEL_AUTH_TOKEN`` set,
+  /mcp and /sse (and /messages/) need a bearer token. /healthz, /readyz and /images/… are
+  never behind it: the first two say nothing secret, image links carry their own signature
+  (server.links; the signer is made by ``link_signer`` before the server is built).
 * DNS-rebinding protection stays on: loopback Host/Origin values are always
   accepted, plus ``EASEL_ALLOWED_HOSTS`` / ``EASEL_ALLOWED_ORIGINS``. Only a
   non-loopback bind with no allowed hosts configured turns the check off (it

@@ -54,7 +54,7 @@ class Work:
     provider: ImageProvider
     request: GenerationRequest
     label: str = ""                          # e.g. "image 2 of 4" or "illustration 3"
-    record: dict[str, Any] = field(default_factory=dict)   # extra metadata (tool, user prompt, inputs)
+    metadata: dict[str, Any] = field(default_factory=dict)   # stored with each image (tool, user prompt, …)
 
 
 @dataclass
@@ -218,7 +218,7 @@ class Job:
         metadata = {
             "prompt": image.prompt_sent, "model": work.spec.name, "provider": image.provider,
             "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
-            "prediction_id": image.prediction_id, **work.record,
+            "prediction_id": image.prediction_id, **work.metadata,
         }
         try:
             return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,

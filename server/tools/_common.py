@@ -93,4 +93,3 @@ def _cost(price: Price) -> str:
 
 def state_of(ctx: Context) -> Any:
     return ctx.request_context.lifespan_context
-

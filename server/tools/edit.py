@@ -74,7 +74,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
         return await run_job(
-            ctx, "edit_image", [Work(spec, provider, request, record=record)], total=1,
+            ctx, "edit_image", [Work(spec, provider, request, metadata=record)], total=1,
             announce=f"sending {len(inputs)} reference image(s) to {spec.name}",
             answer=lambda done: images_answer(
                 done, f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(done.images)} image(s)."))

@@ -68,7 +68,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         record = {"tool": "generate_image", "user_prompt": text, "size": size.value, "style": style.value}
         requests = split_count(spec, base, count)
         work = [Work(spec, provider, req if seed is None else _reseed(req, seed + i),
-                     label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", record=record)
+                     label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", metadata=record)
                 for i, req in enumerate(requests)]
 
         def answer(done: Finished) -> tuple[GenerateResult, str]:

@@ -149,11 +149,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value,
                   "scene_source": plan.scene_source.value}
         work = [Work(spec, provider, req, label=f"illustration {i + 1}",
-                     record={**record, "illustration": i + 1, "subjects": items[i].subjects})
+                     metadata={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
 
         def answer(done: Finished) -> tuple[IllustrateResult, str]:
-            shown = {stored.image_id: record for stored, record in zip(done.images, done.records, strict=True)}
+            shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
             for item, outcome in zip(items, done.outcomes, strict=True):
                 if outcome.images:
                     item.image = shown[outcome.images[0].image_id]
