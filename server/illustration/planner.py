@@ -231,8 +231,9 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
     return out
 
 
-_VIEWS = {"en": ("seen from high above", "seen from ground level, looking up", "framed through a window"),
-          "zh": ("从高处俯瞰", "从地面仰视", "透过一扇窗看去")}
+_VIEWS = {"en": ("seen from high above, the whole scene laid out below", "seen from ground level, grass and stones "
+                 "in the foreground", "framed by an open window in the foreground"),
+          "zh": ("从高处俯瞰，整个场景尽收眼底", "从地面仰视，前景是草叶和石子", "透过前景中敞开的窗户望去")}
 
 
 def _another_view(scene: str, subjects: tuple[str, ...], lang: str, round_: int) -> str:

@@ -170,6 +170,7 @@ class _Clause:
     extras: list[str] = field(default_factory=list)                # "for the children", "with a tablet"
     simile: bool = False
     existential: bool = False
+    ba: _Phrase | None = None       # 把 X: the object of the verb that follows
 
 
 # --------------------------------------------------------------------------- parsing
@@ -267,7 +268,7 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
         elif mode == "into" and c.verbs:
             c.verbs[-1].after = f"into {np.text()}"
         elif mode == "ba":
-            c.extras.append(f"\0{np.text()}")      # the object of the coming verb
+            c.ba = np                              # the object of the coming verb
         elif mode == "with":
             c.extras.append(f"with {np.text()}")
         elif mode == "for":
@@ -367,11 +368,8 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
             if not ing and word not in _EXISTENTIAL:
                 mode = "drop"     # 出锅: its noun is not an object of the verb before
                 continue
-            pending_obj = next((e for e in c.extras if e.startswith("\0")), None)
-            verb = _Verb(ing, word)
-            if pending_obj is not None:
-                c.extras.remove(pending_obj)
-                verb.obj = _Phrase([_Item(pending_obj[1:], fixed=True)])
+            verb = _Verb(ing, word, c.ba)
+            c.ba = None
             if ing or word in _EXISTENTIAL:
                 c.verbs.append(verb)
             if len(word) > 1 and word.endswith("到"):
@@ -388,7 +386,7 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
 def _render(c: _Clause, previous_subject: bool) -> tuple[str, bool]:
     """(the clause in English, whether it has its own subject)."""
     places = " ".join(f"{p} {w}" for p, w in reversed(c.places[-2:]))
-    extras = " ".join(e for e in c.extras if not e.startswith("\0"))
+    extras = " ".join(c.extras)
     verbs = [v for v in c.verbs if v.ing or v.obj is not None][:MAX_VERBS]
     if c.simile:
         things = c.subject or next((v.obj for v in verbs if v.obj), None)
@@ -427,8 +425,10 @@ def _place_only(c: _Clause) -> bool:
 
 
 def _picturable(c: _Clause) -> bool:
-    """An action of its own: a verb that shows something (not 是 / 有) with a subject or an object."""
-    return not c.simile and any(v.ing and (c.subject is not None or v.obj is not None) for v in c.verbs)
+    """An action with its own actor: a subject, or what an existential verb presents (墙上挂满了作品);
+    not 是 / 有, and not a step that continues the clause before (倒回鸡蛋)."""
+    shows = [v for v in c.verbs if v.ing]
+    return not c.simile and bool(shows) and (c.subject is not None or c.existential and shows[0].obj is not None)
 
 
 def action_clauses(tokens: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
