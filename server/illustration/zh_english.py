@@ -257,7 +257,9 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
     def flush(loc: str | None = None) -> None:
         nonlocal np, mode, prep
         if np is None or not np.items:
-            np, mode, prep = None, "" if loc is None else mode, prep
+            np = None
+            if loc is None:
+                mode, prep = "", ""
             return
         if mode == "drop":
             pass
@@ -308,11 +310,11 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
         elif is_person_name(word, flag):
             np = np or _Phrase()
             np.items.append(_Item(role, fixed=True))
-        elif word in _ADJECTIVES and not _is_verb(word, flag) or word in _ADJECTIVES and nxt[0] == "的":
+        elif word in _ADJECTIVES and (not _is_verb(word, flag) or nxt[0] == "的"):
             mods.append(_ADJECTIVES[word])
         elif flag == "m" or flag == "q":
             plural = plural or bool(_PLURAL_COUNTS.match(word))
-        elif (en := _noun(word, flag)) is not None and not (word in SCENE_VERBS):
+        elif word not in SCENE_VERBS and (en := _noun(word, flag)) is not None:
             if en in _COLOURS:
                 mods.append(en)
                 continue
@@ -332,8 +334,7 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
             mods, plural, joined, owner_next = [], False, False, False
         elif word in ("的", "之") and np is not None:
             owner_next = True
-        elif word in ("和", "与", "及", "、", "跟") and flag in ("c", "x", "p") and np is not None and not c.verbs \
-                or word in ("和", "与", "及", "、") and np is not None:
+        elif word in ("和", "与", "及", "、") and np is not None:
             joined = True
         elif flag == "p" or word in _PREPOSITION:
             flush()
@@ -368,10 +369,8 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
             if not ing and word not in _EXISTENTIAL:
                 mode = "drop"     # 出锅: its noun is not an object of the verb before
                 continue
-            verb = _Verb(ing, word, c.ba)
+            c.verbs.append(_Verb(ing, word, c.ba))
             c.ba = None
-            if ing or word in _EXISTENTIAL:
-                c.verbs.append(verb)
             if len(word) > 1 and word.endswith("到"):
                 mode, prep = "place", "to"       # 带到屋顶: carrying … to the rooftop
             mods, joined = [], False
