@@ -33,7 +33,7 @@ from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 from server.results import image_link
 
-__all__ = ["AppState", "EaselServer", "build_server", "make_storage"]
+__all__ = ["AppState", "EaselServer", "build_server", "make_storage", "with_catalog"]
 
 log = logging.getLogger("easel")
 call_log = logging.getLogger("easel.calls")   # one line per tool call
@@ -69,6 +69,16 @@ def make_storage(settings: Settings) -> Storage:
     local = LocalStorage(settings.storage_dir)
     local.check_writable()
     return local
+
+
+def with_catalog(store: Storage, settings: Settings) -> Storage:
+    """The store wrapped with its searchable catalog (server.catalog), unless EASEL_CATALOG=off."""
+    if not settings.catalog or not hasattr(store, "record_months"):
+        return store
+    from server.catalog import Catalog, CatalogedStorage
+
+    return CatalogedStorage(store, Catalog.in_dir(settings.storage_dir), sync_interval=settings.catalog_sync,
+                            retention_days=settings.retention_days)
 
 
 class EaselServer(MCPServer):
@@ -178,7 +188,7 @@ class EaselServer(MCPServer):
 def build_server(settings: Settings, *, storage: Storage | None = None) -> EaselServer:
     from server.tools import register_tools
 
-    store = storage or make_storage(settings)
+    store = with_catalog(storage or make_storage(settings), settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:

@@ -81,6 +81,12 @@ class Settings:
     log_format: str = "text"               # EASEL_LOG_FORMAT: text or json (one object per line on stderr)
     shutdown_grace: float = 20.0           # EASEL_SHUTDOWN_GRACE: seconds in-flight calls get on SIGTERM
     # --- end HTTP deployment ---
+    # --- catalog and gallery (server.catalog, server.gallery; docs/gallery.md) ---
+    catalog: bool = True                   # EASEL_CATALOG: off serves listings straight from the store
+    catalog_sync: float | None = None      # EASEL_CATALOG_SYNC: seconds between syncs (default: 15 with OSS, start-up only locally)
+    retention_days: float | None = None    # EASEL_RETENTION_DAYS: delete images older than this (default: keep)
+    gallery_link_ttl: int = 86400          # EASEL_GALLERY_LINK_TTL: seconds a signed gallery link stays valid
+    # --- end catalog and gallery ---
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +128,7 @@ class Settings:
             )
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
+        s = replace(s, **_gallery_settings(env, s))
         return replace(s, providers=configs)
 
     def keyed_providers(self) -> list[str]:
@@ -204,4 +211,17 @@ def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
         "link_ttl": int(_number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
         "log_format": _choice(env, "EASEL_LOG_FORMAT", ("text", "json"), d.log_format),
         "shutdown_grace": _number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),
+    }
+
+
+def _gallery_settings(env: Mapping[str, str], s: Settings) -> dict[str, object]:
+    """The catalog and gallery block of Settings."""
+    sync = env.get("EASEL_CATALOG_SYNC")
+    retention = env.get("EASEL_RETENTION_DAYS")
+    return {
+        "catalog": _flag(env, "EASEL_CATALOG", True),
+        "catalog_sync": (_number(env, "EASEL_CATALOG_SYNC", 15.0, 0.01, 86400) if sync
+                         else 15.0 if s.storage == "oss" else None),
+        "retention_days": _number(env, "EASEL_RETENTION_DAYS", 0, 0.001, 36500) if retention else None,
+        "gallery_link_ttl": int(_number(env, "EASEL_GALLERY_LINK_TTL", Settings.gallery_link_ttl, 60, 365 * 86400)),
     }
