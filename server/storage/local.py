@@ -158,7 +158,7 @@ class LocalStorage:
         return path.with_name(path.name + suffix)
 
     async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None:
-        """A small derived file kept beside the image (e.g. ``.thumb.webp``); None if not made yet."""
+        """A small derived file kept beside the image (e.g. ``.thumb.jpg``); None if not made yet."""
         try:
             return await anyio.Path(self.sidecar_path(image_id, suffix)).read_bytes()
         except (FileNotFoundError, NotADirectoryError):

@@ -62,7 +62,7 @@ _META_HEADERS = (("model", "model"), ("provider", "provider"), ("seed", "seed"),
 _REQUIRED = (("oss_access_key_id", "OSS_ACCESS_KEY_ID"), ("oss_access_key_secret", "OSS_ACCESS_KEY_SECRET"),
              ("oss_endpoint", "OSS_ENDPOINT"), ("oss_bucket", "OSS_BUCKET"))
 _LIST_PAGE = 1000
-SIDECARS = (".thumb.webp",)     # derived objects kept beside an image, deleted with it
+SIDECARS = (".thumb.jpg",)     # derived objects kept beside an image, deleted with it
 _THREADS = 8
 
 
@@ -291,7 +291,7 @@ class OssStorage:
             await self._call("delete", self._bucket.delete_object, victim)
 
     async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None:
-        """A small derived object beside the image (e.g. ``.thumb.webp``); None if not made yet."""
+        """A small derived object beside the image (e.g. ``.thumb.jpg``); None if not made yet."""
         try:
             return await self._call("read", self._read_sync, self.key_of(image_id) + _sidecar(suffix))
         except ImageNotFound:
@@ -299,7 +299,7 @@ class OssStorage:
 
     async def write_sidecar(self, image_id: str, suffix: str, data: bytes) -> None:
         await self._call("upload", self._bucket.put_object, self.key_of(image_id) + _sidecar(suffix), data,
-                         headers={"Content-Type": "image/webp", "Cache-Control": "public, max-age=31536000"})
+                         headers={"Content-Type": "image/jpeg", "Cache-Control": "public, max-age=31536000"})
 
     async def record_months(self) -> dict[str, str | None]:
         """Every month prefix; no cheap signature in a bucket, so each sync lists the keys again."""
