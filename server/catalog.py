@@ -217,6 +217,7 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._removed: dict[str, float] = {}    # image id -> when its row was removed (monotonic)
         self._db = self._open()
 
     @classmethod
@@ -264,9 +265,14 @@ class Catalog:
 
     # writes --------------------------------------------------------------------------
 
-    def upsert_sync(self, records: Iterable[tuple[dict[str, Any], str | None]]) -> int:
+    def upsert_sync(self, records: Iterable[tuple[dict[str, Any], str | None]], *,
+                    unless_removed_since: float | None = None) -> int:
+        """Add or replace rows. A sync passes when it started listing: an image deleted since then was
+        listed but must not come back."""
         rows = [r for r in (_row(rec, ver) for rec, ver in records) if r is not None]
         with self._lock, self._transaction() as db:
+            if unless_removed_since is not None:
+                rows = [r for r in rows if self._removed.get(r[0], -1.0) < unless_removed_since]
             for row in rows:
                 old = db.execute("SELECT k FROM images WHERE id = ?", (row[0],)).fetchone()
                 if old is not None:
@@ -278,8 +284,12 @@ class Catalog:
 
     def remove_sync(self, image_ids: Iterable[str]) -> int:
         removed = 0
+        now = time.monotonic()
         with self._lock, self._transaction() as db:
+            if len(self._removed) > 10_000:
+                self._removed.clear()
             for image_id in image_ids:
+                self._removed[image_id] = now
                 old = db.execute("SELECT k FROM images WHERE id = ?", (image_id,)).fetchone()
                 if old is not None:
                     db.execute("DELETE FROM images_fts WHERE rowid = ?", (old[0],))
@@ -386,6 +396,7 @@ class Catalog:
     async def sync(self, source: RecordSource, only: str | None = None) -> dict[str, int]:
         """Bring the catalog in step with the store's records (all months, or ``only`` one);
         returns counts (added, removed, months listed)."""
+        started = time.monotonic()
         months = {only: None} if only else await source.record_months()
         known: dict[str, str | None] = await anyio.to_thread.run_sync(self._sync_state)
         added = removed = listed = 0
@@ -393,13 +404,15 @@ class Catalog:
             signature = months[month]
             if signature is not None and known.get(month) == signature:
                 continue
+            # rows first, listing second: a row added meanwhile (a put) is then never taken for gone
+            have = await anyio.to_thread.run_sync(self._month_versions, month)
             versions = await source.record_versions(month)
             listed += 1
-            have = await anyio.to_thread.run_sync(self._month_versions, month)
             stale = [i for i, v in versions.items() if have.get(i, "\0") != v]
             gone = [i for i in have if i not in versions]
             records = await _read_records(source, stale)
-            added += await anyio.to_thread.run_sync(self.upsert_sync, [(r, versions[r["id"]]) for r in records])
+            added += await anyio.to_thread.run_sync(
+                lambda: self.upsert_sync([(r, versions[r["id"]]) for r in records], unless_removed_since=started))
             removed += await anyio.to_thread.run_sync(self.remove_sync, gone)
             await anyio.to_thread.run_sync(self._set_state, month, signature)
         vanished = [] if only else [m for m in await anyio.to_thread.run_sync(self._months) if m not in months]

@@ -240,18 +240,109 @@ def _card(row: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def mount(server: Any, gallery: Gallery) -> None:
-    """Add the gallery routes to an MCPServer (HTTP transports) and let gallery_link use it."""
+# ---------------------------------------------------------------------------- wiring
+
+
+def make_gallery(storage: Any, settings: Any, base_url: str) -> Gallery:
+    from server.links import link_secret
+
+    return Gallery(storage, secret=gallery_secret(link_secret(settings)), base_url=base_url,
+                   ttl=settings.gallery_link_ttl, token=settings.auth_token)
+
+
+def gallery_for(server: Any, settings: Any, base_url: str) -> Gallery:
+    """The server's gallery, made once (the banner and the HTTP app must share its key)."""
+    if getattr(server, "gallery", None) is None:
+        server.gallery = make_gallery(server.storage, settings, base_url)
+    return server.gallery
+
+
+def mount(server: Any, settings: Any, base_url: str) -> Gallery:
+    """Add the gallery routes to an MCPServer (HTTP transports) and let the gallery_link tool use them."""
+    gallery = gallery_for(server, settings, base_url)
     for path, methods, handler in gallery.routes():
         server.custom_route(path, methods=methods)(handler)
     server.gallery_link = gallery.link
+    return gallery
 
 
-def app(gallery: Gallery, lifespan: Any = None) -> Any:
-    """A Starlette app serving only the gallery (``easel-mcp gallery``)."""
+def standalone_app(gallery: Gallery, storage: Any) -> Any:
+    """A Starlette app serving only the gallery (``easel-mcp gallery``), catalog sync included."""
+    from contextlib import asynccontextmanager
+
+    import anyio
     from starlette.applications import Starlette
     from starlette.routing import Route
 
+    @asynccontextmanager
+    async def lifespan(_: Any):  # type: ignore[no-untyped-def]
+        async with anyio.create_task_group() as tg:
+            background = getattr(storage, "run_background", None)
+            if background is not None:
+                tg.start_soon(background)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def home(_: Request) -> Response:
+        return RedirectResponse("/gallery")
+
     routes = [Route(path, handler, methods=methods) for path, methods, handler in gallery.routes()]
-    routes.append(Route("/", lambda _: RedirectResponse("/gallery"), methods=["GET"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=[*routes, Route("/", home, methods=["GET"])], lifespan=lifespan)
+
+
+def main(argv: list[str]) -> None:
+    """``easel-mcp gallery``: the gallery of this machine's store, on loopback, until Ctrl-C."""
+    import argparse
+    import sys
+
+    import uvicorn
+
+    from providers.errors import ConfigError
+    from server.app import make_storage, with_catalog
+    from server.config import Settings
+    from server.http import is_loopback
+
+    p = argparse.ArgumentParser(prog="easel-mcp gallery",
+                                description="Serve the image gallery of this store on loopback and print its link.")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    args = p.parse_args(argv)
+    from server.cli import configure_logging
+
+    configure_logging(0)
+    if not is_loopback(args.host):
+        print("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
+              "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        settings = Settings.from_env()
+        storage = with_catalog(make_storage(settings), settings)
+    except (ConfigError, StorageError) as exc:
+        print(f"easel-mcp gallery: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0.",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
+    link = gallery.link()
+    print(f"easel-mcp gallery of {settings.storage_dir}\n  open: {link}\n  (the link works for "
+          f"{settings.gallery_link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(link)
+    config = uvicorn.Config(standalone_app(gallery, storage), log_level="warning", access_log=False,
+                            log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -149,3 +149,21 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 content.append(ImageContent(type="image", data=base64.b64encode(thumb).decode(),
                                             mime_type="image/jpeg"))
         return CallToolResult(content=content, structured_content=result.model_dump())
+
+    @mcp.tool(
+        name="gallery_link",
+        title="Link to the image gallery",
+        annotations=READS,
+        description=(
+            "A signed link to this server's image gallery: a web page where the user can browse, search, "
+            "download and delete every stored image. Give the link to the user; it expires."),
+    )
+    async def gallery_link(ctx: Context) -> str:
+        make = getattr(mcp, "gallery_link", None)
+        if make is None:   # stdio: no web server in this process
+            return ("This server speaks MCP over stdio and serves no web pages itself. To browse the images, "
+                    "run `easel-mcp gallery` in a terminal on this machine: it serves the gallery on "
+                    "127.0.0.1 and prints a link to open. (search_images finds images from here.)")
+        hours = settings.gallery_link_ttl / 3600
+        return (f"Gallery: {make()}\nOpen it in a browser; the link works for {hours:g} hour(s). It shows every "
+                "stored image with its prompt, and lets you search, download, copy URIs and delete.")
