@@ -75,10 +75,16 @@ def with_catalog(store: Storage, settings: Settings) -> Storage:
     """The store wrapped with its searchable catalog (server.catalog), unless EASEL_CATALOG=off."""
     if not settings.catalog or not hasattr(store, "record_months"):
         return store
+    import sqlite3
+
     from server.catalog import Catalog, CatalogedStorage
 
-    return CatalogedStorage(store, Catalog.in_dir(settings.storage_dir), sync_interval=settings.catalog_sync,
-                            retention_days=settings.retention_days)
+    try:
+        catalog = Catalog.in_dir(settings.storage_dir)
+    except (sqlite3.Error, OSError) as exc:   # e.g. a full disk: images still work, search and gallery do not
+        log.warning("no catalog (%s): listing reads the store directly; search_images and the gallery are off", exc)
+        return store
+    return CatalogedStorage(store, catalog, sync_interval=settings.catalog_sync, retention_days=settings.retention_days)
 
 
 class EaselServer(MCPServer):
@@ -213,8 +219,10 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
         from server.http import auth_options
 
         auth = auth_options(settings)
+    from server.tools.browse import make_apps   # browse_images as an MCP App (ui:// resource)
+
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan, **auth)
+                         version=_version(), lifespan=lifespan, extensions=[make_apps(settings)], **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)

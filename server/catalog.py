@@ -1,6 +1,6 @@
 """The catalog: a searchable SQLite index of every stored image, rebuilt from the store.
 
-One file, ``<store dir>/catalog.sqlite3`` (WAL, so the MCP server and ``easel-mcp
+One file, ``<store dir>/.catalog.sqlite3`` (WAL, so the MCP server and ``easel-mcp
 gallery`` can share it). It is never the only copy of anything: every row comes
 from a metadata record the store keeps beside its image, and ``Catalog.sync``
 brings the catalog in step with those records (new and changed records read,
@@ -45,7 +45,7 @@ __all__ = ["Catalog", "CatalogedStorage", "Filters", "Page", "segment"]
 log = logging.getLogger("easel.catalog")
 
 SCHEMA = 1
-FILE_NAME = "catalog.sqlite3"
+FILE_NAME = ".catalog.sqlite3"   # a dot-file: bookkeeping, like each month's .index
 _READ_CONCURRENCY = 16
 FRESH_SECONDS = 2.0      # shared stores: how old this month's listing may be when someone reads the catalog
 
@@ -228,6 +228,8 @@ class Catalog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = self._connect()
+        except sqlite3.OperationalError:        # locked, disk full, read-only...: not the file's fault
+            raise
         except sqlite3.DatabaseError as exc:   # corrupt: it is only an index; move it aside and rebuild
             log.warning("catalog %s is unreadable (%s); rebuilding it from the store", self.path, exc)
             for suffix in ("", "-wal", "-shm"):

@@ -22,7 +22,7 @@ from server.storage import StorageError
 from server.thumbnails import thumbnail
 from server.tools._common import clean_text, state_of
 
-__all__ = ["SearchHit", "SearchResult", "register", "search_page"]
+__all__ = ["SearchHit", "SearchResult", "register", "search_page", "search_result"]
 
 READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 MAX_PREVIEWS = 4
@@ -88,6 +88,26 @@ def describe(hits: list[SearchHit], page: Page, filters: Filters) -> str:
     return "\n".join(lines)
 
 
+async def search_result(state: Any, filters: Filters, limit: int, cursor: str | None, *,
+                        previews: bool) -> CallToolResult:
+    """The search_images answer (browse_images gives the same one to hosts without apps)."""
+    page = await search_page(state.storage, filters, limit, cursor)
+    hits = [hit_of(row, state.storage) for row in page.rows]
+    result = SearchResult(images=hits, total=page.total or 0, next_cursor=page.next_cursor)
+    content: list[Any] = [TextContent(type="text", text=describe(hits, page, filters))]
+    content += [ResourceLink(type="resource_link", uri=h.uri, name=h.uri.rsplit("/", 1)[-1],
+                             mime_type=row.get("mime_type"), description=h.prompt[:200])
+                for h, row in zip(hits, page.rows, strict=True)]
+    if previews and state.settings.preview and len(hits) <= MAX_PREVIEWS:
+        for h in hits:
+            try:
+                thumb = await thumbnail(state.storage, h.uri.rsplit("/", 1)[-1])
+            except Exception:  # the image's record is there but its bytes are not readable: no preview
+                continue
+            content.append(ImageContent(type="image", data=base64.b64encode(thumb).decode(), mime_type="image/jpeg"))
+    return CallToolResult(content=content, structured_content=result.model_dump())
+
+
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     models = sorted({s.name for s in all_specs()})
     providers = sorted({s.provider for s in all_specs()})
@@ -128,27 +148,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             f"Attach a small preview of each image (only when the page has at most {MAX_PREVIEWS} images)."
         ))] = True,
     ) -> Annotated[CallToolResult, SearchResult]:
-        state = state_of(ctx)
         filters = Filters(query=clean_text(query, "query"), model=clean_text(model, "model"),
                           provider=clean_text(provider, "provider"), tool=clean_text(tool, "tool"),
                           since=clean_text(since, "since"), until=clean_text(until, "until"),
                           size=clean_text(size, "size"))
-        page = await search_page(state.storage, filters, limit, clean_text(cursor, "cursor"))
-        hits = [hit_of(row, state.storage) for row in page.rows]
-        result = SearchResult(images=hits, total=page.total or 0, next_cursor=page.next_cursor)
-        content: list[Any] = [TextContent(type="text", text=describe(hits, page, filters))]
-        content += [ResourceLink(type="resource_link", uri=h.uri, name=h.uri.rsplit("/", 1)[-1],
-                                 mime_type=row.get("mime_type"), description=h.prompt[:200])
-                    for h, row in zip(hits, page.rows, strict=True)]
-        if previews and state.settings.preview and len(hits) <= MAX_PREVIEWS:
-            for h in hits:
-                try:
-                    thumb = await thumbnail(state.storage, h.uri.rsplit("/", 1)[-1])
-                except Exception:  # the image's record is there but its bytes are not readable: no preview
-                    continue
-                content.append(ImageContent(type="image", data=base64.b64encode(thumb).decode(),
-                                            mime_type="image/jpeg"))
-        return CallToolResult(content=content, structured_content=result.model_dump())
+        return await search_result(state_of(ctx), filters, limit, clean_text(cursor, "cursor"), previews=previews)
 
     @mcp.tool(
         name="gallery_link",

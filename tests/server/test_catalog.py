@@ -215,3 +215,34 @@ async def test_oss_replicas_keep_their_catalogs_in_step_with_the_bucket(env: dic
                 while (await search(cb, query="fog"))[0]:
                     await anyio.sleep(0.02)
         assert (tmp_path / "b" / FILE_NAME).exists()
+
+
+# ----------------------------------------------------------------------------- the MCP App
+
+
+async def test_browse_images_app_resource_is_listed_with_its_mime_type_and_csp(
+        settings: Settings, store: LocalStorage) -> None:
+    from mcp.server.apps import APP_MIME_TYPE
+
+    from server.tools.browse import APP_URI
+
+    ids = put_all(store)
+    async with Client(build_server(settings)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["browse_images"].meta["ui"]["resourceUri"] == APP_URI
+        assert tools["image_thumbnails"].meta["ui"]["visibility"] == ["app"]
+        listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+        assert listed[APP_URI].mime_type == APP_MIME_TYPE
+        [content] = (await client.read_resource(APP_URI)).contents
+        assert content.mime_type == APP_MIME_TYPE and "<script>" in content.text and "http" not in content.text
+        csp = content.meta["ui"]["csp"] if content.meta else listed[APP_URI].meta["ui"]["csp"]
+        assert csp == {"connectDomains": [], "resourceDomains": [], "frameDomains": [], "baseUriDomains": []}
+
+        # a host without apps still gets a complete answer
+        result = await client.call_tool("browse_images", {"query": "lighthouse"})
+        assert not result.is_error and f"easel://images/{ids[3]}" in text_of(result)
+        assert [i["uri"] for i in result.structured_content["images"]] == [f"easel://images/{ids[3]}",
+                                                                          f"easel://images/{ids[0]}"]
+        thumbs = await client.call_tool("image_thumbnails", {"ids": [ids[0], "../../etc/passwd"]})
+        assert list(thumbs.structured_content["thumbnails"]) == [ids[0]]
+        assert thumbs.structured_content["thumbnails"][ids[0]].startswith("data:image/jpeg;base64,/9j/")
