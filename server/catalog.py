@@ -544,8 +544,13 @@ class CatalogedStorage:
         return self.store.url_for(image_id)
 
     async def delete(self, image_id: str) -> None:
-        """Remove the image, its record, its thumbnail and its catalog row, wherever they are stored."""
-        await self.store.delete(image_id)
+        """Remove the image, its record, its thumbnail and its catalog row, wherever they are stored.
+        A row whose image is already gone from the store goes too (and ImageNotFound says so)."""
+        try:
+            await self.store.delete(image_id)
+        except ImageNotFound:
+            await anyio.to_thread.run_sync(self.catalog.remove_sync, [image_id])
+            raise
         await anyio.to_thread.run_sync(self.catalog.remove_sync, [image_id])
 
     async def list_recent(self, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -598,6 +603,8 @@ class CatalogedStorage:
             for image_id in ids:
                 try:
                     await self.delete(image_id)
+                except ImageNotFound:
+                    continue                 # already gone from the store; its row went with this call
                 except StorageError as exc:
                     log.warning("retention: could not delete %s (%s); will try again", image_id, exc)
                     return deleted

@@ -162,6 +162,11 @@ async def test_delete_removes_image_record_thumbnail_and_row(settings: Settings,
         await cataloged.delete(ids[0])
     listed, _ = await cataloged.list_recent(10)
     assert [r["id"] for r in listed] == [ids[3], ids[2], ids[1]]
+    for path in store.path_of(ids[1]).parent.glob(store.path_of(ids[1]).name + "*"):   # gone behind our back
+        path.unlink()
+    with pytest.raises(ImageNotFound):
+        await cataloged.delete(ids[1])
+    assert [r["id"] for r in (await cataloged.list_recent(10))[0]] == [ids[3], ids[2]]   # its row went too
 
 
 async def test_retention_deletes_old_images(settings: Settings, store: LocalStorage) -> None:
