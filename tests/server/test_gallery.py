@@ -319,3 +319,29 @@ def test_the_page_in_a_real_browser(env: dict[str, str], settings: Settings, bro
         expect(bad.locator("body")).to_contain_text("not valid")
         expect(bad.locator(".card")).to_have_count(0)
     assert (tmp_path / "gallery.png").stat().st_size > 10_000
+
+
+def test_the_banner_shows_a_gallery_link_only_on_a_terminal(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from server import cli
+    from server.app import build_server
+
+    server = build_server(settings)
+    args = argparse.Namespace(transport="http", host="127.0.0.1", port=8123)
+
+    class Stream(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    for tty in (False, True):
+        stream = Stream(tty)
+        monkeypatch.setattr(sys, "stderr", stream)
+        cli._banner(args, settings, server)
+        text = stream.getvalue()
+        assert ("http://127.0.0.1:8123/gallery?exp=" in text) is tty and "gallery" in text
+    assert re.search(r"sig=[0-9a-f]{64}", text)
