@@ -44,7 +44,7 @@ __all__ = ["Catalog", "CatalogedStorage", "Filters", "Page", "segment"]
 
 log = logging.getLogger("easel.catalog")
 
-SCHEMA = 1
+SCHEMA = 2
 FILE_NAME = ".catalog.sqlite3"   # a dot-file: bookkeeping, like each month's .index
 _READ_CONCURRENCY = 16
 FRESH_SECONDS = 2.0      # shared stores: how old this month's listing may be when someone reads the catalog
@@ -102,12 +102,16 @@ def segment(text: str) -> str:
 
 
 def fts_query(text: str) -> str | None:
-    """A user's search words as an FTS5 query: every word must match; ASCII words match as prefixes."""
-    words = list(dict.fromkeys(_cut(text)))
+    """A user's search words as an FTS5 query: every word must match, the last (ASCII) one as a prefix,
+    as a search box does while one types ("lighthouse dus"). Whole words stream from the index newest
+    first; a prefix has to merge every word it starts, so only one gets that cost."""
+    words = list(dict.fromkeys(_cut(text)))[:32]
     if not words:
         return None
-    return " AND ".join('"' + w.replace('"', '""') + '"' + ("*" if _ASCII_WORD.match(w) else "")
-                        for w in words[:32])
+    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
+    if _ASCII_WORD.match(words[-1]):
+        quoted[-1] += "*"
+    return " AND ".join(quoted)
 
 
 # ---------------------------------------------------------------------------- rows
@@ -252,8 +256,10 @@ class Catalog:
                     month TEXT NOT NULL, model TEXT, provider TEXT, tool TEXT, width INTEGER, height INTEGER,
                     size TEXT, mime_type TEXT, bytes INTEGER, seed INTEGER, cost REAL, prompt TEXT,
                     user_prompt TEXT, version TEXT, record TEXT NOT NULL);
-                CREATE INDEX images_newest ON images (ts DESC, id DESC);
                 CREATE INDEX images_month ON images (month);
+                CREATE INDEX images_model ON images (model);
+                CREATE INDEX images_provider ON images (provider);
+                CREATE INDEX images_tool ON images (tool);
                 CREATE VIRTUAL TABLE images_fts USING fts5 (words, tokenize = 'unicode61 remove_diacritics 2');
                 CREATE TABLE sync_state (month TEXT PRIMARY KEY, signature TEXT);
             """)
@@ -280,8 +286,11 @@ class Catalog:
                 if old is not None:
                     db.execute("DELETE FROM images_fts WHERE rowid = ?", (old[0],))
                     db.execute("DELETE FROM images WHERE k = ?", (old[0],))
-                cur = db.execute(f"INSERT INTO images ({_COLUMNS}) VALUES ({', '.join('?' * 18)})", row[:-1])
-                db.execute("INSERT INTO images_fts (rowid, words) VALUES (?, ?)", (cur.lastrowid, row[-1]))
+                k = _key(row[2], row[0])
+                while db.execute("SELECT 1 FROM images WHERE k = ?", (k,)).fetchone():   # same ms, same 20 bits
+                    k -= 1
+                db.execute(f"INSERT INTO images (k, {_COLUMNS}) VALUES (?, {', '.join('?' * 18)})", (k, *row[:-1]))
+                db.execute("INSERT INTO images_fts (rowid, words) VALUES (?, ?)", (k, row[-1]))
         return len(rows)
 
     def remove_sync(self, image_ids: Iterable[str]) -> int:
@@ -323,24 +332,39 @@ class Catalog:
 
     def search_sync(self, filters: Filters, limit: int, cursor: str | None = None, *,
                     with_total: bool = False) -> Page:
-        where, args = self._where(filters)
+        """One page, newest first. The key ``k`` orders rows by time, and is also the FTS rowid, so a word
+        search walks the full-text index newest first and stops after one page."""
+        match = fts_query(filters.query) if filters.query else None
+        if filters.query and match is None:
+            return Page([], None, 0 if with_total else None, [])
+        where, args = self._where(filters, fts=match is not None)
         after = _decode_cursor(cursor)
         page_where, page_args = list(where), list(args)
         if after is not None:
-            page_where.append("(ts < ? OR (ts = ? AND id < ?))")
-            page_args += [after[0], after[0], after[1]]
-        sql = (f"SELECT {_COLUMNS} FROM images " + (("WHERE " + " AND ".join(page_where)) if page_where else "")
-               + " ORDER BY ts DESC, id DESC LIMIT ?")
+            page_where.append("i.k < ?")
+            page_args.append(after)
+        source, order = "images i", "i.k"
+        if match is not None:
+            order = "f.rowid"
+            source = "images_fts f JOIN images i ON i.k = f.rowid"
+            page_where.insert(0, "images_fts MATCH ?")
+            page_args.insert(0, match)
+            where.insert(0, "images_fts MATCH ?")
+            args.insert(0, match)
+        cols = ", ".join("i." + c.strip() for c in _COLUMNS.split(","))
+        sql = (f"SELECT i.k AS k, {cols} FROM {source} " + (("WHERE " + " AND ".join(page_where)) if page_where else "")
+               + f" ORDER BY {order} DESC LIMIT ?")
         with self._lock:
             rows = [dict(r) for r in self._db.execute(sql, [*page_args, limit + 1])]
             total = None
             if with_total:
-                total = int(self._db.execute("SELECT count(*) FROM images " + (
+                total = int(self._db.execute(f"SELECT count(*) FROM {source} " + (
                     ("WHERE " + " AND ".join(where)) if where else ""), args).fetchone()[0])
         more = len(rows) > limit
         rows = rows[:limit]
+        keys = [r.pop("k") for r in rows]
         records = [json.loads(r.pop("record")) for r in rows]
-        next_cursor = _encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more and rows else None
+        next_cursor = _encode_cursor(keys[-1]) if more and rows else None
         return Page(records, next_cursor, total, rows)
 
     def facets_sync(self) -> dict[str, list[str]]:
@@ -353,30 +377,26 @@ class Catalog:
     def older_than_sync(self, ts: float, limit: int = 500) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute(
-                "SELECT id FROM images WHERE ts < ? ORDER BY ts LIMIT ?", (ts, limit))]
+                "SELECT id FROM images WHERE k < ? ORDER BY k LIMIT ?", (_key(ts, "0" * 12), limit))]
 
     @staticmethod
-    def _where(f: Filters) -> tuple[list[str], list[Any]]:
+    def _where(f: Filters, *, fts: bool = False) -> tuple[list[str], list[Any]]:
+        """Conditions on ``images i``. With a word search the FTS index drives the query (newest first),
+        so column indexes are switched off (unary +): SQLite would otherwise start from one and probe
+        the full-text index once per row."""
         where: list[str] = []
         args: list[Any] = []
-        if f.query:
-            match = fts_query(f.query)
-            if match is None:
-                where.append("0")
-            else:
-                where.append("k IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
-                args.append(match)
         for col in ("model", "provider", "tool"):
             value = getattr(f, col)
             if value:
-                where.append(f"{col} = ? COLLATE NOCASE")
+                where.append(f"{'+' if fts else ''}i.{col} = ? COLLATE NOCASE")
                 args.append(value)
-        if f.since:
-            where.append("ts >= ?")
-            args.append(_bound(f.since, "since", end=False))
+        if f.since:      # the key starts with the time: a range on k, which both indexes serve
+            where.append("i.k >= ?")
+            args.append(_key(_bound(f.since, "since", end=False), "0" * 12))
         if f.until:
-            where.append("ts <= ?")
-            args.append(_bound(f.until, "until", end=True))
+            where.append("i.k <= ?")
+            args.append(_key(_bound(f.until, "until", end=True), "0" * 7 + "fffff"))
         if f.size:
             size = f.size.strip().lower()
             dims = _DIMENSIONS.match(size)
@@ -484,17 +504,23 @@ def _bound(text: str, name: str, *, end: bool) -> float:
     return ts
 
 
-def _encode_cursor(ts: float, image_id: str) -> str:
-    return base64.urlsafe_b64encode(f"c1|{ts!r}|{image_id}".encode()).decode()
+def _key(ts: float, image_id: str) -> int:
+    """The row key: milliseconds since 1970, then 20 bits of the content hash. Newest first is
+    ``ORDER BY k DESC``, on the primary key itself and on the FTS rowid alike."""
+    return (max(0, int(ts * 1000)) << 20) | int(image_id[7:12], 16)
 
 
-def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
+def _encode_cursor(key: int) -> str:
+    return base64.urlsafe_b64encode(f"c2|{key}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        tag, ts, image_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        if tag == "c1" and ID_PATTERN.fullmatch(image_id):
-            return float(ts), image_id
+        tag, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if tag == "c2" and key.isdigit() and len(key) <= 19:
+            return int(key)
     except (ValueError, UnicodeDecodeError):
         pass
     raise StorageError("Invalid cursor: pass back the next_cursor of the previous page unchanged.")
