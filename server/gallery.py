@@ -160,7 +160,7 @@ class Gallery:
             return JSONResponse({"error": "The gallery needs the catalog (EASEL_CATALOG is off)."}, status_code=503)
         try:
             page = await search(filters, limit, q.get("cursor") or None, with_total=True)
-            facets = await _facets(self.storage)
+            facets = await _facets(self.storage) if not q.get("cursor") else None   # the menus need them once
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400, headers=_HEADERS)
         except StorageError as exc:
