@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from server.catalog import Filters
+from server.gallery_page import CSP
 from server.links import LinkSigner
 from server.storage import ImageNotFound, StorageError, parse_image_id
 from server.thumbnails import thumbnail
@@ -48,8 +49,7 @@ _SUBJECT = "gallery"            # what a gallery signature covers (never a valid
 _LABEL = b"easel-mcp gallery links v1"
 PAGE_LIMIT = 60
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-PAGE_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
 
 
 def gallery_secret(link_key: bytes) -> bytes:
@@ -131,7 +131,7 @@ class Gallery:
         return self._html(page_html(self.title), status=200)
 
     def _html(self, html: str, *, status: int) -> Response:
-        return HTMLResponse(html, status_code=status, headers={**_HEADERS, "Content-Security-Policy": PAGE_CSP})
+        return HTMLResponse(html, status_code=status, headers={**_HEADERS, "Content-Security-Policy": CSP})
 
     async def login(self, request: Request) -> Response:
         form = await request.form()

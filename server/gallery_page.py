@@ -6,9 +6,11 @@ serves the MCP App (server.tools.browse).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 
-__all__ = ["STYLE", "login_html", "page_html"]
+__all__ = ["CSP", "SCRIPT", "STYLE", "login_html", "page_html"]
 
 STYLE = r"""
 :root { color-scheme: dark; --bg:#111317; --panel:#1a1d23; --card:#20242b; --line:#2e333c; --text:#e8eaed;
@@ -68,6 +70,7 @@ dialog::backdrop { background:rgba(0,0,0,.72); }
 .toast.show { opacity:1; }
 .login { max-width:460px; margin:12vh auto; background:var(--panel); border:1px solid var(--line);
   border-radius:14px; padding:26px; }
+.login h1 { font-size:18px; margin:0 0 10px; } .login h1 span { color:var(--accent); }
 .login form { display:flex; gap:8px; margin-top:14px; } .login input { flex:1; }
 @media (max-width:760px) { .viewer { grid-template-columns:1fr; } }
 """
@@ -120,7 +123,11 @@ _PAGE = r"""<!doctype html>
   </div>
 </dialog>
 <div class="toast" id="toast" role="status"></div>
-<script>
+<script>__SCRIPT__</script>
+</body></html>
+"""
+
+SCRIPT = r"""
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { cursor: null, loading: false, done: false, items: [], current: -1, gen: 0, facets: false };
@@ -222,15 +229,12 @@ $("filters").addEventListener("reset", () => setTimeout(() => load(true), 0));
 new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) load(false); },
   { rootMargin: "400px" }).observe($("sentinel"));
 load(true);
-</script>
-</body></html>
 """
 
 _LOGIN = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>__TITLE__</title><style>__STYLE__</style></head>
-<body><div class="login"><h1 style="font-size:18px;margin:0 0 10px"><span style="color:var(--accent)">easel</span>
-gallery</h1><p id="message">__MESSAGE__</p>__FORM__</div></body></html>
+<body><div class="login"><h1><span>easel</span> gallery</h1><p id="message">__MESSAGE__</p>__FORM__</div></body></html>
 """
 
 _FORM = """<form method="post" action="/gallery/login"><input type="password" name="token" autocomplete="off"
@@ -238,8 +242,18 @@ placeholder="Server token (EASEL_AUTH_TOKEN)" aria-label="Server token" required
 <button class="primary" type="submit">Open</button></form>"""
 
 
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+#: The pages' Content-Security-Policy: only this stylesheet and this script run (by hash, no
+#: 'unsafe-inline'), images and requests only from the server itself, no frames, no plugins.
+CSP = (f"default-src 'none'; img-src 'self' data:; style-src {_sha256(STYLE)}; script-src {_sha256(SCRIPT)}; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
 def page_html(title: str) -> str:
-    return _PAGE.replace("__STYLE__", STYLE).replace("__TITLE__", escape(title))
+    return _PAGE.replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT).replace("__TITLE__", escape(title))
 
 
 def login_html(title: str, message: str, *, token_form: bool) -> str:

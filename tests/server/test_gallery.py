@@ -121,7 +121,8 @@ async def test_signed_link_opens_a_session_and_the_api_serves_the_catalog(
             assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
             page = await http.get("/gallery")
             assert page.status_code == 200 and "<script>" in page.text and "cdn" not in page.text.lower()
-            assert "default-src 'none'" in page.headers["content-security-policy"]
+            csp = page.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "unsafe-inline" not in csp and "script-src 'sha256-" in csp
 
             listed = (await http.get("/gallery/api/images", params={"limit": 3})).json()
             assert [i["id"] for i in listed["images"]] == stored[:3] and listed["total"] == len(SCENES)
