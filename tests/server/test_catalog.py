@@ -213,8 +213,14 @@ async def test_oss_replicas_keep_their_catalogs_in_step_with_the_bucket(env: dic
             with anyio.fail_after(10):     # b's background sync finds what a stored
                 while not (await search(cb, query="fog"))[0]:
                     await anyio.sleep(0.02)
+            from server.thumbnails import thumbnail
+
+            key = f"easel-mcp/{stored.image_id[:6]}/{stored.image_id[7:]}"
+            thumb = await thumbnail(b.storage, stored.image_id)               # made by b, cached in the bucket
+            assert fake.get(key + ".thumb.jpg").data == thumb  # type: ignore[union-attr]
+            assert await thumbnail(a.storage, stored.image_id) == thumb        # a reads b's copy
             await a.storage.delete(stored.image_id)
-            assert (fake.default_bucket, f"easel-mcp/{stored.image_id[:6]}/{stored.image_id[7:]}") not in fake.objects
+            assert not [k for (_, k) in fake.objects if k.startswith(key)]    # image, record and thumbnail
             assert (await search(ca, query="fog"))[0] == []
             with anyio.fail_after(10):     # ... and drops what a deleted
                 while (await search(cb, query="fog"))[0]:
