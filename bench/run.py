@@ -736,7 +736,7 @@ async def bench_catalog(ctx: Context) -> None:
         cursor = first.next_cursor
         for _ in range(count // 100):                                # walk half-way down: a deep cursor
             cursor = (await client.list_resources(cursor=cursor, cache_mode="bypass")).next_cursor
-        for run in range(ctx.args.runs):
+        for _ in range(ctx.args.runs):
             tf, td, ts = [], [], []
             for _ in range(reps):
                 t0 = time.perf_counter()

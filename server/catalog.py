@@ -22,6 +22,7 @@ vanished ones dropped). A missing, corrupt or older-schema file is simply rebuil
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import functools
 import json
@@ -174,16 +175,15 @@ def _row(record: dict[str, Any], version: str | None) -> tuple[Any, ...] | None:
         return None
     created = str(record.get("created") or "")
     ts = _timestamp(created)
-    if ts is None:
-        ts = time.mktime(time.strptime(image_id[:6] + "01", "%Y%m%d"))
+    if ts is None or not 0 <= ts < 4e9:      # missing or absurd: the month in the id (the key must fit 63 bits)
+        ts = float(calendar.timegm(time.strptime(image_id[:6] + "01", "%Y%m%d")))
         created = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     prompt, user_prompt = str(record.get("prompt") or ""), str(record.get("user_prompt") or "")
     words = segment(prompt if user_prompt in ("", prompt) else f"{user_prompt}\n{prompt}")
-    seed = record.get("seed")
     return (image_id, created, ts, image_id[:6], _text(record.get("model")), _text(record.get("provider")),
             _text(record.get("tool")), _int(record.get("width")), _int(record.get("height")),
             _text(record.get("size")), _text(record.get("mime_type")), _int(record.get("bytes")),
-            seed if isinstance(seed, int) and not isinstance(seed, bool) else None, estimated_cost(record),
+            _int(record.get("seed")), estimated_cost(record),
             prompt, user_prompt, version, json.dumps(record, ensure_ascii=False), words)
 
 
@@ -192,7 +192,9 @@ def _text(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer SQLite can hold (seeds can be 64-bit unsigned); None otherwise."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and -(2 ** 63) <= value < 2 ** 63
+    return value if ok else None
 
 
 def _timestamp(text: str) -> float | None:
@@ -433,8 +435,9 @@ class Catalog:
             stale = [i for i, v in versions.items() if have.get(i, "\0") != v]
             gone = [i for i in have if i not in versions]
             records = await _read_records(source, stale)
-            added += await anyio.to_thread.run_sync(
-                lambda: self.upsert_sync([(r, versions[r["id"]]) for r in records], unless_removed_since=started))
+            upsert = functools.partial(self.upsert_sync, [(r, versions[r["id"]]) for r in records],
+                                       unless_removed_since=started)
+            added += await anyio.to_thread.run_sync(upsert)
             removed += await anyio.to_thread.run_sync(self.remove_sync, gone)
             await anyio.to_thread.run_sync(self._set_state, month, signature)
         vanished = [] if only else [m for m in await anyio.to_thread.run_sync(self._months) if m not in months]

@@ -11,7 +11,7 @@ url and prompt, resource links, and structured content.
 """
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.mcpserver import Context

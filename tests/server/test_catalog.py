@@ -257,3 +257,18 @@ async def test_browse_images_app_resource_is_listed_with_its_mime_type_and_csp(
         thumbs = await client.call_tool("image_thumbnails", {"ids": [ids[0], "../../etc/passwd"]})
         assert list(thumbs.structured_content["thumbnails"]) == [ids[0]]
         assert thumbs.structured_content["thumbnails"][ids[0]].startswith("data:image/jpeg;base64,/9j/")
+
+
+async def test_odd_records_do_not_break_the_catalog(settings: Settings, store: LocalStorage) -> None:
+    ids = put_all(store, [("a harbour", None, "m", "p", "generate_image", 10, 10, "9999-12-31T00:00:00Z")])
+    ids += put_all(store, [("a harbour at night", None, "m", "p", "generate_image", 10, 10, "not a date")], start=5)
+    month = settings.storage_dir / ids[0][:6]
+    (month / f"{'e' * 32}.png.json").write_text("[1, 2, 3]")                     # not a record
+    (month / f"{'f' * 32}.png.json").write_text("{not json")                     # cut short
+    record = json.loads((month / f"{ids[0][7:]}.json").read_text())
+    record["seed"] = 2 ** 64 - 1                                                 # bigger than SQLite's integers
+    (month / f"{ids[0][7:]}.json").write_text(json.dumps(record))
+    cataloged = with_catalog(store, settings)
+    page = await cataloged.search(Filters(query="harbour"), 10)
+    assert sorted(r["id"] for r in page.records) == sorted(ids)
+    assert all(row["created"].startswith(ids[0][:4]) for row in page.rows)      # absurd dates: the id's month
