@@ -9,9 +9,11 @@ vanished ones dropped). A missing, corrupt or older-schema file is simply rebuil
 * Search: FTS5 over the user's prompt and the prompt as sent. SQLite's tokenizers
   do not split Chinese, so the words column holds text already segmented with
   jieba (``cut_for_search``) and joined by spaces; queries are segmented the same
-  way. English words match by prefix ("light" finds "lighthouse").
-* Paging: newest first by (created, id) with keyset cursors, so a page costs the
-  same at row 100 and at row 100,000 and new images never shift a page.
+  way. The last English word matches as a prefix ("lighthouse dus").
+* Paging: each row's key is its created time in milliseconds followed by 20 bits
+  of its hash, and is also its FTS rowid. Listing and word searches both walk an
+  index newest first and stop after one page; the cursor is the last key, so a
+  page costs the same at row 100 and at row 100,000 and new images never shift it.
 * Keeping in step: ``CatalogedStorage`` wraps the store, so each put and delete
   updates the catalog at once; ``sync`` runs at start-up and then every
   ``EASEL_CATALOG_SYNC`` seconds for shared stores (OSS), so every replica finds
