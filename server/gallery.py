@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from server.catalog import Filters
-from server.gallery_page import CSP
+from server.gallery_page import CSP, login_html, page_html
 from server.links import LinkSigner
 from server.storage import ImageNotFound, StorageError, parse_image_id
 from server.thumbnails import thumbnail
@@ -113,8 +113,6 @@ class Gallery:
                 ("/gallery/images/{image_id}", ["GET"], self.full)]
 
     async def page(self, request: Request) -> Response:
-        from server.gallery_page import login_html, page_html
-
         exp, sig = request.query_params.get("exp"), request.query_params.get("sig")
         if exp is not None or sig is not None:
             problem = self.signer.verify(_SUBJECT, exp, sig)
@@ -137,8 +135,6 @@ class Gallery:
         form = await request.form()
         token = str(form.get("token") or "").strip()
         if not self.token or not hmac.compare_digest(token.encode(), self.token.encode()):
-            from server.gallery_page import login_html
-
             return self._html(login_html(self.title, "That is not the server's token.",
                                          token_form=bool(self.token)), status=401)
         exp = int(self.clock()) + self.signer.ttl
