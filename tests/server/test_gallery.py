@@ -346,3 +346,9 @@ def test_the_banner_shows_a_gallery_link_only_on_a_terminal(settings: Settings, 
         text = stream.getvalue()
         assert ("http://127.0.0.1:8123/gallery?exp=" in text) is tty and "gallery" in text
     assert re.search(r"sig=[0-9a-f]{64}", text)
+
+
+def test_the_gallery_command_stays_on_loopback(env: dict[str, str]) -> None:
+    done = subprocess.run([*EASEL, "gallery", "--host", "0.0.0.0"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "loopback only" in done.stderr and done.stdout == ""
