@@ -307,19 +307,8 @@ class OssStorage:
 
     async def record_versions(self, month: str) -> dict[str, str]:
         """image id -> "<last modified>:<etag>" of its record, from one listing of the month."""
-        prefix = f"{self._prefix}{month}/"
-        out: dict[str, str] = {}
-        token = ""
-        while True:
-            result = await self._call("list", self._bucket.list_objects_v2, prefix=prefix, delimiter="/",
-                                      continuation_token=token, max_keys=_LIST_PAGE)
-            for obj in result.object_list:
-                name = obj.key[len(prefix):]
-                if _RECORD_NAME.match(name):
-                    out[f"{month}-{name[:-5]}"] = f"{int(obj.last_modified or 0)}:{obj.etag}"
-            if not result.is_truncated or not result.next_continuation_token:
-                return out
-            token = result.next_continuation_token
+        return {f"{month}-{name[:-5]}": f"{int(obj.last_modified or 0)}:{obj.etag}"
+                for name, obj in await self._month_objects(month)}
 
     async def aclose(self) -> None:
         session = getattr(getattr(self._bucket, "session", None), "session", None)
@@ -344,21 +333,23 @@ class OssStorage:
 
     async def _month_records(self, month: str) -> list[tuple[int, str]]:
         """(last modified, record name) of every metadata record of a month, newest first."""
+        out = [(int(obj.last_modified or 0), name) for name, obj in await self._month_objects(month)]
+        out.sort(reverse=True)
+        return out
+
+    async def _month_objects(self, month: str) -> list[tuple[str, Any]]:
+        """(record name, listed object) of every metadata record of a month."""
         prefix = f"{self._prefix}{month}/"
-        out: list[tuple[int, str]] = []
+        out: list[tuple[str, Any]] = []
         token = ""
         while True:
             result = await self._call("list", self._bucket.list_objects_v2, prefix=prefix, delimiter="/",
                                       continuation_token=token, max_keys=_LIST_PAGE)
-            for obj in result.object_list:
-                name = obj.key[len(prefix):]
-                if _RECORD_NAME.match(name):
-                    out.append((int(obj.last_modified or 0), name))
+            out += [(obj.key[len(prefix):], obj) for obj in result.object_list
+                    if _RECORD_NAME.match(obj.key[len(prefix):])]
             if not result.is_truncated or not result.next_continuation_token:
-                break
+                return out
             token = result.next_continuation_token
-        out.sort(reverse=True)
-        return out
 
     # calls --------------------------------------------------------------------
 
