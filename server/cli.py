@@ -28,6 +28,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gallery"]:            # easel-mcp gallery: the web gallery of this store (server.gallery)
+        from server.gallery import main as gallery_main
+
+        return gallery_main(argv[1:])
     args = parse_args(argv)
 
     from providers.errors import ConfigError
@@ -145,9 +150,11 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")
+        lines.append("  gallery: run `easel-mcp gallery` in a terminal to browse the stored images")
     else:
         kind = "SSE" if args.transport == "sse" else "streamable HTTP"
         lines.append(f"  {kind} endpoint: {endpoint}   health: /healthz   readiness: /readyz")
+        lines += _gallery_line(args, settings, server)
         lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.auth_token  # type: ignore[attr-defined]
                                    else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -158,6 +165,16 @@ def _is_terminal(stream: object) -> bool:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+def _gallery_line(args: argparse.Namespace, settings: object, server: object) -> list[str]:
+    """The signed gallery link, only on a terminal: a log file must never hold it."""
+    if not _is_terminal(sys.stderr):
+        return ["  gallery: /gallery (ask for a link with the gallery_link tool)"]
+    from server.gallery import gallery_for
+    from server.http import public_base
+
+    return [f"  gallery: {gallery_for(server, settings, public_base(settings, args.host, args.port)).link()}"]
 
 
 def _where(settings: object) -> str:
