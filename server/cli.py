@@ -138,10 +138,12 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
             "auth": "bearer" if settings.auth_token else "none"})  # type: ignore[attr-defined]
         return
     if not _is_terminal(sys.stderr):  # started by a client or a service manager: one line in its log
-        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s",
+        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s%s",
                  server.version, args.transport, f" at {endpoint}" if endpoint else "",  # type: ignore[attr-defined]
                  _where(settings), ", ".join(keyed) or "none",
-                 "bearer" if settings.auth_token else "none")  # type: ignore[attr-defined]
+                 "bearer" if settings.auth_token else "none",  # type: ignore[attr-defined]
+                 # never the signed link itself: a log must not hold it
+                 ", gallery at /gallery (signed links from the gallery_link tool)" if endpoint else "")
         return
     lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
              f"  images stored in: {_where(settings)}",
@@ -168,9 +170,7 @@ def _is_terminal(stream: object) -> bool:
 
 
 def _gallery_line(args: argparse.Namespace, settings: object, server: object) -> list[str]:
-    """The signed gallery link, only on a terminal: a log file must never hold it."""
-    if not _is_terminal(sys.stderr):
-        return ["  gallery: /gallery (ask for a link with the gallery_link tool)"]
+    """The signed gallery link, for the banner at a terminal only: a log file must never hold it."""
     from server.gallery import gallery_for
     from server.http import public_base
 

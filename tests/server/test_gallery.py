@@ -4,6 +4,7 @@ gallery_link tool; ``easel-mcp gallery``; and the page itself in a real headless
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import subprocess
@@ -322,7 +323,8 @@ def test_the_page_in_a_real_browser(env: dict[str, str], settings: Settings, bro
     assert (tmp_path / "gallery.png").stat().st_size > 10_000
 
 
-def test_the_banner_shows_a_gallery_link_only_on_a_terminal(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_banner_shows_a_gallery_link_only_on_a_terminal(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     import argparse
 
     from server import cli
@@ -342,9 +344,13 @@ def test_the_banner_shows_a_gallery_link_only_on_a_terminal(settings: Settings, 
     for tty in (False, True):
         stream = Stream(tty)
         monkeypatch.setattr(sys, "stderr", stream)
-        cli._banner(args, settings, server)
-        text = stream.getvalue()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            cli._banner(args, settings, server)
+        # not a terminal: one log line that names the gallery but never holds a signed link
+        text = stream.getvalue() if tty else caplog.text
         assert ("http://127.0.0.1:8123/gallery?exp=" in text) is tty and "gallery" in text
+        assert ("sig=" in caplog.text) is False
     assert re.search(r"sig=[0-9a-f]{64}", text)
 
 
