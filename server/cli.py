@@ -28,6 +28,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gallery"]:            # easel-mcp gallery: the web gallery of this store (server.gallery)
+        return gallery_main(argv[1:])
     args = parse_args(argv)
 
     from providers.errors import ConfigError
@@ -69,6 +72,59 @@ def main(argv: Sequence[str] | None = None) -> None:
     from server.http import serve_http
 
     anyio.run(serve_http, server, settings, args, signer)
+
+
+def gallery_main(argv: list[str]) -> None:
+    """``easel-mcp gallery``: the gallery of this machine's store, on loopback, until Ctrl-C."""
+    import uvicorn
+
+    from providers.errors import ConfigError
+    from server.app import make_storage, with_catalog
+    from server.config import Settings
+    from server.gallery import make_gallery, standalone_app
+    from server.http import is_loopback
+    from server.storage import StorageError
+
+    p = argparse.ArgumentParser(prog="easel-mcp gallery",
+                                description="Serve the image gallery of this store on loopback and print its link.")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    args = p.parse_args(argv)
+    configure_logging(0)
+    if not is_loopback(args.host):
+        print("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
+              "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        settings = Settings.from_env()
+        storage = with_catalog(make_storage(settings), settings)
+    except (ConfigError, StorageError) as exc:
+        print(f"easel-mcp gallery: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0.",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
+    link = gallery.link()
+    print(f"easel-mcp gallery of {settings.storage_dir}\n  open: {link}\n  (the link works for "
+          f"{settings.gallery_link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(link)
+    config = uvicorn.Config(standalone_app(gallery, storage), log_level="warning", access_log=False,
+                            log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def configure_logging(verbose: int, fmt: str = "text") -> None:
@@ -138,10 +194,12 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
             "auth": "bearer" if settings.auth_token else "none"})  # type: ignore[attr-defined]
         return
     if not _is_terminal(sys.stderr):  # started by a client or a service manager: one line in its log
-        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s",
+        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s%s",
                  server.version, args.transport, f" at {endpoint}" if endpoint else "",  # type: ignore[attr-defined]
                  _where(settings), ", ".join(keyed) or "none",
-                 "bearer" if settings.auth_token else "none")  # type: ignore[attr-defined]
+                 "bearer" if settings.auth_token else "none",  # type: ignore[attr-defined]
+                 # never the signed link itself: a log must not hold it
+                 ", gallery at /gallery (signed links from the gallery_link tool)" if endpoint else "")
         return
     lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
              f"  images stored in: {_where(settings)}",
@@ -150,9 +208,11 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")
+        lines.append("  gallery: run `easel-mcp gallery` in a terminal to browse the stored images")
     else:
         kind = "SSE" if args.transport == "sse" else "streamable HTTP"
         lines.append(f"  {kind} endpoint: {endpoint}   health: /healthz   readiness: /readyz")
+        lines += _gallery_line(args, settings, server)
         lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.auth_token  # type: ignore[attr-defined]
                                    else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -163,6 +223,14 @@ def _is_terminal(stream: object) -> bool:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+def _gallery_line(args: argparse.Namespace, settings: object, server: object) -> list[str]:
+    """The signed gallery link, for the banner at a terminal only: a log file must never hold it."""
+    from server.gallery import gallery_for
+    from server.http import public_base
+
+    return [f"  gallery: {gallery_for(server, settings, public_base(settings, args.host, args.port)).link()}"]
 
 
 def _where(settings: object) -> str:

@@ -168,6 +168,9 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace,
               signer: LinkSigner):
     add_health_routes(server, settings)
     add_image_route(server, signer)
+    from server.gallery import mount as mount_gallery
+
+    mount_gallery(server, settings, signer.base_url)    # GET /gallery and its API (server.gallery)
     options = {"host": args.host, "max_request_body_size": settings.max_body_bytes,
                "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":

@@ -128,6 +128,18 @@ async def test_links_come_from_the_application_state(settings: Settings, replica
     assert signer.verify(image_id, exp, "0" * 64) == "invalid"
 
 
+async def test_search_hits_carry_links_from_the_application_state(settings: Settings,
+                                                                  replicate_fake: FakeReplicate) -> None:
+    signer = LinkSigner(b"k" * 32, "https://img.example.com", ttl=3600)
+    async with Client(build_server(settings, links=signer)) as client:
+        made = await client.call_tool("generate_image", {"prompt": "a lighthouse at dusk"})
+        found = await client.call_tool("search_images", {"query": "lighthouse"})
+    assert not found.is_error, text_of(found)
+    [hit] = found.structured_content["images"]
+    assert hit["uri"] == made.structured_content["images"][0]["uri"]
+    assert hit["url"].startswith("https://img.example.com/images/") and hit["url"] in text_of(found)
+
+
 async def test_run_replicate_model_tells_clients_the_resource_list_changed(server) -> None:
     heard: list[object] = []
 
