@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.test_transports import EASEL, http_server
+from tests.support.processes import EASEL, http_server
 
 INTEROP = Path(__file__).resolve().parent.parent / "interop"
 SDK = "@modelcontextprotocol/sdk"

@@ -31,8 +31,8 @@ from server.storage import StorageError, image_key
 from server.storage.fallback import FallbackStorage
 from server.storage.oss import make_oss_storage
 from tests.fakes.oss_fake import FakeOSS
-from tests.images import png
-from tests.server.test_transports import http_server
+from tests.support.images import png
+from tests.support.processes import http_server
 
 pytestmark = pytest.mark.anyio
 
