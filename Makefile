@@ -26,4 +26,4 @@ prompts: $(STAMP)  ## print the evaluation texts' first lines beside their illus
 	$(BIN)/python bench/prompts.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-interop build *.egg-info

@@ -14,12 +14,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import httpx2
 
 EASEL = [sys.executable, "-m", "server"]
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                          "clientInfo": {"name": "probe", "version": "0"}}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def http_client(token: str | None = None) -> httpx2.AsyncClient:
+    """An MCP-capable HTTP client (the SDK's httpx2), with the bearer token when given."""
+    return httpx2.AsyncClient(headers=bearer(token) if token else {},
+                              timeout=httpx2.Timeout(30.0, read=120.0))
 
 
 def free_port() -> int:

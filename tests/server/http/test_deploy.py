@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-import httpx2
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -27,23 +26,14 @@ from server.config import Settings
 from server.links import LinkSigner, link_secret
 from server.storage import image_key
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.server.conftest import TOKEN as REPLICATE_TOKEN
-from tests.support.processes import EASEL, INITIALIZE, MCP_HEADERS, easel, free_port, http_server
+from tests.support.replicate import TOKEN as REPLICATE_TOKEN
+from tests.support.processes import EASEL, INITIALIZE, MCP_HEADERS, bearer, easel, free_port, http_client, http_server
 
 pytestmark = pytest.mark.anyio
 
 AUTH = "easel-team-token-6f1d0c2b9a7e4453"
 LINK_SECRET = "link-secret-for-tests-1b2c3d4e5f60"
 LINK = re.compile(r"^http://127\.0\.0\.1:\d+/images/(?P<id>\d{6}-[0-9a-f]{32}\.\w+)\?exp=(?P<exp>\d+)&sig=[0-9a-f]{64}$")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def http_client(token: str | None = None) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(headers=bearer(token) if token else {},
-                              timeout=httpx2.Timeout(30.0, read=120.0))
 
 
 async def generate(client: Client, prompt: str = "a lighthouse") -> dict:
