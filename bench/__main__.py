@@ -16,13 +16,16 @@ Figures, one module each (``bench/<module>.py``):
                     the wait window
 * memory            (memory) peak RSS growth of the server while 8 images of ~8 MiB are in flight
 * storage at scale  (storage) resources/list and a resource read with 10,000 stored images
+* catalog           (catalog) rebuilding the catalog from 100,000 records; resources/list (first and a
+                    deep page) and search_images (words + a filter) over 100,000 images
 
 Shared: ``common`` (rows, context, the server process, the fake), ``pictures`` (the images the fake
 serves), ``report`` (the table), ``profiling`` (``--profile``, ``--importtime``).
 
 Options: ``--runs N`` (default 5), ``--quick`` (smoke run, under a minute), ``--latency S`` (provider
 latency for the concurrency figures, default 1), ``--calls N`` (overhead sequence, default 50),
-``--images N`` (store size, default 10000), ``--only cold,overhead,...``, ``--profile`` (where the
+``--images N`` (store size, default 10000), ``--catalog-images N`` (catalog size, default 100000),
+``--only cold,overhead,...``, ``--profile`` (where the
 overhead goes: component timings and an in-process cProfile), ``--importtime`` (the slowest imports at
 start-up), ``--json PATH`` (the rows as JSON).
 """
@@ -41,6 +44,7 @@ import anyio
 
 from bench.common import TOKEN, Context, Row
 from bench.concurrency import bench_concurrency, bench_http, requests_row
+from bench.catalog import bench_catalog
 from bench.cold import bench_cold
 from bench.memory import bench_memory
 from bench.overhead import bench_overhead
@@ -50,7 +54,7 @@ from bench.report import machine, print_table
 from bench.storage import bench_storage
 from tests.fakes.replicate_fake import FakeReplicate
 
-SECTIONS = ("cold", "overhead", "concurrency", "http", "memory", "storage")
+SECTIONS = ("cold", "overhead", "concurrency", "http", "memory", "storage", "catalog")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=float, default=1.0, help="provider latency for concurrency, s (default 1)")
     p.add_argument("--calls", type=int, default=None, help="overhead calls per run (default 50; 20 with --quick)")
     p.add_argument("--images", type=int, default=None, help="images in the store-at-scale test (default 10000)")
+    p.add_argument("--catalog-images", type=int, default=None, help="images in the catalog test (default 100000)")
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
     p.add_argument("--profile", action="store_true", help="also show where the per-call overhead goes")
     p.add_argument("--importtime", action="store_true", help="also show the slowest start-up imports")
@@ -68,6 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.runs = args.runs or (2 if args.quick else 5)
     args.calls = args.calls or (20 if args.quick else 50)
     args.images = args.images or 10_000
+    args.catalog_images = args.catalog_images or (20_000 if args.quick else 100_000)
     args.memory_runs = 1 if args.quick else min(args.runs, 3)
     args.cold_runs = args.runs if args.quick else 2 * args.runs   # cheap and noisy: twice the pairs
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -93,7 +99,7 @@ async def amain(args: argparse.Namespace) -> list[Row]:
             if not args.quick:
                 ctx.images["8m-png"] = (png_of_about(8 * MIB), "image/png")
         benches = {"cold": bench_cold, "overhead": bench_overhead, "concurrency": bench_concurrency,
-                   "http": bench_http, "memory": bench_memory, "storage": bench_storage}
+                   "http": bench_http, "memory": bench_memory, "storage": bench_storage, "catalog": bench_catalog}
         try:
             for name in SECTIONS:
                 if name in needs:

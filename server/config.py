@@ -102,6 +102,12 @@ class Settings:
     max_sessions: int = 256                # EASEL_MAX_SESSIONS: open MCP sessions (streamable HTTP or SSE); then 503
     session_idle_timeout: float = 600.0    # EASEL_SESSION_IDLE_TIMEOUT: idle sessions are closed after this
     # --- end limits ---
+    # --- catalog and gallery (server.catalog, server.gallery; docs/gallery.md) ---
+    catalog: bool = True                   # EASEL_CATALOG: off serves listings straight from the store
+    catalog_sync: float | None = None      # EASEL_CATALOG_SYNC: seconds between syncs (default: 15 with OSS, start-up only locally)
+    retention_days: float | None = None    # EASEL_RETENTION_DAYS: delete images older than this (default: keep)
+    gallery_link_ttl: int = 86400          # EASEL_GALLERY_LINK_TTL: seconds a signed gallery link stays valid
+    # --- end catalog and gallery ---
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +162,7 @@ class Settings:
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
         s = replace(s, **_limit_settings(env))
+        s = replace(s, **_gallery_settings(env, s))
         return replace(s, providers=configs, fetch=fetch)
 
     def keyed_providers(self) -> list[str]:
@@ -283,4 +290,17 @@ def _limit_settings(env: Mapping[str, str]) -> dict[str, object]:
         "max_connections": int(_number(env, "EASEL_MAX_CONNECTIONS", d.max_connections, 2, 100_000)),
         "max_sessions": int(_number(env, "EASEL_MAX_SESSIONS", d.max_sessions, 1, 100_000)),
         "session_idle_timeout": _number(env, "EASEL_SESSION_IDLE_TIMEOUT", d.session_idle_timeout, 1, 7 * 86400),
+    }
+
+
+def _gallery_settings(env: Mapping[str, str], s: Settings) -> dict[str, object]:
+    """The catalog and gallery block of Settings."""
+    sync = env.get("EASEL_CATALOG_SYNC")
+    retention = env.get("EASEL_RETENTION_DAYS")
+    return {
+        "catalog": _flag(env, "EASEL_CATALOG", True),
+        "catalog_sync": (_number(env, "EASEL_CATALOG_SYNC", 15.0, 0.01, 86400) if sync
+                         else 15.0 if s.storage == "oss" else None),
+        "retention_days": _number(env, "EASEL_RETENTION_DAYS", 0, 0.001, 36500) if retention else None,
+        "gallery_link_ttl": int(_number(env, "EASEL_GALLERY_LINK_TTL", Settings.gallery_link_ttl, 60, 365 * 86400)),
     }

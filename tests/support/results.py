@@ -13,5 +13,6 @@ def text_of(result) -> str:  # type: ignore[no-untyped-def]
 
 
 def files_in(root: Path) -> list[Path]:
-    """Every file under ``root`` (none when it does not exist)."""
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    """Files in the store under ``root``, leaving out the catalog (an index of the store, not something
+    stored); none when it does not exist."""
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".catalog.")] if root.exists() else []
