@@ -16,7 +16,7 @@ from server.app import build_server
 from server.config import Settings
 from server.links import LinkSigner
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import text_of
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
