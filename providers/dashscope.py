@@ -159,6 +159,9 @@ class DashScopeProvider(ImageProvider):
     vendor = VENDOR
     key_env = "DASHSCOPE_API_KEY"
     key_url = "https://bailian.console.aliyun.com/?apiKey=1"
+    url_env = "DASHSCOPE_BASE_URL"
+    default_rate = 2.0          # 2 task submissions/second
+    default_concurrency = 2     # the Wanx models run at most 2 tasks at once per account
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -172,6 +172,8 @@ class ModelScopeProvider(ImageProvider):
     key_env = "MODELSCOPE_API_KEY"
     key_url = "https://modelscope.cn/my/myaccesstoken"
     key_kind = "an access token"
+    url_env = "MODELSCOPE_BASE_URL"
+    default_rate = 2.0   # the seeds' 2 requests/second
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

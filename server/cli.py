@@ -118,7 +118,7 @@ def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) 
 def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     """What started, where images go, which providers have keys: four lines for a person at a terminal,
     one log line when stderr is not a terminal (a client's or a service manager's log)."""
-    from server.config import PROVIDER_ENV
+    from providers import provider_classes
 
     keyed = settings.keyed_providers()  # type: ignore[attr-defined]
     if args.transport == "stdio":
@@ -141,7 +141,7 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
     lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
              f"  images stored in: {_where(settings)}",
              "  providers with keys: " + (", ".join(keyed) if keyed else
-                                          "none (set " + ", ".join(v[0] for v in PROVIDER_ENV.values()) + ")")]
+                                          "none (set " + ", ".join(cls.key_env for cls in provider_classes().values()) + ")")]
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")

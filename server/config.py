@@ -11,24 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from providers import all_specs
+from providers import all_specs, provider_classes
 from providers._netguard import FetchPolicy
-from providers.base import DEFAULT_WAIT_WINDOW, ProviderConfig
+from providers.base import DEFAULT_WAIT_WINDOW, ImageProvider, ProviderConfig
 from providers.errors import ConfigError
 
-__all__ = ["MIN_LINK_SECRET_BYTES", "PROVIDER_ENV", "Settings"]
+__all__ = ["MIN_LINK_SECRET_BYTES", "Settings"]
 
 MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
-
-# provider name -> (key variable, base-URL variable, default submissions/second)
-PROVIDER_ENV: dict[str, tuple[str, str, float]] = {
-    "replicate": ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", 0.0),
-    "modelscope": ("MODELSCOPE_API_KEY", "MODELSCOPE_BASE_URL", 2.0),   # the seeds' 2 requests/second
-    # 2 task submissions/second; DASHSCOPE_BASE_URL includes /api/v1 (e.g. https://dashscope-intl.aliyuncs.com/api/v1)
-    "dashscope": ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", 2.0),
-    "ideogram": ("IDEOGRAM_API_KEY", "IDEOGRAM_BASE_URL", 0.0),
-}
-
 
 def _default_storage_dir() -> Path:
     from platformdirs import user_data_dir
@@ -51,7 +41,6 @@ class Settings:
     progress_interval: float = 5.0    # heartbeat progress while waiting
     max_retries: int = 3
     retry_base: float = 0.5           # EASEL_RETRY_BASE: first retry's wait, seconds (doubles, jittered)
-    ideogram_rendering_speed: str = "DEFAULT"   # EASEL_IDEOGRAM_RENDERING_SPEED: FLASH, TURBO, DEFAULT, QUALITY
     list_limit: int = 50              # resources/list page size
     max_prompt_chars: int = 4000
     max_image_bytes: int = 64 * 1024 * 1024
@@ -117,9 +106,6 @@ class Settings:
             progress_interval=_number(env, "EASEL_PROGRESS_INTERVAL", s.progress_interval, 0.01, 600),
             max_retries=int(_number(env, "EASEL_MAX_RETRIES", s.max_retries, 0, 10)),
             retry_base=_number(env, "EASEL_RETRY_BASE", s.retry_base, 0.001, 60),
-            ideogram_rendering_speed=_choice(env, "EASEL_IDEOGRAM_RENDERING_SPEED",
-                                             ("flash", "turbo", "default", "quality"),
-                                             s.ideogram_rendering_speed).upper(),
             list_limit=int(_number(env, "EASEL_LIST_LIMIT", s.list_limit, 1, 1000)),
             input_dirs=tuple(Path(p).expanduser() for p in (env.get("EASEL_INPUT_DIRS") or "").split(os.pathsep)
                              if p.strip()),
@@ -127,27 +113,9 @@ class Settings:
                                       if h.strip()),
             input_max_bytes=int(_number(env, "EASEL_INPUT_MAX_BYTES", s.input_max_bytes, 1024, 100 * 1024 * 1024)),
         )
-        fetch = FetchPolicy.build(s.allowed_fetch_hosts, (env.get(url_var) for _, url_var, _ in PROVIDER_ENV.values()))
-        configs = {}
-        for name, (key_var, url_var, rate) in PROVIDER_ENV.items():
-            up = name.upper()
-            configs[name] = ProviderConfig(
-                api_key=env.get(key_var) or None,
-                base_url=env.get(url_var) or None,
-                timeout=s.timeout,
-                wait_window=s.wait_window,
-                poll_interval=s.poll_interval,
-                poll_max=s.poll_max,
-                max_retries=s.max_retries,
-                retry_base=s.retry_base,
-                # DashScope's Wanx models run at most 2 tasks at once per account
-                concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 2 if name == "dashscope" else 8, 1, 64)),
-                rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
-                max_download_bytes=s.max_image_bytes,
-                secrets=_passed_through(env, name),
-                fetch=fetch,
-                extra={"rendering_speed": s.ideogram_rendering_speed} if name == "ideogram" else {},
-            )
+        classes = provider_classes().values()
+        fetch = FetchPolicy.build(s.allowed_fetch_hosts, (env.get(cls.url_env) for cls in classes))
+        configs = {cls.name: _provider_config(env, cls, s, fetch) for cls in classes}
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
         s = replace(s, **_limit_settings(env))
@@ -157,8 +125,35 @@ class Settings:
         return [name for name, cfg in self.providers.items() if cfg.api_key]
 
 
+def _provider_config(env: Mapping[str, str], cls: type[ImageProvider], s: Settings,
+                     fetch: FetchPolicy) -> ProviderConfig:
+    """One provider's config, from what its class declares; no vendor is named here."""
+    up = cls.name.upper()
+    return ProviderConfig(
+        api_key=env.get(cls.key_env) or None,
+        base_url=env.get(cls.url_env) or None,
+        timeout=s.timeout,
+        wait_window=s.wait_window,
+        poll_interval=s.poll_interval,
+        poll_max=s.poll_max,
+        max_retries=s.max_retries,
+        retry_base=s.retry_base,
+        concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", cls.default_concurrency, 1, 64)),
+        rate=_number(env, f"EASEL_{up}_RATE", cls.default_rate, 0, 100),
+        max_download_bytes=s.max_image_bytes,
+        secrets=_passed_through(env, cls.name),
+        fetch=fetch,
+        extra={opt.key: _canonical(opt.choices, _choice(env, opt.env, tuple(c.lower() for c in opt.choices),
+                                                        opt.default)) for opt in cls.options},
+    )
+
+
+def _canonical(choices: tuple[str, ...], value: str) -> str:
+    return next(c for c in choices if c.lower() == value)
+
+
 def _passed_through(env: Mapping[str, str], provider: str) -> dict[str, str]:
-    """The variables this provider's models require besides its key (e.g. OPENAI_API_KEY), when set."""
+    """The variables this provider's models require besides its key (ModelSpec.requires), when set."""
     wanted = {var for spec in all_specs() if spec.provider == provider for var in spec.requires}
     return {var: env[var] for var in sorted(wanted) if env.get(var)}
 
