@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test bench clean
+.PHONY: run test bench prompts clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,8 @@ test: $(STAMP)  ## run the whole test suite
 bench: $(STAMP)  ## measure start-up, overhead, concurrency, memory and storage at scale
 	$(BIN)/python bench/run.py $(ARGS)
 
+prompts: $(STAMP)  ## print the evaluation texts' first lines beside their illustrate_content prompts
+	$(BIN)/python bench/prompts.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-interop build *.egg-info

@@ -21,7 +21,7 @@ from providers._http import download
 from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
-from providers.types import GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
            "ModelSpec", "Option", "Price", "ProviderConfig"]
@@ -179,6 +179,11 @@ class ImageProvider(ABC):
         """Download an output file (or decode a data: URI) through the guard, bounded and retried."""
         return await download(self._http, url, provider=self.name, max_bytes=self.config.max_download_bytes,
                               retries=self.config.max_retries, retry_base=self.config.retry_base)
+
+    async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
+        """Ask one of the vendor's chat (language) models; vendors without one refuse."""
+        raise InvalidRequest(f"{self.vendor} offers no chat model here; EASEL_PROMPT_MODEL must name a "
+                             "provider that does.")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients. Called once when the server shuts down."""

@@ -23,6 +23,9 @@ What is DashScope-specific, and lives only here:
 * errors: ``{"code", "message", "request_id"}``: InvalidApiKey, AccessDenied*,
   Arrearage, DataInspectionFailed, InvalidParameter, Model.NotExist, Throttling*, 5xx.
   The same codes appear in failed tasks' ``output.code``;
+* chat (``complete``, the prompt-writing model): Qwen models through the OpenAI-compatible
+  mode, which lives beside the native API at ``/compatible-mode/v1/chat/completions`` on
+  the same host (not under ``/api/v1``). No price is held: the result reports tokens;
 * a seed applies to the whole batch; the seed recorded per image is the request's seed
   only when one image was asked for (the server asks for one image per seeded task:
   ``server.generation.split_count``).
@@ -36,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from providers._chat import openai_chat
 from providers._http import parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, Price, ProviderConfig
@@ -43,7 +47,7 @@ from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
     InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
-from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
 
 __all__ = ["DashScopeProvider", "MODELS"]
 
@@ -175,6 +179,11 @@ class DashScopeProvider(ImageProvider):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
+        url = self._http.base_url.copy_with(path="/compatible-mode/v1/chat/completions")
+        return await openai_chat(self._http, url, api_key=self.config.api_key or "", model=model,
+                                 messages=messages, timeout=timeout, provider=NAME, map_errors=_map_errors)
 
     async def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         with _map_errors(job_id):

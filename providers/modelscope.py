@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from providers._chat import openai_chat
 from providers._http import parse_retry_after
 from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
 from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, Price, ProviderConfig
@@ -37,7 +38,7 @@ from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
     ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
-from providers.types import AspectRatio, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import AspectRatio, ChatReply, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
 
 __all__ = ["MODELS", "ModelScopeProvider"]
 
@@ -183,6 +184,13 @@ class ModelScopeProvider(ImageProvider):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
+        """A chat model (e.g. Qwen/Qwen2.5-72B-Instruct) on API-Inference's OpenAI-compatible
+        ``/v1/chat/completions``; calls are free within the daily quota, so the cost is 0."""
+        return await openai_chat(self._http, "/v1/chat/completions", api_key=self.config.api_key or "",
+                                 model=model, messages=messages, timeout=timeout, provider=NAME,
+                                 map_errors=_map_errors, cost=lambda i, o: 0.0)
 
     async def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
         with _map_errors(job_id):

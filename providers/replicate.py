@@ -43,7 +43,7 @@ from providers.errors import (
     InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
 from providers.types import (
-    AspectRatio, GeneratedImage, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat, ProgressFn,
+    AspectRatio, ChatReply, GeneratedImage, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat, ProgressFn,
 )
 
 __all__ = ["MODELS", "ReplicateProvider"]
@@ -491,6 +491,27 @@ class ReplicateProvider(ImageProvider):
             raise UnknownModel(f"Replicate model {model} has no published version.", provider=NAME, status=404)
         return {"model": model, "version": ver.id, "description": found.description,
                 "openapi_schema": ver.openapi_schema}
+
+    # -- a language model (the prompt writer) ---------------------------------------------------
+    async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
+        """A language model on Replicate (e.g. meta/meta-llama-3-70b-instruct): its inputs are
+        ``prompt`` and ``system_prompt``, its output a list of text pieces. Replicate bills these by
+        token at per-model prices we do not hold, so the reply carries token counts, not a cost.
+        (``timeout`` is enforced by the caller; cancelling cancels the prediction.)"""
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        user = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
+        payload = {"prompt": user, "system_prompt": system, "max_tokens": 1500, "temperature": 0.4}
+
+        async def quiet(_: str) -> None:
+            return None
+
+        prediction = await self.run_prediction(model, None, payload, quiet)
+        output = prediction.get("output")
+        text = "".join(str(o) for o in output) if isinstance(output, list) else str(output or "")
+        metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
+        tokens_in, tokens_out = metrics.get("input_token_count"), metrics.get("output_token_count")
+        return ChatReply(text=text, model=model, input_tokens=tokens_in if isinstance(tokens_in, int) else None,
+                         output_tokens=tokens_out if isinstance(tokens_out, int) else None)
 
     # -- predictions ----------------------------------------------------------------------------
     async def run_prediction(self, model: str, version: str | None, payload: dict[str, Any],

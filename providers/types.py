@@ -127,3 +127,14 @@ class GeneratedImage:
 
 # Progress callback: (message) -> awaitable. Providers call it on every state change.
 ProgressFn = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """What a chat (language) model answered: its text, the tokens it counted, and its cost where known."""
+
+    text: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None   # None: the vendor publishes no price we hold

@@ -54,6 +54,9 @@ class Settings:
     input_max_bytes: int = 20 * 1024 * 1024        # EASEL_INPUT_MAX_BYTES, per reference image
     input_max_pixels: int = 50_000_000
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    # EASEL_PROMPT_MODEL "<provider>:<model>": a chat model that writes illustrate_content's scenes
+    prompt_model: tuple[str, str] | None = None
+    prompt_timeout: float = 30.0           # EASEL_PROMPT_TIMEOUT: seconds before the planner takes over
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     # --- OSS (EASEL_STORAGE=oss; checked by server.storage.oss only when used) ---
     oss_access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
@@ -116,6 +119,8 @@ class Settings:
         classes = provider_classes().values()
         fetch = FetchPolicy.build(s.allowed_fetch_hosts, (env.get(cls.url_env) for cls in classes))
         configs = {cls.name: _provider_config(env, cls, s, fetch) for cls in classes}
+        s = replace(s, prompt_model=_prompt_model(env, configs),
+                    prompt_timeout=_number(env, "EASEL_PROMPT_TIMEOUT", s.prompt_timeout, 0.05, 600))
         s = replace(s, **_oss_settings(env))
         s = replace(s, **_http_settings(env))
         s = replace(s, **_limit_settings(env))
@@ -188,6 +193,24 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if raw not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}.")
     return raw
+
+
+def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig]) -> tuple[str, str] | None:
+    """EASEL_PROMPT_MODEL, e.g. ``dashscope:qwen-plus``; it reuses that provider's key. The providers
+    offered are those whose class implements ``complete`` (a chat model)."""
+    raw = (env.get("EASEL_PROMPT_MODEL") or "").strip()
+    if not raw:
+        return None
+    chat = [name for name, cls in provider_classes().items() if cls.complete is not ImageProvider.complete]
+    provider, _, model = raw.partition(":")
+    provider, model = provider.strip().lower(), model.strip()
+    if provider not in chat or not model:
+        raise ConfigError(f"EASEL_PROMPT_MODEL must be <provider>:<model> with provider one of "
+                          f"{', '.join(chat)} (e.g. dashscope:qwen-plus, "
+                          f"replicate:meta/meta-llama-3-70b-instruct), not {raw[:80]!r}.")
+    if not configs[provider].api_key:
+        raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {provider_classes()[provider].key_env}.")
+    return provider, model
 
 
 def _oss_settings(env: Mapping[str, str]) -> dict[str, object]:

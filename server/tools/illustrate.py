@@ -1,41 +1,48 @@
 """illustrate_content: a text becomes a set of matching illustrations.
 
-The analysis (server/illustrate.py) is deterministic and runs in a worker
-thread; generation reuses the generate_image machinery: one job per
-illustration, all concurrent under each provider's limits, each item reporting
-its own image or its own error.
+This module declares the arguments and runs the pipeline; the planning lives in
+``server/illustration/`` (scenes from the caller, a prompt-writing model or the
+deterministic planner; prompts assembled for the chosen model).
 """
 
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from providers import GENERATE, Registry, model_names
+from providers.base import ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.generation import Job, Progress, run_jobs
-from server.illustrate import (
-    MAX_CONTENT_CHARS, MAX_COUNT, THUMBNAIL_NEGATIVE_PROMPT, THUMBNAIL_PALETTE, Purpose, plan_illustrations,
-    thumbnail_prompt_v2,
+from server.illustration import (
+    MAX_CONTENT_CHARS, MAX_COUNT, IllustrationPlan, Purpose, Target, analyse, plan_illustrations, prompt_lines,
 )
-from server.prompts import apply_style
 from server.icons import icons
+from server.illustration.text import one_line, shorten
+from server.illustration.writer import ModelAttempt, ask_model
 from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
 from server.tools._common import (
-    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+    GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
 
 __all__ = ["IllustrateResult", "register"]
+
+SCENES_HELP = (
+    "Optional: your own scene descriptions, one per image (1-8). Write each as one concrete scene: subject, "
+    "what it is doing, setting, composition, light (e.g. 'a beekeeper in a veil lifts a honey-heavy frame from "
+    "a rooftop hive, city towers behind, low morning sun'). No style words: the server adds the set's style and "
+    "cohesion. English for models that read only English. With scenes, count may be left out.")
 
 
 class Illustration(BaseModel):
     index: int
     prompt: str = Field(description="the prompt as sent (style applied)")
+    negative_prompt: str | None = None
+    scene: str
     section_index: int | None = None
     subjects: list[str]
     template: str
@@ -43,10 +50,21 @@ class Illustration(BaseModel):
     error: ErrorRecord | None = None
 
 
+class PromptModelUse(BaseModel):
+    model: str
+    used: bool
+    note: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = Field(default=None, description="null when the vendor's price is not known")
+
+
 class IllustrateResult(BaseModel):
-    analysis: dict[str, Any] = Field(description="language, title, keywords, themes, sections used")
+    analysis: dict[str, Any] = Field(description="language, prompt_language, scene_source (caller, language_model "
+                                     "or planner), notes, title, keywords, themes, sections")
     style_cohesion: str
     dry_run: bool
+    prompt_model: PromptModelUse | None = None
     illustrations: list[Illustration]
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
@@ -61,19 +79,25 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         annotations=GENERATES,
         icons=icons("illustrate"),
         description=(
-            "Turn a text (article, chapter, product description, newsletter; English or Chinese) into "
-            f"1-{MAX_COUNT} illustrations that fit it and each other. The text is analysed on the server "
-            "(sections, subjects, themes) into distinct prompts sharing one visual style; all images are "
-            "generated concurrently and each item reports its own image or error. purpose: illustration "
-            "(scenes for sections/themes), cover (one striking image for the whole text), thumbnail (a bold "
-            "card from a name plus description). dry_run=true returns the prompts without generating (free)."
+            "Turn a text (article, chapter, product page, recipe, poem; English or Chinese) into "
+            f"1-{MAX_COUNT} illustrations that fit it and each other. Scenes come from, in order: your `scenes` "
+            "(best: you have read the text; one concrete scene per image with subject, action, setting, "
+            "composition and light, no style words), a prompt-writing model if the server has one, or the "
+            "server's planner (one scene per important section). The server adds the style, one shared "
+            "cohesion phrase and per-model constraints, in the language the model reads. Call with "
+            "dry_run=true first to see the sections found and every prompt (nothing generated). purpose: "
+            "illustration, cover (one image for the whole text), thumbnail (an app or agent card from a name "
+            "plus description). All images are generated concurrently; each item reports its image or error."
             "\n\nModels:\n" + models_description(registry, GENERATE)),
     )
     async def illustrate_content(
         content: Annotated[str, Field(description=f"The text to illustrate, up to {MAX_CONTENT_CHARS} "
                                       "characters.", min_length=1, max_length=MAX_CONTENT_CHARS)],
         ctx: Context,
-        count: Annotated[int, Field(ge=1, le=MAX_COUNT, description="How many illustrations.")] = 3,
+        count: Annotated[int | None, Field(ge=1, le=MAX_COUNT, description="How many illustrations (default 3, "
+                                           "or the number of scenes).")] = None,
+        scenes: Annotated[list[str] | None, Field(min_length=1, max_length=MAX_COUNT,
+                                                  description=SCENES_HELP)] = None,
         purpose: Annotated[Purpose, inline_enum(Purpose, "illustration, cover or thumbnail.")] = Purpose.ILLUSTRATION,
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "One style for the whole set.")] = ImageStyle.ANY,
         model: Annotated[literal_of(gen_models), Field(description="Which model makes the images.")] = gen_models[0],
@@ -86,42 +110,44 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     ) -> Annotated[CallToolResult, IllustrateResult]:
         state = state_of(ctx)
         text = clean_text(content.replace("\x0b", " ").replace("\x0c", " "), "content", required=True)
-        label = clean_text(name, "name")
-        try:
-            plan = await anyio.to_thread.run_sync(
-                lambda: plan_illustrations(text, count, purpose, seed=seed, name=label))
-        except ValueError as exc:
-            raise ToolError(str(exc)) from None
+        label = clean_text(name, "name") if name is not None else None
+        if name is not None and not label:
+            raise ArgumentError("name: it is empty after removing control characters; give the app or agent's name")
         try:
             spec, provider = state.registry.resolve(model, GENERATE) if not dry_run else (
                 _any_spec(state.registry, model), None)
         except ImageGenError as exc:
             raise tool_error(exc) from None
+        target = Target.of(spec)
+        wanted = count if count is not None else (len(scenes) if scenes else 3)
+        try:
+            analysed = await anyio.to_thread.run_sync(analyse, text)
+            attempt = None
+            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.prompt_model:
+                attempt = await _ask(state, analysed.analysis, wanted, purpose, target)
+            plan = await anyio.to_thread.run_sync(lambda: plan_illustrations(
+                text, wanted, purpose, seed=seed, name=label, style=style, target=target, scenes=scenes,
+                model_scenes=attempt.scenes if attempt else None, notes=(attempt.note,) if attempt else (),
+                analysed=analysed))
+        except ValueError as exc:   # the plan refuses the arguments (scenes vs count, language): name the field
+            raise ArgumentError(str(exc)) from None
 
-        thumbnail = purpose == Purpose.THUMBNAIL
-        requests = []
-        for p in plan.prompts:
-            prompt = p.prompt
-            options: dict[str, Any] = {}
-            if thumbnail and spec.supports_palette:
-                prompt = thumbnail_prompt_v2(label or plan.analysis.title or text.splitlines()[0][:60], text)
-                options["palette"] = list(THUMBNAIL_PALETTE)
-            requests.append(GenerationRequest(
-                prompt=apply_style(prompt, style, native=spec.native_style), size=size, style=style,
-                seed=seed if spec.supports_seed else None,
-                negative_prompt=THUMBNAIL_NEGATIVE_PROMPT if thumbnail and spec.supports_negative_prompt else None,
-                options=options))
+        items = [Illustration(index=p.index, prompt=p.prompt, negative_prompt=p.negative_prompt, scene=p.scene,
+                              section_index=p.section_index, subjects=list(p.subjects), template=p.template)
+                 for p in plan.prompts]
         planned = plan.to_dict()
-        items = [Illustration(index=p.index, prompt=r.prompt, section_index=p.section_index,
-                              subjects=list(p.subjects), template=p.template)
-                 for p, r in zip(plan.prompts, requests, strict=True)]
+        model_use = _model_use(attempt)
         if dry_run:
-            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
-                                      dry_run=True, illustrations=items, images=[])
-            return build_result(result.model_dump(), [], None, f"Planned {len(items)} prompt(s) "
-                                f"({plan.analysis.language}); nothing generated.")
+            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=True,
+                                      prompt_model=model_use, illustrations=items, images=[])
+            return build_result(result.model_dump(), [], None, _text(plan, spec, attempt, dry_run=True))
 
-        record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value}
+        requests = [GenerationRequest(prompt=p.prompt, size=size, style=style,
+                                      seed=seed if spec.supports_seed else None, negative_prompt=p.negative_prompt,
+                                      options={"palette": list(p.palette)} if p.palette else {})
+                    for p in plan.prompts]
+        record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value,
+                  "scene_source": plan.scene_source.value}
         jobs = [Job(spec, provider, req, label=f"illustration {i + 1}",
                     record={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
@@ -138,13 +164,60 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 item.error = ErrorRecord(item=f"illustration {item.index + 1}", kind=type(outcome.error).__name__,
                                          message=str(outcome.error))
         result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=False,
-                                  illustrations=items, images=[image_record(i) for i in images], errors=errors)
-        summary = (f"Illustrated the text ({plan.analysis.language}) with {len(images)} image(s) from {spec.name}"
+                                  prompt_model=model_use, illustrations=items,
+                                  images=[image_record(i) for i in images], errors=errors)
+        summary = (f"Illustrated the text with {len(images)} image(s) from {spec.name}"
                    + (f"; {len(errors)} failed" if errors else "") + ": " + ", ".join(i.uri for i in images))
-        return build_result(result.model_dump(), images, previews, summary)
+        return build_result(result.model_dump(), images, previews,
+                            summary + "\n" + _text(plan, spec, attempt, dry_run=False))
 
 
-def _any_spec(registry: Registry, model: str):  # type: ignore[no-untyped-def]
+async def _ask(state: Any, analysis: Any, count: int, purpose: Purpose, target: Target) -> ModelAttempt:
+    provider_name, model = state.settings.prompt_model
+    lang = target.writes(analysis.language)
+    try:
+        provider = state.registry.provider(provider_name)
+    except ImageGenError as exc:
+        return ModelAttempt(f"{provider_name}:{model}", None, f"{provider_name} is not usable ({exc}); "
+                            "the planner wrote the scenes")
+    return await ask_model(provider, f"{provider_name}:{model}", model, analysis, count, purpose, lang,
+                           state.settings.prompt_timeout)
+
+
+def _model_use(attempt: ModelAttempt | None) -> PromptModelUse | None:
+    if attempt is None:
+        return None
+    reply = attempt.reply
+    return PromptModelUse(model=attempt.name, used=attempt.scenes is not None, note=attempt.note,
+                          input_tokens=reply.input_tokens if reply else None,
+                          output_tokens=reply.output_tokens if reply else None,
+                          cost_usd=reply.cost_usd if reply else None)
+
+
+def _text(plan: IllustrationPlan, spec: ModelSpec, attempt: ModelAttempt | None, *, dry_run: bool) -> str:
+    """What a caller that sees only text needs: where the scenes came from and every prompt as sent."""
+    source = {"caller": "your scenes", "language_model": "the prompt-writing model",
+              "planner": "the server's planner"}[plan.scene_source.value]
+    head = (f"Planned {len(plan.prompts)} prompt(s) for {spec.name} from {source}"
+            f" (text: {plan.analysis.language}, prompts: {plan.language})")
+    if dry_run:
+        if attempt is not None and attempt.reply is not None:
+            cost = attempt.reply.cost_usd
+            head += (f"; nothing generated, but the prompt model was called ("
+                     f"{'$%.4f' % cost if cost is not None else 'cost unknown'}, "
+                     f"{(attempt.reply.input_tokens or 0) + (attempt.reply.output_tokens or 0)} tokens)")
+        else:
+            head += "; nothing generated, nothing spent"
+    notes = "".join(f"\nNote: {n}" for n in plan.notes)
+    sections = ""
+    if dry_run:   # what a caller writing its own scenes needs to know
+        sections = "\nSections found:\n" + "\n".join(
+            f"[{s.index + 1}] {s.title + ': ' if s.title else ''}{shorten(one_line(s.text), 100)}"
+            for s in plan.analysis.sections[:12])
+    return f"{head}.{notes}{sections}\nPrompts as sent:\n{prompt_lines(plan)}"
+
+
+def _any_spec(registry: Registry, model: str) -> ModelSpec:
     specs = registry.candidates(model, GENERATE)
     if not specs:
         raise InvalidRequest(f"model: unknown model {model!r}.")

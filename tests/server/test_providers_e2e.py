@@ -123,6 +123,7 @@ async def test_an_ideogram_thumbnail_set_gets_the_seed_palette_natively(all_keys
     assert len(images) == 2 and {i["provider"] for i in images} == {"ideogram"}
     posts = submissions(fakes["ideogram"])
     assert len(posts) == 2
+    assert posts[0].form["prompt"] != posts[1].form["prompt"]   # two cards, not one paid for twice
     for post in posts:
         palette = json.loads(post.form["color_palette"])
         assert [m["color_hex"] for m in palette["members"]] == ["#000030", "#1C0C47", "#9900FF", "#4285F4", "#FFFFFF"]
