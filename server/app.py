@@ -64,11 +64,11 @@ class AppState:
 
 
 def make_storage(settings: Settings) -> Storage:
-    if settings.storage == "oss":
+    if settings.storage.backend == "oss":
         from server.storage.oss import make_oss_storage  # imported only when configured
 
-        return make_oss_storage(settings)
-    local = LocalStorage(settings.storage_dir)
+        return make_oss_storage(settings.storage)
+    local = LocalStorage(settings.storage.dir)
     local.check_writable()
     return local
 
@@ -109,7 +109,7 @@ class EaselServer(MCPServer):
                                 "with it; retry it.")
             if getattr(result, "is_error", False):
                 outcome = "error:ToolResult"
-            if not self.easel_settings.resource_links and isinstance(result, CallToolResult):
+            if not self.easel_settings.results.resource_links and isinstance(result, CallToolResult):
                 # for frameworks that turn a link into an image the model's API cannot fetch
                 result.content = [c for c in result.content if not isinstance(c, ResourceLink)]
             return result
@@ -153,7 +153,7 @@ class EaselServer(MCPServer):
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         cursor = getattr(params, "cursor", None) if params else None
         try:
-            records, next_cursor = await self.storage.list_recent(self.easel_settings.list_limit, cursor)
+            records, next_cursor = await self.storage.list_recent(self.easel_settings.results.list_limit, cursor)
         except StorageError as exc:
             from mcp import MCPError
             raise MCPError(code=-32602, message=str(exc)) from None
@@ -188,7 +188,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        registry = Registry(settings.providers)
+        registry = Registry(settings.providers.configs)
         state = AppState(settings=settings, storage=store, registry=registry)
         try:
             async with anyio.create_task_group() as tg:
@@ -205,7 +205,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
             await registry.aclose()
 
     auth: dict[str, Any] = {}
-    if settings.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
+    if settings.http.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
         from server.http import auth_options
 
         auth = auth_options(settings)
@@ -299,7 +299,7 @@ def _log_call(server: EaselServer, name: str, arguments: dict[str, Any], context
         from providers import all_specs
 
         specs = sorted((s for s in all_specs() if s.name == model), key=lambda s: s.preference)
-        keyed = [s for s in specs if (cfg := server.easel_settings.providers.get(s.provider)) and cfg.api_key]
+        keyed = [s for s in specs if (cfg := server.easel_settings.providers.configs.get(s.provider)) and cfg.api_key]
         provider = (keyed or specs)[0].provider if specs else None
     prompt = arguments.get("prompt") or arguments.get("content")
     fields: dict[str, Any] = {

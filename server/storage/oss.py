@@ -34,18 +34,23 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
 
 from providers.errors import ConfigError
+from server.envvars import number, text
 from server.storage import (
     ImageNotFound, Storage, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
 )
 
-__all__ = ["OssStorage", "check_oss_settings", "make_oss_storage"]
+__all__ = ["OssSettings", "OssStorage", "make_oss_storage"]
+
+if TYPE_CHECKING:
+    from server.config import StorageSettings
 
 log = logging.getLogger("easel.storage.oss")
 T = TypeVar("T")
@@ -59,8 +64,6 @@ _RECORD_NAME = re.compile(r"^(?P<hash>[0-9a-f]{32})\.(?P<ext>png|jpg|webp|gif)\.
 #: (metadata field, x-oss-meta-* suffix): small, ASCII-safe copies of the record's key facts.
 _META_HEADERS = (("model", "model"), ("provider", "provider"), ("seed", "seed"),
                  ("prediction_id", "prediction-id"), ("sha256", "sha256"))
-_REQUIRED = (("oss_access_key_id", "OSS_ACCESS_KEY_ID"), ("oss_access_key_secret", "OSS_ACCESS_KEY_SECRET"),
-             ("oss_endpoint", "OSS_ENDPOINT"), ("oss_bucket", "OSS_BUCKET"))
 _LIST_PAGE = 1000
 _THREADS = 8
 
@@ -68,38 +71,77 @@ _THREADS = 8
 # ---------------------------------------------------------------------------- settings
 
 
-def check_oss_settings(settings: Any) -> dict[str, Any]:
-    """Validate the OSS settings; ConfigError names every missing or invalid variable.
+@dataclass(frozen=True)
+class OssSettings:
+    """The OSS block of the settings, read once from the environment. Numbers are checked when read;
+    the rest (required variables, bucket, endpoint, domain, region, base path) by ``checked`` when
+    EASEL_STORAGE=oss is used, so stray OSS variables never stop a local-disk server."""
 
-    Returns the normalised values (endpoint and custom domain with a scheme,
-    base path without slashes). Nothing here contacts OSS.
-    """
-    missing = [var for attr, var in _REQUIRED if not getattr(settings, attr, None)]
-    problems = []
-    if missing:
-        problems.append(f"EASEL_STORAGE=oss needs {', '.join(missing)} (not set)")
-    bucket = settings.oss_bucket
-    if bucket and not _BUCKET_NAME.match(bucket):
-        problems.append(f"OSS_BUCKET {bucket[:80]!r} is not a valid bucket name "
-                        "(3-63 characters: lower-case letters, digits and '-', not starting or ending with '-')")
-    endpoint = _as_url(settings.oss_endpoint) if settings.oss_endpoint else None
-    if settings.oss_endpoint and endpoint is None:
-        problems.append(f"OSS_ENDPOINT {settings.oss_endpoint[:120]!r} is not a URL or host name "
-                        "(e.g. https://oss-cn-hangzhou.aliyuncs.com)")
-    domain = _as_url(settings.oss_custom_domain, allow_path=True) if settings.oss_custom_domain else None
-    if settings.oss_custom_domain and domain is None:
-        problems.append(f"OSS_CUSTOM_DOMAIN {settings.oss_custom_domain[:120]!r} is not a host name or "
-                        "URL (e.g. https://img.example.com)")
-    region = settings.oss_region
-    if region and not _REGION.match(region):
-        problems.append(f"OSS_REGION {region[:80]!r} is not a region id (e.g. cn-hangzhou)")
-    base = (settings.oss_base_path or "").strip("/")
-    if base and (not _BASE_PATH.match(base) or any(part in (".", "..") for part in base.split("/"))):
-        problems.append(f"OSS_BASE_PATH {base[:120]!r} may only hold letters, digits, '.', '_', '-' "
-                        "and '/' between segments")
-    if problems:
-        raise ConfigError("; ".join(problems) + ".")
-    return {"endpoint": endpoint, "custom_domain": domain, "base_path": base}
+    access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
+    access_key_secret: str | None = field(default=None, repr=False)  # OSS_ACCESS_KEY_SECRET
+    endpoint: str | None = None                                     # OSS_ENDPOINT
+    bucket: str | None = None                                       # OSS_BUCKET
+    base_path: str = "easel-mcp"      # OSS_BASE_PATH (set it empty for the bucket root)
+    custom_domain: str | None = None  # OSS_CUSTOM_DOMAIN: public links instead of signed ones
+    region: str | None = None         # OSS_REGION: signature V4 when set, V1 otherwise
+    url_expiry: int = 86400           # EASEL_OSS_URL_EXPIRY: signed GET URL lifetime, seconds
+    timeout: float = 10.0             # EASEL_OSS_TIMEOUT: one OSS request, seconds
+    retries: int = 3                  # EASEL_OSS_RETRIES: on 5xx, network errors, timeouts
+    backoff: float = 0.5              # EASEL_OSS_BACKOFF: first retry delay (doubles)
+    retry_interval: float = 30.0      # EASEL_OSS_RETRY_INTERVAL: late uploads of local copies
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OssSettings:
+        d = cls()
+        base = env.get("OSS_BASE_PATH")
+        return cls(
+            access_key_id=text(env, "OSS_ACCESS_KEY_ID"),
+            access_key_secret=env.get("OSS_ACCESS_KEY_SECRET") or None,
+            endpoint=text(env, "OSS_ENDPOINT"),
+            bucket=text(env, "OSS_BUCKET"),
+            base_path=d.base_path if base is None else base.strip().strip("/"),
+            custom_domain=text(env, "OSS_CUSTOM_DOMAIN"),
+            region=text(env, "OSS_REGION"),
+            url_expiry=int(number(env, "EASEL_OSS_URL_EXPIRY", d.url_expiry, 1, 7 * 86400)),
+            timeout=number(env, "EASEL_OSS_TIMEOUT", d.timeout, 0.05, 600),
+            retries=int(number(env, "EASEL_OSS_RETRIES", d.retries, 0, 10)),
+            backoff=number(env, "EASEL_OSS_BACKOFF", d.backoff, 0, 60),
+            retry_interval=number(env, "EASEL_OSS_RETRY_INTERVAL", d.retry_interval, 0.01, 86400),
+        )
+
+    def checked(self) -> OssSettings:
+        """These settings validated and normalised (endpoint and custom domain with a scheme, base
+        path without slashes); ConfigError names every missing or invalid variable. Nothing here
+        contacts OSS."""
+        missing = [var for value, var in ((self.access_key_id, "OSS_ACCESS_KEY_ID"),
+                                          (self.access_key_secret, "OSS_ACCESS_KEY_SECRET"),
+                                          (self.endpoint, "OSS_ENDPOINT"), (self.bucket, "OSS_BUCKET"))
+                   if not value]
+        problems = []
+        if missing:
+            problems.append(f"EASEL_STORAGE=oss needs {', '.join(missing)} (not set)")
+        bucket = self.bucket
+        if bucket and not _BUCKET_NAME.match(bucket):
+            problems.append(f"OSS_BUCKET {bucket[:80]!r} is not a valid bucket name "
+                            "(3-63 characters: lower-case letters, digits and '-', not starting or ending with '-')")
+        endpoint = _as_url(self.endpoint) if self.endpoint else None
+        if self.endpoint and endpoint is None:
+            problems.append(f"OSS_ENDPOINT {self.endpoint[:120]!r} is not a URL or host name "
+                            "(e.g. https://oss-cn-hangzhou.aliyuncs.com)")
+        domain = _as_url(self.custom_domain, allow_path=True) if self.custom_domain else None
+        if self.custom_domain and domain is None:
+            problems.append(f"OSS_CUSTOM_DOMAIN {self.custom_domain[:120]!r} is not a host name or "
+                            "URL (e.g. https://img.example.com)")
+        region = self.region
+        if region and not _REGION.match(region):
+            problems.append(f"OSS_REGION {region[:80]!r} is not a region id (e.g. cn-hangzhou)")
+        base = (self.base_path or "").strip("/")
+        if base and (not _BASE_PATH.match(base) or any(part in (".", "..") for part in base.split("/"))):
+            problems.append(f"OSS_BASE_PATH {base[:120]!r} may only hold letters, digits, '.', '_', '-' "
+                            "and '/' between segments")
+        if problems:
+            raise ConfigError("; ".join(problems) + ".")
+        return replace(self, endpoint=endpoint, custom_domain=domain, base_path=base)
 
 
 def _as_url(raw: str, *, allow_path: bool = False) -> str | None:
@@ -124,15 +166,15 @@ def _as_url(raw: str, *, allow_path: bool = False) -> str | None:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def make_oss_storage(settings: Any) -> Storage:
-    """OssStorage wrapped in FallbackStorage over LocalStorage(settings.storage_dir)."""
+def make_oss_storage(storage: StorageSettings) -> Storage:
+    """OssStorage wrapped in FallbackStorage over LocalStorage(storage.dir)."""
     from server.storage.fallback import FallbackStorage
     from server.storage.local import LocalStorage
 
-    primary = OssStorage.from_settings(settings)
-    local = LocalStorage(settings.storage_dir)
+    primary = OssStorage.from_settings(storage.oss)
+    local = LocalStorage(storage.dir)
     local.check_writable()
-    return FallbackStorage(primary, local, retry_interval=settings.oss_retry_interval, name="OSS")
+    return FallbackStorage(primary, local, retry_interval=storage.oss.retry_interval, name="OSS")
 
 
 # ---------------------------------------------------------------------------- the store
@@ -173,13 +215,12 @@ class OssStorage:
         self._limiter = anyio.CapacityLimiter(_THREADS)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> OssStorage:
-        checked = check_oss_settings(settings)
-        return cls(access_key_id=settings.oss_access_key_id, access_key_secret=settings.oss_access_key_secret,
-                   endpoint=checked["endpoint"], bucket=settings.oss_bucket, base_path=checked["base_path"],
-                   custom_domain=checked["custom_domain"], region=settings.oss_region,
-                   url_expiry=settings.oss_url_expiry, timeout=settings.oss_timeout,
-                   retries=settings.oss_retries, backoff=settings.oss_backoff)
+    def from_settings(cls, settings: OssSettings) -> OssStorage:
+        ok = settings.checked()
+        return cls(access_key_id=ok.access_key_id or "", access_key_secret=ok.access_key_secret or "",
+                   endpoint=ok.endpoint or "", bucket=ok.bucket or "", base_path=ok.base_path,
+                   custom_domain=ok.custom_domain, region=ok.region, url_expiry=ok.url_expiry,
+                   timeout=ok.timeout, retries=ok.retries, backoff=ok.backoff)
 
     def __repr__(self) -> str:
         return (f"OssStorage(bucket={self.bucket_name!r}, endpoint={self.endpoint!r}, "

@@ -46,6 +46,6 @@ def test_the_openai_key_is_read_from_the_environment_and_never_shown() -> None:
     from server.config import Settings
 
     settings = Settings.from_env({"REPLICATE_API_TOKEN": "r8", "OPENAI_API_KEY": "sk-hidden"})
-    assert settings.providers["replicate"].secrets == {"OPENAI_API_KEY": "sk-hidden"}
-    assert settings.providers["dashscope"].secrets == {}
-    assert "sk-hidden" not in repr(settings) and "sk-hidden" not in repr(settings.providers["replicate"])
+    assert settings.providers.configs["replicate"].secrets == {"OPENAI_API_KEY": "sk-hidden"}
+    assert settings.providers.configs["dashscope"].secrets == {}
+    assert "sk-hidden" not in repr(settings) and "sk-hidden" not in repr(settings.providers.configs["replicate"])

@@ -61,7 +61,7 @@ def oss_env(env: dict[str, str], fake: FakeOSS) -> dict[str, str]:
 
 
 def storage_for(env: dict[str, str], **extra: str) -> FallbackStorage:
-    store = make_oss_storage(Settings.from_env({**env, **extra}))
+    store = make_oss_storage(Settings.from_env({**env, **extra}).storage)
     assert isinstance(store, FallbackStorage)
     return store
 
@@ -223,7 +223,7 @@ async def test_recent_images_are_listed_from_the_bucket_newest_first_in_bounded_
 
 async def test_resources_list_pages_through_the_bucket(oss_env: dict[str, str], fake: FakeOSS) -> None:
     settings = Settings.from_env({**oss_env, "EASEL_LIST_LIMIT": "2"})
-    store = make_oss_storage(settings)
+    store = make_oss_storage(settings.storage)
     ids = [(await store.put(png(30 + i), "image/png", META)).image_id for i in range(3)]
     async with Client(build_server(settings, storage=store)) as client:
         first = await client.list_resources()
@@ -444,7 +444,7 @@ def test_an_invalid_oss_setting_is_a_config_error_naming_it(tmp_path: Path, vari
            "OSS_ACCESS_KEY_SECRET": SECRET, "OSS_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com",
            "OSS_BUCKET": BUCKET, variable: value}
     with pytest.raises(ConfigError, match=variable) as info:
-        make_oss_storage(Settings.from_env(env))
+        make_oss_storage(Settings.from_env(env).storage)
     assert SECRET not in str(info.value)
 
 
@@ -464,18 +464,18 @@ def test_the_cli_exits_2_naming_the_missing_oss_variables(tmp_path: Path) -> Non
 
 def test_the_secret_stays_out_of_settings_and_storage_reprs(oss_env: dict[str, str]) -> None:
     settings = Settings.from_env(oss_env)
-    store = make_oss_storage(settings)
-    assert settings.oss_access_key_secret == SECRET
+    store = make_oss_storage(settings.storage)
+    assert settings.storage.oss.access_key_secret == SECRET
     assert SECRET not in repr(settings) and SECRET not in repr(store)
 
 
 def test_defaults_sign_v1_with_a_day_long_link_under_the_default_base_path(oss_env: dict[str, str]) -> None:
     env = {k: v for k, v in oss_env.items() if k not in ("OSS_BASE_PATH", "EASEL_OSS_RETRY_INTERVAL")}
     settings = Settings.from_env(env)
-    assert (settings.oss_base_path, settings.oss_url_expiry, settings.oss_retry_interval) == ("easel-mcp", 86400, 30.0)
-    store = make_oss_storage(settings)
+    assert (settings.storage.oss.base_path, settings.storage.oss.url_expiry, settings.storage.oss.retry_interval) == ("easel-mcp", 86400, 30.0)
+    store = make_oss_storage(settings.storage)
     assert isinstance(store, FallbackStorage)
     primary: Any = store.primary
     assert primary.signature == "v1" and primary.key_of("202401-" + "a" * 32 + ".png").startswith("easel-mcp/202401/")
-    root: Any = make_oss_storage(Settings.from_env({**env, "OSS_BASE_PATH": ""})).primary  # type: ignore[attr-defined]
+    root: Any = make_oss_storage(Settings.from_env({**env, "OSS_BASE_PATH": ""}).storage).primary  # type: ignore[attr-defined]
     assert root.key_of("202401-" + "a" * 32 + ".png") == "202401/" + "a" * 32 + ".png"
