@@ -35,7 +35,8 @@ import logging
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -78,7 +79,7 @@ class OssSettings:
     EASEL_STORAGE=oss is used, so stray OSS variables never stop a local-disk server."""
 
     access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
-    access_key_secret: str | None = field(default=None, repr=False)  # OSS_ACCESS_KEY_SECRET
+    access_key_secret: str | None = dataclasses.field(default=None, repr=False)  # OSS_ACCESS_KEY_SECRET
     endpoint: str | None = None                                     # OSS_ENDPOINT
     bucket: str | None = None                                       # OSS_BUCKET
     base_path: str = "easel-mcp"      # OSS_BASE_PATH (set it empty for the bucket root)
