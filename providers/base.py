@@ -21,6 +21,7 @@ from providers._http import download
 from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
+from providers.retry import RetryPolicy
 from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
@@ -126,6 +127,11 @@ class ProviderConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # values of the variables a model ``requires`` (by variable name); never in a repr, log line or error
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of this provider's calls (``providers/retry.py``)."""
+        return RetryPolicy(retries=self.max_retries, base=self.retry_base, cap=self.retry_cap)
 
 
 class ImageProvider(ABC):

@@ -41,8 +41,7 @@ from typing import Any
 import anyio
 import httpx
 
-from providers._http import parse_retry_after, with_retries
-from providers._polling import retry_policy
+from providers._http import parse_retry_after
 from providers._ideogram_style import ideogram_style
 from providers.base import ImageProvider, ModelSpec, Option, Price, ProviderConfig
 from providers.errors import (
@@ -198,9 +197,7 @@ class IdeogramProvider(ImageProvider):
         await progress(f"{VENDOR} generating {request.count} image(s)")
         try:
             with anyio.fail_after(self.config.timeout):
-                body = await with_retries(lambda: self._post(fields), retries=self.config.max_retries,
-                                          cap=self.config.retry_cap,
-                                          retryable=retry_policy(self.config, creating=True))
+                body = await self.config.retry.run(lambda: self._post(fields), delay=self.config.retry.creating)
         except TimeoutError:
             raise GenerationTimeout(f"{VENDOR} did not answer within {self.config.timeout:g} s. Try again, or "
                                     "raise EASEL_TIMEOUT.", provider=NAME) from None

@@ -32,7 +32,6 @@ from typing import Any
 
 import httpx
 
-from providers._http import backoff_delay
 from providers._ideogram_style import ideogram_style
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
@@ -402,7 +401,7 @@ def _create_retry_policy(config: ProviderConfig) -> Callable[[ProviderError, int
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return exc.retry_after
         if isinstance(exc, RateLimited) or exc.status == 503:
-            return backoff_delay(attempt + 1, base=config.retry_base, cap=config.retry_cap)
+            return config.retry.backoff(attempt + 1)
         return None
 
     return delay
