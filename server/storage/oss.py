@@ -15,8 +15,8 @@ URL valid ``EASEL_OSS_URL_EXPIRY`` seconds.
 
 oss2 is blocking and never retries, so every call runs in a worker thread
 (shared limiter of 8), has a per-request timeout (oss2 ``connect_timeout``) and
-an overall deadline, and is retried with exponential backoff on 5xx, network
-errors and timeouts; 4xx answers are not retried. Errors become
+an overall deadline, and is retried on 5xx, network errors and timeouts under
+the one retry policy (``providers/retry.py``); 4xx answers are not retried. Errors become
 ``StorageError`` with a message built here from status, code and request id,
 never from headers, so no key, secret or signature can leak.
 
@@ -32,7 +32,6 @@ import functools
 import hashlib
 import json
 import logging
-import random
 import re
 from collections.abc import Callable, Mapping
 import dataclasses
@@ -43,6 +42,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 
 from providers.errors import ConfigError
+from providers.retry import RetryPolicy
 from server.envvars import number, text
 from server.storage import (
     ImageNotFound, Storage, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
@@ -181,6 +181,14 @@ def make_oss_storage(storage: StorageSettings) -> Storage:
 # ---------------------------------------------------------------------------- the store
 
 
+class _Failed(Exception):
+    """One failed attempt: the safe error to raise, and whether another attempt may help."""
+
+    def __init__(self, retry: bool, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.retry, self.error = retry, error
+
+
 class OssStorage:
     """Images and their metadata records in one OSS bucket; see the module docstring."""
 
@@ -210,7 +218,8 @@ class OssStorage:
         self.url_expiry = int(url_expiry)
         self.timeout = timeout
         self.retries = retries
-        self.backoff = backoff
+        # no cap in practice: EASEL_OSS_RETRIES and EASEL_OSS_BACKOFF bound the waits
+        self._retry = RetryPolicy(retries=retries, base=backoff, cap=3600.0)
         self.deadline = timeout * 3 + 10     # one attempt, end to end, whatever requests does
         self.signature = "v4" if region else "v1"
         self._limiter = anyio.CapacityLimiter(_THREADS)
@@ -373,23 +382,28 @@ class OssStorage:
             raise StorageError(f"The metadata record in OSS for {key.rsplit('/', 1)[-1]} is not valid JSON.") from None
 
     async def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking oss2 call in a worker thread, with a deadline and bounded retries."""
-        attempts = self.retries + 1
+        """Run a blocking oss2 call in a worker thread, with a deadline, retried under the one retry
+        policy (``providers/retry.py``) when ``_classify`` says the failure is worth another try."""
         call = functools.partial(fn, *args, **kwargs)
-        for attempt in range(1, attempts + 1):
+
+        async def once() -> T:
             try:
                 with anyio.fail_after(self.deadline):
                     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=self._limiter)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                retry, error = self._classify(action, exc)
-            if not retry or attempt == attempts:
-                if retry and attempts > 1:
-                    error = type(error)(f"{error} (after {attempts} attempts)")
-                raise error
-            delay = self.backoff * 2 ** (attempt - 1) * (0.8 + 0.4 * random.random())
-            log.info("%s; retrying in %.2fs (attempt %d of %d)", error, delay, attempt + 1, attempts)
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")
+            except Exception as exc:  # noqa: BLE001 - every failure is classified here
+                raise _Failed(*self._classify(action, exc)) from None
+
+        def retrying(failed: _Failed, wait: float, attempt: int) -> None:
+            log.info("%s; retrying in %.2fs (attempt %d of %d)", failed.error, wait, attempt + 1, self.retries + 1)
+
+        try:
+            return await self._retry.run(once, errors=(_Failed,), on_retry=retrying,
+                                         delay=lambda f, n: self._retry.backoff(n) if f.retry else None)
+        except _Failed as failed:
+            error = failed.error
+            if failed.retry and self.retries > 0:
+                error = type(error)(f"{error} (after {self.retries + 1} attempts)")
+            raise error from None
 
     def _classify(self, action: str, exc: Exception) -> tuple[bool, StorageError]:
         """(retry?, a safe error). Messages come from status, code, OSS's message and request id only."""
