@@ -15,10 +15,12 @@ Figures:
 * requests/image    HTTP requests the fake saw per image when the model finishes inside the wait window
 * memory            peak RSS growth of the server while 8 images of ~8 MiB are in flight
 * storage at scale  resources/list and a resource read with 10,000 stored images
+* catalog           rebuilding the catalog from 100,000 records; resources/list (first and a deep page)
+                    and search_images (words + a filter) over 100,000 images
 
 Options: ``--runs N`` (default 5), ``--quick`` (smoke run, under a minute), ``--latency S`` (provider
 latency for the concurrency figures, default 1), ``--calls N`` (overhead sequence, default 50),
-``--images N`` (store size, default 10000), ``--only cold,overhead,...``, ``--profile`` (where the
+``--images N`` (store size, default 10000), ``--catalog-images N`` (catalog size, default 100000), ``--only cold,overhead,...``, ``--profile`` (where the
 overhead goes: component timings and an in-process cProfile), ``--importtime`` (the slowest imports at
 start-up), ``--json PATH`` (the rows as JSON).
 """
@@ -69,7 +71,7 @@ TOKEN = "r8_bench_token_0123456789abcdef"
 MIB = 1024 * 1024
 FLUX = "black-forest-labs/flux-1.1-pro"
 BARE_SERVER = Path(__file__).with_name("bare_server.py")
-SECTIONS = ("cold", "overhead", "concurrency", "http", "memory", "storage")
+SECTIONS = ("cold", "overhead", "concurrency", "http", "memory", "storage", "catalog")
 ARTICLE = """# The lighthouse keepers
 
 ## The island
@@ -697,6 +699,70 @@ async def bench_storage(ctx: Context) -> None:
     ctx.add(Row(f"resources/read of one image, {n} stored", "ms", reads, "< 50 ms", statistics.median(reads) < 50))
 
 
+# ----------------------------------------------------------------------------- catalog at scale
+def fill_records(root: Path, count: int) -> None:
+    """``count`` metadata records in the store's layout, spread over 12 months (records are what the
+    catalog is built from; the image bytes are not read, so none are written)."""
+    words = ("lighthouse", "harbour", "fox", "forest", "city", "portrait", "灯塔", "山水", "robot", "garden")
+    for i in range(count):
+        month = f"2026{1 + i % 12:02d}"
+        image_id = f"{month}-{i:032x}.png"
+        directory = root / month
+        if i < 12:
+            directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{i:032x}.png.json").write_text(json.dumps({
+            "id": image_id, "uri": f"easel://images/{image_id}", "mime_type": "image/png", "bytes": 1000,
+            "width": 1024, "height": 1024 if i % 3 else 768, "prompt": f"image {i}: a {words[i % 10]} at dusk, "
+            "photorealistic, long exposure, dramatic sky", "model": "Flux 1.1 Pro" if i % 2 else "Recraft v3",
+            "provider": "replicate", "seed": i, "tool": "generate_image", "size": "square",
+            "created": f"{month[:4]}-{month[4:]}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}.000Z",
+        }, ensure_ascii=False))
+
+
+async def bench_catalog(ctx: Context) -> None:
+    root = ctx.tmp / "catalog-at-scale"
+    count = ctx.args.catalog_images
+    started = time.perf_counter()
+    fill_records(root, count)
+    os.sync()
+    fill = time.perf_counter() - started
+    reps = 10
+    firsts, deeps, searches = [], [], []
+    async with stdio_session(ctx, server_env(ctx, root)) as client:
+        started = time.perf_counter()
+        first = await client.list_resources(cache_mode="bypass")    # waits for the start-up rebuild
+        rebuild = time.perf_counter() - started
+        assert first.next_cursor and len(first.resources) >= 50
+        cursor = first.next_cursor
+        for _ in range(count // 100):                                # walk half-way down: a deep cursor
+            cursor = (await client.list_resources(cursor=cursor, cache_mode="bypass")).next_cursor
+        for _ in range(ctx.args.runs):
+            tf, td, ts = [], [], []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                await client.list_resources(cache_mode="bypass")
+                tf.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                deep = await client.list_resources(cursor=cursor, cache_mode="bypass")
+                td.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                found = await call(client, "search_images", {"query": "lighthouse dusk", "model": "Recraft v3",
+                                                             "limit": 20, "previews": False})
+                ts.append(time.perf_counter() - t0)
+            assert deep.resources and found.structured_content["images"]
+            firsts.append(statistics.median(tf) * 1000)
+            deeps.append(statistics.median(td) * 1000)
+            searches.append(statistics.median(ts) * 1000)
+    n = f"{count:,}"
+    ctx.add(Row(f"catalog rebuilt from {n} records at start-up", "s", [rebuild], note=f"records written in {fill:.1f} s"))
+    ctx.add(Row(f"resources/list from the catalog, first page, {n} images", "ms", firsts, "< 50 ms",
+                statistics.median(firsts) < 50))
+    ctx.add(Row(f"resources/list, page {count // 100 + 2} (deep cursor)", "ms", deeps, "< 50 ms",
+                statistics.median(deeps) < 50))
+    ctx.add(Row(f"search_images, 2 words + model filter, {n} images", "ms", searches, "< 50 ms",
+                statistics.median(searches) < 50, note="20 hits with total count; previews off"))
+
+
 # ----------------------------------------------------------------------------- requests per image
 def requests_row(ctx: Context) -> None:
     if not ctx.generated:
@@ -824,6 +890,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=float, default=1.0, help="provider latency for concurrency, s (default 1)")
     p.add_argument("--calls", type=int, default=None, help="overhead calls per run (default 50; 20 with --quick)")
     p.add_argument("--images", type=int, default=None, help="images in the store-at-scale test (default 10000)")
+    p.add_argument("--catalog-images", type=int, default=None, help="images in the catalog test (default 100000)")
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
     p.add_argument("--profile", action="store_true", help="also show where the per-call overhead goes")
     p.add_argument("--importtime", action="store_true", help="also show the slowest start-up imports")
@@ -832,6 +899,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.runs = args.runs or (2 if args.quick else 5)
     args.calls = args.calls or (20 if args.quick else 50)
     args.images = args.images or 10_000
+    args.catalog_images = args.catalog_images or (20_000 if args.quick else 100_000)
     args.memory_runs = 1 if args.quick else min(args.runs, 3)
     args.cold_runs = args.runs if args.quick else 2 * args.runs   # cheap and noisy: twice the pairs
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -857,7 +925,7 @@ async def amain(args: argparse.Namespace) -> list[Row]:
             if not args.quick:
                 ctx.images["8m-png"] = (png_of_about(8 * MIB), "image/png")
         benches = {"cold": bench_cold, "overhead": bench_overhead, "concurrency": bench_concurrency,
-                   "http": bench_http, "memory": bench_memory, "storage": bench_storage}
+                   "http": bench_http, "memory": bench_memory, "storage": bench_storage, "catalog": bench_catalog}
         try:
             for name in SECTIONS:
                 if name in needs:

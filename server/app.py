@@ -35,7 +35,7 @@ from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 from server.results import image_link
 
-__all__ = ["AppState", "EaselServer", "build_server", "make_storage"]
+__all__ = ["AppState", "EaselServer", "build_server", "make_storage", "with_catalog"]
 
 log = logging.getLogger("easel")
 call_log = logging.getLogger("easel.calls")   # one line per tool call
@@ -71,6 +71,22 @@ def make_storage(settings: Settings) -> Storage:
     local = LocalStorage(settings.storage.dir)
     local.check_writable()
     return local
+
+
+def with_catalog(store: Storage, settings: Settings) -> Storage:
+    """The store wrapped with its searchable catalog (server.catalog), unless EASEL_CATALOG=off."""
+    if not settings.gallery.catalog or not hasattr(store, "record_months"):
+        return store
+    import sqlite3
+
+    from server.catalog import Catalog, CatalogedStorage
+
+    try:
+        catalog = Catalog.in_dir(settings.storage.dir)
+    except (sqlite3.Error, OSError) as exc:   # e.g. a full disk: images still work, search and gallery do not
+        log.warning("no catalog (%s): listing reads the store directly; search_images and the gallery are off", exc)
+        return store
+    return CatalogedStorage(store, catalog, sync_interval=settings.gallery.catalog_sync, retention_days=settings.gallery.retention_days)
 
 
 class EaselServer(MCPServer):
@@ -184,7 +200,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
     from server.mcp_prompts import register_prompts
     from server.tools import register_tools
 
-    store = storage or make_storage(settings)
+    store = with_catalog(storage or make_storage(settings), settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
@@ -209,8 +225,11 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
         from server.http import auth_options
 
         auth = auth_options(settings)
+    from server.tools.browse import make_apps   # browse_images as an MCP App (ui:// resource)
+
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
-                         version=_version(), lifespan=lifespan, icons=icons("server"), **auth)
+                         version=_version(), lifespan=lifespan, icons=icons("server"),
+                         extensions=[make_apps(settings)], **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)

@@ -33,6 +33,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gallery"]:            # easel-mcp gallery: the web gallery of this store (server.gallery)
+        from server.gallery import main as gallery_main
+
+        return gallery_main(argv[1:])
     args = parse_args(argv)
 
     from providers.errors import ConfigError
@@ -138,10 +143,12 @@ def _banner(args: argparse.Namespace, settings: Settings, server: EaselServer) -
             "auth": "bearer" if settings.http.auth_token else "none"})
         return
     if not _is_terminal(sys.stderr):  # started by a client or a service manager: one line in its log
-        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s",
+        log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s%s",
                  server.version, args.transport, f" at {endpoint}" if endpoint else "",
                  _where(settings), ", ".join(keyed) or "none",
-                 "bearer" if settings.http.auth_token else "none")
+                 "bearer" if settings.http.auth_token else "none",
+                 # never the signed link itself: a log must not hold it
+                 ", gallery at /gallery (signed links from the gallery_link tool)" if endpoint else "")
         return
     lines = [f"easel-mcp {server.version}: MCP image generation server",
              f"  images stored in: {_where(settings)}",
@@ -150,9 +157,11 @@ def _banner(args: argparse.Namespace, settings: Settings, server: EaselServer) -
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")
+        lines.append("  gallery: run `easel-mcp gallery` in a terminal to browse the stored images")
     else:
         kind = "SSE" if args.transport == "sse" else "streamable HTTP"
         lines.append(f"  {kind} endpoint: {endpoint}   health: /healthz   readiness: /readyz")
+        lines += _gallery_line(args, settings, server)
         lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.http.auth_token
                                    else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -163,6 +172,14 @@ def _is_terminal(stream: TextIO | None) -> bool:
         return stream is not None and stream.isatty()
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
+
+
+def _gallery_line(args: argparse.Namespace, settings: Settings, server: EaselServer) -> list[str]:
+    """The signed gallery link, for the banner at a terminal only: a log file must never hold it."""
+    from server.gallery import gallery_for
+    from server.http import public_base
+
+    return [f"  gallery: {gallery_for(server, settings, public_base(settings, args.host, args.port)).link()}"]
 
 
 def _where(settings: Settings) -> str:

@@ -9,7 +9,8 @@
 * ``results``: what a result carries (previews, resource links, list page size);
 * ``inputs``: reference images (allowed directories, size bounds);
 * ``storage``: where images go; the OSS block is parsed by ``server/storage/oss.py``;
-* ``http`` and ``limits``: the HTTP deployment and its connection and session bounds.
+* ``http`` and ``limits``: the HTTP deployment and its connection and session bounds;
+* ``gallery``: the catalog index and the gallery page.
 
 Vendor keys keep their usual names and are named only by their provider classes; server
 settings use the EASEL_ prefix. A missing vendor key is not an error until that vendor is used.
@@ -29,7 +30,7 @@ from providers.errors import ConfigError
 from server.envvars import choice, flag, items, number
 from server.storage.oss import OssSettings
 
-__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "HttpSettings", "InputSettings", "LimitSettings",
+__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "LimitSettings",
            "ProviderSettings", "ResultSettings", "Settings", "StorageSettings"]
 
 MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
@@ -258,6 +259,28 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class GallerySettings:
+    """The catalog and gallery (server.catalog, server.gallery; docs/gallery.md)."""
+
+    catalog: bool = True                   # EASEL_CATALOG: off serves listings straight from the store
+    catalog_sync: float | None = None      # EASEL_CATALOG_SYNC: seconds between syncs (default: 15 with OSS, start-up only locally)
+    retention_days: float | None = None    # EASEL_RETENTION_DAYS: delete images older than this (default: keep)
+    link_ttl: int = 86400                  # EASEL_GALLERY_LINK_TTL: seconds a signed gallery link stays valid
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], storage: StorageSettings) -> GallerySettings:
+        sync = env.get("EASEL_CATALOG_SYNC")
+        retention = env.get("EASEL_RETENTION_DAYS")
+        return cls(
+            catalog=flag(env, "EASEL_CATALOG", True),
+            catalog_sync=(number(env, "EASEL_CATALOG_SYNC", 15.0, 0.01, 86400) if sync
+                          else 15.0 if storage.backend == "oss" else None),
+            retention_days=number(env, "EASEL_RETENTION_DAYS", 0, 0.001, 36500) if retention else None,
+            link_ttl=int(number(env, "EASEL_GALLERY_LINK_TTL", cls.link_ttl, 60, 365 * 86400)),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     calls: CallSettings = field(default_factory=CallSettings)
@@ -266,6 +289,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    gallery: GallerySettings = field(default_factory=GallerySettings)
     # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
     # plus the origins of every provider's base-URL variable
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
@@ -278,7 +302,9 @@ class Settings:
         fetch = FetchPolicy.build(inputs.allowed_fetch_hosts,
                                   (env.get(p.url_env) for p in provider_classes().values()))
         providers = ProviderSettings.from_env(env, fetch)
+        storage = StorageSettings.from_env(env)
         return cls(providers=providers, calls=CallSettings.from_env(env, providers),
-                   results=ResultSettings.from_env(env), inputs=inputs, storage=StorageSettings.from_env(env),
-                   http=HttpSettings.from_env(env), limits=LimitSettings.from_env(env), fetch=fetch,
+                   results=ResultSettings.from_env(env), inputs=inputs, storage=storage,
+                   http=HttpSettings.from_env(env), limits=LimitSettings.from_env(env),
+                   gallery=GallerySettings.from_env(env, storage), fetch=fetch,
                    log_format=choice(env, "EASEL_LOG_FORMAT", ("text", "json"), cls.log_format))

@@ -187,6 +187,9 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace)
     signer = LinkSigner(link_secret(settings.http), public_base(settings, args.host, args.port), settings.http.link_ttl)
     add_image_route(server, signer)
     server.link_for = signer.url        # results of local images get signed http links instead of file://
+    from server.gallery import mount as mount_gallery
+
+    mount_gallery(server, settings, signer.base_url)    # GET /gallery and its API (server.gallery)
     options = {"host": args.host, "max_request_body_size": settings.http.max_body_bytes,
                "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":

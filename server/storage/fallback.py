@@ -109,6 +109,49 @@ class FallbackStorage:
             log.warning("%s listing failed (%s); listing local images instead", self.name, exc)
             return result
 
+    async def delete(self, image_id: str) -> None:
+        """Delete everywhere: the primary, the local copy, and the pending-upload marker."""
+        parse_image_id(image_id)
+        found = False
+        for store in (self.primary, self.local):
+            try:
+                await store.delete(image_id)
+                found = True
+            except ImageNotFound:
+                continue
+        await anyio.to_thread.run_sync(self._unmark, image_id)
+        if not found:
+            raise ImageNotFound(f"No image {image_id}.")
+
+    async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None:
+        store = self.local if self.is_pending(image_id) else self.primary
+        try:
+            return await store.read_sidecar(image_id, suffix)
+        except StorageError:
+            return await self.local.read_sidecar(image_id, suffix)
+
+    async def write_sidecar(self, image_id: str, suffix: str, data: bytes) -> None:
+        try:
+            await (self.local if self.is_pending(image_id) else self.primary).write_sidecar(image_id, suffix, data)
+        except StorageError:
+            await self.local.write_sidecar(image_id, suffix, data)
+
+    async def record_months(self) -> dict[str, str | None]:
+        """The bucket's months plus those of images still waiting to be uploaded (never a signature)."""
+        months = await self.primary.record_months()
+        for image_id in await anyio.to_thread.run_sync(self.pending_ids):
+            months.setdefault(image_id[:6], None)
+        return {m: None for m in months}
+
+    async def record_versions(self, month: str) -> dict[str, str]:
+        """The bucket's records, plus local records of pending images (other local copies are stale)."""
+        versions = await self.primary.record_versions(month)
+        pending = [i for i in await anyio.to_thread.run_sync(self.pending_ids) if i.startswith(month)]
+        if pending:
+            local = await self.local.record_versions(month)
+            versions.update({i: "local:" + local[i] for i in pending if i in local and i not in versions})
+        return versions
+
     def url_for(self, image_id: str) -> str:
         return self.local.url_for(image_id) if self.is_pending(image_id) else self.primary.url_for(image_id)
 

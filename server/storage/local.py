@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,89 @@ class LocalStorage:
                 except (OSError, ValueError):
                     continue
         return records, None
+
+    async def delete(self, image_id: str) -> None:
+        """Remove the image, its record and its sidecars (thumbnail); ImageNotFound if none was there."""
+        await anyio.to_thread.run_sync(self._delete_sync, image_id)
+
+    def _delete_sync(self, image_id: str) -> None:
+        path = self.path_of(image_id)
+        found = False
+        # the record first: without it, listing and the catalog no longer see the image
+        for victim in (path.with_name(path.name + ".json"), path,
+                       *path.parent.glob(glob_escape(path.name) + ".*")):
+            try:
+                victim.unlink()
+                found = True
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"Could not delete {image_id}: {exc.strerror or exc}.") from None
+        if not found:
+            raise ImageNotFound(f"No image {image_id}.")
+
+    def sidecar_path(self, image_id: str, suffix: str) -> Path:
+        path = self.path_of(image_id)
+        return path.with_name(path.name + suffix)
+
+    async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None:
+        """A small derived file kept beside the image (e.g. ``.thumb.jpg``); None if not made yet."""
+        try:
+            return await anyio.Path(self.sidecar_path(image_id, suffix)).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    async def write_sidecar(self, image_id: str, suffix: str, data: bytes) -> None:
+        path = self.sidecar_path(image_id, suffix)
+        if path.parent.is_dir():
+            await anyio.to_thread.run_sync(_atomic_write, path, data)
+
+    async def record_months(self) -> dict[str, str | None]:
+        """YYYYMM -> signature (index size and directory mtime): unchanged means no record came or went."""
+        def months() -> dict[str, str | None]:
+            out: dict[str, str | None] = {}
+            if not self.root.is_dir():
+                return out
+            for d in os.scandir(self.root):
+                if d.is_dir() and len(d.name) == 6 and d.name.isdigit():
+                    try:
+                        index = os.stat(os.path.join(d.path, INDEX)).st_size
+                    except OSError:
+                        index = -1
+                    out[d.name] = f"{index}:{d.stat().st_mtime_ns}"
+            return out
+        return await anyio.to_thread.run_sync(months)
+
+    async def record_versions(self, month: str) -> dict[str, str]:
+        """image id -> mtime of its record, for one month."""
+        def versions() -> dict[str, str]:
+            out = {}
+            try:
+                entries = list(os.scandir(self.root / month))
+            except (FileNotFoundError, NotADirectoryError):
+                return out
+            for e in entries:
+                if e.name.endswith(".json") and not e.name.startswith("."):
+                    image_id = f"{month}-{e.name[:-5]}"
+                    if ID_PATTERN.fullmatch(image_id):
+                        with contextlib.suppress(OSError):
+                            out[image_id] = str(e.stat().st_mtime_ns)
+            return out
+        return await anyio.to_thread.run_sync(versions)
+
+    async def read_records(self, image_ids: list[str]) -> list[dict[str, Any]]:
+        """Many metadata records in one worker thread (the catalog's rebuild); missing ones are skipped."""
+        def read() -> list[dict[str, Any]]:
+            out = []
+            for image_id in image_ids:
+                path = self.path_of(image_id)
+                try:
+                    with open(path.with_name(path.name + ".json"), encoding="utf-8") as fh:
+                        out.append(json.load(fh))
+                except (OSError, ValueError):
+                    continue
+            return out
+        return await anyio.to_thread.run_sync(read)
 
     async def aclose(self) -> None:
         return None

@@ -66,6 +66,7 @@ _RECORD_NAME = re.compile(r"^(?P<hash>[0-9a-f]{32})\.(?P<ext>png|jpg|webp|gif)\.
 _META_HEADERS = (("model", "model"), ("provider", "provider"), ("seed", "seed"),
                  ("prediction_id", "prediction-id"), ("sha256", "sha256"))
 _LIST_PAGE = 1000
+SIDECARS = (".thumb.jpg",)     # derived objects kept beside an image, deleted with it
 _THREADS = 8
 
 
@@ -330,6 +331,36 @@ class OssStorage:
         next_cursor = _encode_cursor(page[-1]) if len(candidates) > limit and page else None
         return [r for r in records if r is not None], next_cursor
 
+    async def delete(self, image_id: str) -> None:
+        """Remove the record, the image and its thumbnail; ImageNotFound if neither was there."""
+        key = self.key_of(image_id)
+        found = await self._call("check", self._bucket.object_exists, key + ".json") or \
+            await self._call("check", self._bucket.object_exists, key)
+        if not found:
+            raise ImageNotFound(f"No image {image_id}.")
+        for victim in (key + ".json", key, *(key + s for s in SIDECARS)):   # the record first
+            await self._call("delete", self._bucket.delete_object, victim)
+
+    async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None:
+        """A small derived object beside the image (e.g. ``.thumb.jpg``); None if not made yet."""
+        try:
+            return await self._call("read", self._read_sync, self.key_of(image_id) + _sidecar(suffix))
+        except ImageNotFound:
+            return None
+
+    async def write_sidecar(self, image_id: str, suffix: str, data: bytes) -> None:
+        await self._call("upload", self._bucket.put_object, self.key_of(image_id) + _sidecar(suffix), data,
+                         headers={"Content-Type": "image/jpeg", "Cache-Control": "public, max-age=31536000"})
+
+    async def record_months(self) -> dict[str, str | None]:
+        """Every month prefix; no cheap signature in a bucket, so each sync lists the keys again."""
+        return {month: None for month in await self._months()}
+
+    async def record_versions(self, month: str) -> dict[str, str]:
+        """image id -> "<last modified>:<etag>" of its record, from one listing of the month."""
+        return {f"{month}-{name[:-5]}": f"{int(obj.last_modified or 0)}:{obj.etag}"
+                for name, obj in await self._month_objects(month)}
+
     async def aclose(self) -> None:
         session = getattr(getattr(self._bucket, "session", None), "session", None)
         if session is not None:
@@ -353,21 +384,23 @@ class OssStorage:
 
     async def _month_records(self, month: str) -> list[tuple[int, str]]:
         """(last modified, record name) of every metadata record of a month, newest first."""
+        out = [(int(obj.last_modified or 0), name) for name, obj in await self._month_objects(month)]
+        out.sort(reverse=True)
+        return out
+
+    async def _month_objects(self, month: str) -> list[tuple[str, Any]]:
+        """(record name, listed object) of every metadata record of a month."""
         prefix = f"{self._prefix}{month}/"
-        out: list[tuple[int, str]] = []
+        out: list[tuple[str, Any]] = []
         token = ""
         while True:
             result = await self._call("list", self._bucket.list_objects_v2, prefix=prefix, delimiter="/",
                                       continuation_token=token, max_keys=_LIST_PAGE)
-            for obj in result.object_list:
-                name = obj.key[len(prefix):]
-                if _RECORD_NAME.match(name):
-                    out.append((int(obj.last_modified or 0), name))
+            out += [(obj.key[len(prefix):], obj) for obj in result.object_list
+                    if _RECORD_NAME.match(obj.key[len(prefix):])]
             if not result.is_truncated or not result.next_continuation_token:
-                break
+                return out
             token = result.next_continuation_token
-        out.sort(reverse=True)
-        return out
 
     # calls --------------------------------------------------------------------
 
@@ -441,6 +474,12 @@ class OssStorage:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _sidecar(suffix: str) -> str:
+    if suffix not in SIDECARS:
+        raise StorageError(f"unknown sidecar {suffix[:20]!r}")
+    return suffix
 
 
 def _clip(text: str, limit: int = 200) -> str:

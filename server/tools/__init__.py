@@ -10,12 +10,12 @@ from mcp.server.mcpserver import MCPServer
 
 from providers import Registry
 from server.config import Settings
-from server.tools import edit, generate, illustrate, run_model
+from server.tools import edit, generate, illustrate, run_model, search
 
 __all__ = ["register_tools"]
 
 
 def register_tools(mcp: MCPServer, settings: Settings) -> None:
     registry = Registry(settings.providers.configs)  # for descriptions only: which models have keys
-    for module in (generate, edit, illustrate, run_model):
+    for module in (generate, edit, illustrate, run_model, search):
         module.register(mcp, settings, registry)

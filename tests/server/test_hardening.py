@@ -23,7 +23,8 @@ pytestmark = pytest.mark.anyio
 
 
 def files_in(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    """Files in the store, leaving out the catalog (an index of the store, not something stored)."""
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".catalog.")] if root.exists() else []
 
 
 def assert_clean_error(result, *, contains: str = "") -> None:  # type: ignore[no-untyped-def]

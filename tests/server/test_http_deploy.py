@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -277,7 +278,7 @@ async def test_readyz_lists_keyed_providers_and_storage_and_says_503_when_storag
             body = r.json()
             assert body["status"] == "ready" and body["providers_with_keys"] == ["replicate"]
             assert body["storage"] == {"kind": "local", "usable": True}
-            storage_dir.rmdir()
+            shutil.rmtree(storage_dir)   # images and the catalog
             storage_dir.write_text("not a directory")     # storage can no longer be written
             broken = await http.get(f"{base}/readyz")
             assert broken.status_code == 503 and broken.json()["storage"]["usable"] is False
