@@ -14,10 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -27,9 +24,9 @@ from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLin
 from pydantic import ValidationError
 
 from providers import Registry
-from providers._netguard import guarded_client
 from providers.errors import ImageGenError
 from server.config import Settings
+from server.state import AppState
 from server.icons import icons
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
@@ -47,27 +44,11 @@ returned as an easel://images/... resource link (read it for full size), a url a
 and a small preview. Read easel://images/{id}/metadata for the prompt, model and seed."""
 
 
-@dataclass
-class AppState:
-    settings: Settings
-    storage: Storage
-    registry: Registry
-    _http: httpx.AsyncClient | None = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        """Fetches reference images given as URLs, through the fetch guard (providers/_netguard.py). Made
-        on first use: building its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py)."""
-        if self._http is None:
-            self._http = guarded_client(self.settings.fetch, timeout=httpx.Timeout(30.0, connect=10.0))
-        return self._http
-
-
 def make_storage(settings: Settings) -> Storage:
     if settings.storage.backend == "oss":
         from server.storage.oss import make_oss_storage  # imported only when configured
 
-        return make_oss_storage(settings.storage)
+        return make_oss_storage(settings.storage.oss, settings.storage.dir)
     local = LocalStorage(settings.storage.dir)
     local.check_writable()
     return local

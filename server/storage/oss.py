@@ -51,7 +51,7 @@ from server.storage import (
 __all__ = ["OssSettings", "OssStorage", "make_oss_storage"]
 
 if TYPE_CHECKING:
-    from server.config import StorageSettings
+    from pathlib import Path
 
 log = logging.getLogger("easel.storage.oss")
 T = TypeVar("T")
@@ -168,15 +168,15 @@ def _as_url(raw: str, *, allow_path: bool = False) -> str | None:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def make_oss_storage(storage: StorageSettings) -> Storage:
-    """OssStorage wrapped in FallbackStorage over LocalStorage(storage.dir)."""
+def make_oss_storage(oss: OssSettings, local_dir: Path) -> Storage:
+    """OssStorage wrapped in FallbackStorage over LocalStorage(local_dir) (EASEL_STORAGE_DIR)."""
     from server.storage.fallback import FallbackStorage
     from server.storage.local import LocalStorage
 
-    primary = OssStorage.from_settings(storage.oss)
-    local = LocalStorage(storage.dir)
+    primary = OssStorage.from_settings(oss)
+    local = LocalStorage(local_dir)
     local.check_writable()
-    return FallbackStorage(primary, local, retry_interval=storage.oss.retry_interval, name="OSS")
+    return FallbackStorage(primary, local, retry_interval=oss.retry_interval, name="OSS")
 
 
 # ---------------------------------------------------------------------------- the store

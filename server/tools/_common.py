@@ -16,7 +16,7 @@ from server.generation import JobOutcome
 from server.results import ErrorRecord
 
 if TYPE_CHECKING:
-    from server.app import AppState
+    from server.state import AppState
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                             open_world_hint=True)

@@ -30,7 +30,7 @@ from server.tools._common import (
 )
 
 if TYPE_CHECKING:
-    from server.app import AppState
+    from server.state import AppState
 
 __all__ = ["IllustrateResult", "register"]
 

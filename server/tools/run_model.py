@@ -30,7 +30,7 @@ from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
 if TYPE_CHECKING:
-    from server.app import AppState
+    from server.state import AppState
 
 __all__ = ["register"]
 
