@@ -38,6 +38,7 @@ from providers.types import ProgressFn
 
 __all__ = ["SUBMITTED", "TaskState", "http_timeout", "run_task"]
 
+
 @dataclass(frozen=True, slots=True)
 class TaskState:
     """One poll's answer: the vendor's status word (for progress), whether it is final,
