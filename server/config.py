@@ -8,7 +8,7 @@
 * ``calls``: one tool call (progress heartbeat, prompt and image bounds, the prompt model);
 * ``results``: what a result carries (previews, resource links, list page size);
 * ``inputs``: reference images (allowed directories, size bounds);
-* ``storage``: where images go; the OSS block is parsed by ``server/storage/oss.py``;
+* ``storage``: where images go; the OSS block is parsed by ``server/storage/oss_settings.py``;
 * ``http`` and ``limits``: the HTTP deployment and its connection and session bounds;
 * ``gallery``: the catalog index and the gallery page.
 
@@ -28,7 +28,7 @@ from providers._netguard import FetchPolicy
 from providers.base import DEFAULT_WAIT_WINDOW, ImageProvider, ProviderConfig
 from providers.errors import ConfigError
 from server.envvars import choice, flag, items, number
-from server.storage.oss import OssSettings
+from server.storage.oss_settings import OssSettings
 
 __all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "LimitSettings",
            "ProviderSettings", "ResultSettings", "Settings", "StorageSettings"]
