@@ -36,8 +36,8 @@ class StaticTokenVerifier:
 
 def auth_options(settings: Settings) -> dict[str, Any]:
     """MCPServer constructor arguments for bearer-token auth (empty without a token)."""
-    if not settings.auth_token:
+    if not settings.http.auth_token:
         return {}
-    return {"token_verifier": StaticTokenVerifier(settings.auth_token),
+    return {"token_verifier": StaticTokenVerifier(settings.http.auth_token),
             # issuer_url is required by the SDK but unused: no OAuth server, no metadata routes.
             "auth": AuthSettings(issuer_url="https://easel-mcp.invalid", resource_server_url=None)}

@@ -242,8 +242,8 @@ def _card(row: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
 def make_gallery(storage: Any, settings: Any, base_url: str) -> Gallery:
     from server.links import link_secret
 
-    return Gallery(storage, secret=gallery_secret(link_secret(settings)), base_url=base_url,
-                   ttl=settings.gallery_link_ttl, token=settings.auth_token)
+    return Gallery(storage, secret=gallery_secret(link_secret(settings.http)), base_url=base_url,
+                   ttl=settings.gallery.link_ttl, token=settings.http.auth_token)
 
 
 def gallery_for(server: Any, settings: Any, base_url: str) -> Gallery:

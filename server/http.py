@@ -62,7 +62,7 @@ def is_loopback(host: str) -> bool:
 
 
 def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
-    if not settings.allowed_hosts and not is_loopback(host):
+    if not settings.http.allowed_hosts and not is_loopback(host):
         log.warning("DNS-rebinding protection is off: bound to %s with no EASEL_ALLOWED_HOSTS. "
                     "Set it to the host names clients use (e.g. img.example.com).", host)
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -74,8 +74,8 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
         return out
 
     return TransportSecuritySettings(enable_dns_rebinding_protection=True,
-                                     allowed_hosts=[*LOOPBACK_HOSTS, *with_any_port(settings.allowed_hosts)],
-                                     allowed_origins=[*LOOPBACK_ORIGINS, *with_any_port(settings.allowed_origins)])
+                                     allowed_hosts=[*LOOPBACK_HOSTS, *with_any_port(settings.http.allowed_hosts)],
+                                     allowed_origins=[*LOOPBACK_ORIGINS, *with_any_port(settings.http.allowed_origins)])
 
 
 async def readiness(server: EaselServer, settings: Settings) -> tuple[bool, dict[str, Any]]:
@@ -99,7 +99,7 @@ async def readiness(server: EaselServer, settings: Settings) -> tuple[bool, dict
     body: dict[str, Any] = {
         "status": "draining" if server.draining else "ready" if ok else "not ready",
         "version": server.version,
-        "providers_with_keys": settings.keyed_providers(),
+        "providers_with_keys": settings.providers.keyed(),
         "storage": {"kind": kind, "usable": ok, **({} if checked else {"checked": False})},
     }
     return ok and not server.draining, body
@@ -149,8 +149,8 @@ def add_image_route(server: EaselServer, signer: LinkSigner) -> None:
 
 
 def public_base(settings: Settings, host: str, port: int) -> str:
-    if settings.public_url:
-        return settings.public_url
+    if settings.http.public_url:
+        return settings.http.public_url
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         log.warning("image links point at http://%s:%d; set EASEL_PUBLIC_URL to the address people use", shown, port)
@@ -161,7 +161,7 @@ def link_signer(settings: Settings, host: str, port: int) -> LinkSigner:
     """The signer of browser links to stored images. The server is built with it (server.app puts its
     ``url`` in the application state, so results of local images get signed http links instead of
     file://) and the image route checks what it signed."""
-    return LinkSigner(link_secret(settings), public_base(settings, host, port), settings.link_ttl)
+    return LinkSigner(link_secret(settings.http), public_base(settings, host, port), settings.http.link_ttl)
 
 
 def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace,  # type: ignore[no-untyped-def]
@@ -171,14 +171,14 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace,
     from server.gallery import mount as mount_gallery
 
     mount_gallery(server, settings, signer.base_url)    # GET /gallery and its API (server.gallery)
-    options = {"host": args.host, "max_request_body_size": settings.max_body_bytes,
+    options = {"host": args.host, "max_request_body_size": settings.http.max_body_bytes,
                "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":
         server.middleware.append(track_sse_requests)
-        return SseSessions(server.sse_app(**options), max_sessions=settings.max_sessions,
-                           idle_timeout=settings.session_idle_timeout)
-    return server.streamable_http_app(stateless_http=args.stateless, max_sessions=settings.max_sessions,
-                                      session_idle_timeout=settings.session_idle_timeout, **options)
+        return SseSessions(server.sse_app(**options), max_sessions=settings.limits.max_sessions,
+                           idle_timeout=settings.limits.session_idle_timeout)
+    return server.streamable_http_app(stateless_http=args.stateless, max_sessions=settings.limits.max_sessions,
+                                      session_idle_timeout=settings.limits.session_idle_timeout, **options)
 
 
 async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace,
@@ -187,9 +187,9 @@ async def serve_http(server: EaselServer, settings: Settings, args: argparse.Nam
                      "stateless" if args.transport == "http" and args.stateless else args.transport)
     config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)
-                            http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+                            http=guarded_protocol(settings.limits.header_timeout, settings.limits.body_timeout),
                             # uvicorn counts the connection asking, so N + 1 serves N connections
-                            limit_concurrency=settings.max_connections + 1,
-                            timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
+                            limit_concurrency=settings.limits.max_connections + 1,
+                            timeout_keep_alive=settings.limits.keepalive_timeout,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=SHUTDOWN_CLOSE_TIMEOUT)
-    await DrainingServer(config, server, gate, settings.shutdown_grace).serve()
+    await DrainingServer(config, server, gate, settings.http.shutdown_grace).serve()

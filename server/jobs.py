@@ -148,7 +148,7 @@ class Job:
         self.state = ctx.request_context.lifespan_context
         self.tool = tool
         settings = self.state.settings
-        self.progress = Progress(ctx, total=total, interval=settings.progress_interval)
+        self.progress = Progress(ctx, total=total, interval=settings.calls.progress_interval)
         self.previews = Previews(settings)
         self.stored: list[StoredImage] = []   # in the order they were stored
 
@@ -175,7 +175,7 @@ class Job:
     async def store(self, data: bytes, metadata: dict[str, Any], *, provider: str, task_id: str | None,
                     source_url: str | None) -> StoredImage:
         """Check ``data`` is a usable image (InvalidImage if not), then store it with its preview."""
-        stored = await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.max_image_pixels,
+        stored = await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.calls.max_image_pixels,
                                    previews=self.previews, provider=provider, task_id=task_id, source_url=source_url)
         self.stored.append(stored)
         return stored

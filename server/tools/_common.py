@@ -2,7 +2,7 @@
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -12,6 +12,9 @@ from pydantic import WithJsonSchema
 from providers import EDIT, Registry, model_names
 from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                             open_world_hint=True)
@@ -91,5 +94,7 @@ def _cost(price: Price) -> str:
     return f"~${price.usd:g}/{unit}"
 
 
-def state_of(ctx: Context) -> Any:
-    return ctx.request_context.lifespan_context
+def state_of(ctx: Context) -> "AppState":
+    """The lifespan state a tool call runs with (settings, storage, registry, HTTP client)."""
+    return cast("AppState", ctx.request_context.lifespan_context)
+

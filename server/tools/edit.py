@@ -22,8 +22,8 @@ __all__ = ["register"]
 
 
 def input_limits(settings: Settings) -> InputLimits:
-    return InputLimits(max_bytes=settings.input_max_bytes, max_pixels=settings.input_max_pixels,
-                       input_dirs=settings.input_dirs)
+    return InputLimits(max_bytes=settings.inputs.max_bytes, max_pixels=settings.inputs.max_pixels,
+                       input_dirs=settings.inputs.input_dirs)
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
@@ -39,13 +39,13 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             "prompt alone when no images are given). Each image reference may be an easel://images/… URI, "
             "an https URL, a data: URI (e.g. an image attached in chat), or a local path inside a directory "
             f"the operator allowed. Inputs must be PNG, JPEG, WebP or GIF, at most "
-            f"{settings.input_max_bytes // (1024 * 1024)} MiB and {settings.input_max_pixels // 1_000_000} "
+            f"{settings.inputs.max_bytes // (1024 * 1024)} MiB and {settings.inputs.max_pixels // 1_000_000} "
             "megapixels each; they are checked before anything is spent.\n\nModels:\n"
             + models_description(registry, EDIT)),
     )
     async def edit_image(
         prompt: Annotated[str, Field(description="What to do with the images, or what to draw.",
-                                     min_length=1, max_length=settings.max_prompt_chars)],
+                                     min_length=1, max_length=settings.calls.max_prompt_chars)],
         ctx: Context,
         images: Annotated[list[str], Field(description="Reference images (easel:// URI, https URL, data: URI "
                                            "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006

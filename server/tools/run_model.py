@@ -10,7 +10,7 @@ a URL with a note saying why; other values come back as they are.
 
 import json
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,6 +28,9 @@ from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
 from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 __all__ = ["register"]
 
@@ -221,7 +224,7 @@ def _describe_field(schema: dict[str, Any], required: bool) -> str:
     return text + (f". {desc if len(desc) <= 300 else desc[:299] + '…'}" if desc else "")
 
 
-async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> Any:
+async def _convert_inputs(value: Any, state: "AppState", provider: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ArgumentError("model_inputs: nested too deeply.")
     if isinstance(value, str) and value.startswith(URI_PREFIX):
