@@ -40,7 +40,8 @@ def secret() -> Iterator[FileHost]:
 
 
 def files_in(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    """The stored files under ``root``, not the catalog's own database (.catalog.sqlite3*)."""
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".catalog.")] if root.exists() else []
 
 
 def one_clear_line(result: Any, *, contains: str) -> str:
