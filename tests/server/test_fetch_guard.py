@@ -23,7 +23,8 @@ from server.links import LinkSigner
 from server.storage import StorageError
 from server.storage.local import LocalStorage
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import png, text_of
+from tests.support.images import png
+from tests.support.results import files_in, text_of
 from tests.fakes.file_host import FileHost
 
 pytestmark = pytest.mark.anyio
@@ -37,11 +38,6 @@ def secret() -> Iterator[FileHost]:
     host = FileHost()
     with host.server.running():
         yield host
-
-
-def files_in(root: Path) -> list[Path]:
-    """The stored files under ``root``, not the catalog's own database (.catalog.sqlite3*)."""
-    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".catalog.")] if root.exists() else []
 
 
 def one_clear_line(result: Any, *, contains: str) -> str:
