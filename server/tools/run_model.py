@@ -10,7 +10,7 @@ a URL with a note saying why; other values come back as they are.
 
 import json
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,6 +28,9 @@ from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, descr
 from server.storage import URI_PREFIX, StoredImage
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 __all__ = ["register"]
 
@@ -99,7 +102,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             provider = state.registry.provider("replicate")
             inputs = await _convert_inputs(given, state, provider, depth=0)
-            progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
+            progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
             await progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, progress.send)
             stored: list[StoredImage] = []
@@ -222,7 +225,7 @@ def _describe_field(schema: dict[str, Any], required: bool) -> str:
     return text + (f". {desc if len(desc) <= 300 else desc[:299] + '…'}" if desc else "")
 
 
-async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> Any:
+async def _convert_inputs(value: Any, state: "AppState", provider: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ArgumentError("model_inputs: nested too deeply.")
     if isinstance(value, str) and value.startswith(URI_PREFIX):
@@ -243,7 +246,7 @@ def _is_file(value: Any) -> bool:
     return isinstance(value, str) and (value.startswith(("https://", "http://")) or value.startswith("data:"))
 
 
-async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, prediction: dict[str, Any],
+async def _capture_outputs(value: Any, state: "AppState", provider: Any, model: str, prediction: dict[str, Any],
                            stored: list[StoredImage], previews: Previews, depth: int) -> Any:
     if depth > MAX_DEPTH:
         return value
@@ -253,7 +256,7 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         try:
-            info = inspect_image(data, max_pixels=state.settings.max_image_pixels)
+            info = inspect_image(data, max_pixels=state.settings.calls.max_image_pixels)
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
