@@ -167,9 +167,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                       dry_run=False, prompt_model=model_use, illustrations=items,
                                       images=done.records, errors=done.errors)
             summary = (f"Illustrated the text with {len(done.images)} image(s) from {spec.name}"
-                       + (f"; {len(done.errors)} failed" if done.errors else "") + ": "
-                       + ", ".join(i.uri for i in done.images))
-            return result, summary + "\n" + _text(plan, spec, attempt, dry_run=False)
+                       + (f"; {len(done.errors)} failed." if done.errors else "."))
+            return result, "\n".join([summary, *_outcome_lines(items), _text(plan, spec, attempt, dry_run=False)])
 
         return await run_job(ctx, "illustrate_content", work, total=len(work),
                              announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
@@ -195,6 +194,22 @@ def _model_use(attempt: ModelAttempt | None) -> PromptModelUse | None:
                           input_tokens=reply.input_tokens if reply else None,
                           output_tokens=reply.output_tokens if reply else None,
                           cost_usd=reply.cost_usd if reply else None)
+
+
+def _outcome_lines(items: list[Illustration]) -> list[str]:
+    """Each illustration's image (URI, a url a person can open, size) or why it failed, numbered like the
+    prompts below it: a caller that sees only text (LangChain, the Agents SDK) needs nothing else."""
+    lines = []
+    for item in items:
+        n = item.index + 1
+        if (r := item.image) is not None:
+            lines += [f"Illustration {n}: {r.uri}", f"  url: {r.url}",
+                      f"  {r.width}x{r.height}, {r.mime_type}" + (f", seed {r.seed}" if r.seed is not None else "")]
+            if r.note:
+                lines.append(f"  note: {r.note}")
+        if (e := item.error) is not None:
+            lines.append(f"Illustration {n} failed ({e.kind}): {e.message}")
+    return lines
 
 
 def _text(plan: IllustrationPlan, spec: ModelSpec, attempt: ModelAttempt | None, *, dry_run: bool) -> str:
