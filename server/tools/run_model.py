@@ -20,12 +20,12 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
 from server.config import Settings
-from server.generation import Progress, store_output
-from server.images import InvalidImage, inspect_image
+from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
 from server.icons import icons
-from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, describe, image_record
-from server.storage import URI_PREFIX, StoredImage
+from server.jobs import Job
+from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
+from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
@@ -102,13 +102,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             provider = state.registry.provider("replicate")
             inputs = await _convert_inputs(given, state, provider, depth=0)
-            progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
-            await progress.send(f"running {name}")
-            prediction = await provider.run_prediction(name, version, inputs, progress.send)
-            stored: list[StoredImage] = []
-            previews = Previews(state.settings)
-            output = await _capture_outputs(prediction.get("output"), state, provider, name, prediction, stored,
-                                            previews, depth=0)
+            job = Job(ctx, "run_replicate_model", total=1)
+            await job.progress.send(f"running {name}")
+            prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
+            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0)
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -118,11 +115,13 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
         except ImageGenError as exc:
             raise ToolError(f"Execution error running {name}: {exc}") from None
-        records = [image_record(s).model_dump() for s in stored]
+        await job.announce()
+        stored = job.stored
+        records = [job.record(s).model_dump() for s in stored]
         result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
                            result=output, metrics=prediction.get("metrics"), images=records)
         summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return build_result(result.model_dump(), stored, previews, describe(summary, images=records, output=output))
+        return job.answer(result, stored, describe(summary, images=records, output=output))
 
     @mcp.tool(
         name="get_replicate_model_schema",
@@ -246,8 +245,8 @@ def _is_file(value: Any) -> bool:
     return isinstance(value, str) and (value.startswith(("https://", "http://")) or value.startswith("data:"))
 
 
-async def _capture_outputs(value: Any, state: "AppState", provider: Any, model: str, prediction: dict[str, Any],
-                           stored: list[StoredImage], previews: Previews, depth: int) -> Any:
+async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, prediction: dict[str, Any],
+                           depth: int) -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -255,24 +254,20 @@ async def _capture_outputs(value: Any, state: "AppState", provider: Any, model: 
             data, mime = await provider.fetch_output(value)
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
+        meta = {"tool": "run_replicate_model", "model": model, "provider": "replicate", "provider_model": model,
+                "prediction_id": prediction["id"], "parameters": None, "prompt": "", "seed": None}
         try:
-            info = inspect_image(data, max_pixels=state.settings.calls.max_image_pixels)
+            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"],
+                                    source_url=None if value.startswith("data:") else value)
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
-        meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
-                "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
-                "parameters": None, "prompt": "", "seed": None}
-        image = await store_output(data, info.mime_type, meta, state.storage, previews=previews, provider="replicate",
-                                   job_id=prediction["id"], source_url=None if value.startswith("data:") else value)
-        stored.append(image)
-        return image_record(image).model_dump()
+        return job.record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
+        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
-                for v in value]
+        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1) for v in value]
     return value
 
 
