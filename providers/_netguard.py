@@ -160,7 +160,7 @@ class FetchPolicy:
             except (OSError, UnicodeError, ValueError):
                 raise FetchRefused(f"the host {host!r} could not be resolved") from None
             if not addresses:
-                raise FetchRefused(f"the host {host!r} could not be resolved")
+                raise FetchRefused(f"the host {host!r} could not be resolved") from None
         for address in addresses:
             if not address_allowed(address):
                 plain = str(getattr(address, "ipv4_mapped", None) or address)

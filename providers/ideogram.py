@@ -45,8 +45,18 @@ from providers._http import parse_retry_after
 from providers._ideogram_style import ideogram_style
 from providers.base import ImageProvider, ModelSpec, Option, Price, ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, GenerationTimeout,
-    InsufficientCredit, InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    FieldError,
+    GenerationFailed,
+    GenerationTimeout,
+    InsufficientCredit,
+    InvalidInput,
+    InvalidRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
     UnknownModel,
 )
 from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn

@@ -35,14 +35,37 @@ import httpx
 from providers._ideogram_style import ideogram_style
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
-    CHINESE_FIRST, EDIT, GENERATE, MULTILINGUAL, ImageProvider, ModelSpec, Price, ProviderConfig,
+    CHINESE_FIRST,
+    EDIT,
+    GENERATE,
+    MULTILINGUAL,
+    ImageProvider,
+    ModelSpec,
+    Price,
+    ProviderConfig,
 )
 from providers.errors import (
-    AuthenticationError, ConfigError, FieldError, GenerationFailed,
-    InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    ConfigError,
+    FieldError,
+    GenerationFailed,
+    InsufficientCredit,
+    InvalidInput,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.types import (
-    AspectRatio, ChatReply, GeneratedImage, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat, ProgressFn,
+    AspectRatio,
+    ChatReply,
+    GeneratedImage,
+    GenerationRequest,
+    ImageSize,
+    ImageStyle,
+    InputImage,
+    OutputFormat,
+    ProgressFn,
 )
 
 __all__ = ["MODELS", "ReplicateProvider"]

@@ -25,7 +25,15 @@ from server.illustration.shots import choose_shot
 from server.illustration.text import (
     CJK_RUN,
     HAN,
-    clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
+    clean,
+    detect_language,
+    is_list_section,
+    one_line,
+    plain,
+    sentences,
+    shorten,
+    split,
+    strip_noise,
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
 from server.illustration.vocabulary import ANIMATE_EN, LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
@@ -179,7 +187,7 @@ def _split_moments(picked: list[tuple[int | None, _Sentence]], count: int) -> li
     """Too few sentences for ``count`` pictures: a Chinese sentence with more than one picturable
     action (学员们…作画，墙上挂满了作品) gives one picture per action, before any moment is repeated."""
     out = list(picked)
-    for n, (section, s) in enumerate(list(out)):
+    for section, s in list(out):
         if len(out) >= count:
             break
         groups = action_clauses(list(s.tokens))

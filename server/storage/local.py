@@ -28,7 +28,15 @@ from typing import Any
 import anyio
 
 from server.storage import (
-    ID_PATTERN, ImageNotFound, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
+    ID_PATTERN,
+    ImageNotFound,
+    StorageError,
+    StoredImage,
+    image_key,
+    image_uri,
+    make_image_id,
+    mime_of,
+    now_iso,
 )
 
 __all__ = ["LocalStorage"]

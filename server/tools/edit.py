@@ -10,12 +10,19 @@ from providers import EDIT, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
-from server.jobs import Work, images_answer, run_job
-from server.inputs import InputError, InputLimits, resolve_images
 from server.icons import icons
+from server.inputs import InputError, InputLimits, resolve_images
+from server.jobs import Work, images_answer, run_job
 from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    ArgumentError,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 __all__ = ["register"]

@@ -11,12 +11,19 @@ from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
+from server.icons import icons
 from server.jobs import Finished, Work, images_answer, run_job, split_count
 from server.prompts import apply_style
-from server.icons import icons
 from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    MAX_SEED,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 __all__ = ["register"]

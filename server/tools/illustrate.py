@@ -17,16 +17,31 @@ from providers.base import ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.illustration import (
-    MAX_CONTENT_CHARS, MAX_COUNT, IllustrationPlan, Purpose, Target, analyse, plan_illustrations, prompt_lines,
-)
 from server.icons import icons
+from server.illustration import (
+    MAX_CONTENT_CHARS,
+    MAX_COUNT,
+    IllustrationPlan,
+    Purpose,
+    Target,
+    analyse,
+    plan_illustrations,
+    prompt_lines,
+)
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
 from server.jobs import Finished, Work, run_job
 from server.results import ErrorRecord, ImageRecord, build_result
 from server.tools._common import (
-    GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    MAX_SEED,
+    ArgumentError,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
 from server.config import Settings
+from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
-from server.icons import icons
 from server.jobs import Job
 from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
 from server.storage import URI_PREFIX
