@@ -530,7 +530,9 @@ class ReplicateProvider(ImageProvider):
         prediction = await self.run_prediction(model, None, payload, quiet)
         output = prediction.get("output")
         text = "".join(str(o) for o in output) if isinstance(output, list) else str(output or "")
-        metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
+        metrics = prediction.get("metrics")
+        if not isinstance(metrics, dict):
+            metrics = {}
         tokens_in, tokens_out = metrics.get("input_token_count"), metrics.get("output_token_count")
         return ChatReply(text=text, model=model, input_tokens=tokens_in if isinstance(tokens_in, int) else None,
                          output_tokens=tokens_out if isinstance(tokens_out, int) else None)

@@ -267,14 +267,14 @@ def _error_kind(exc: BaseException) -> str:
     inner: BaseException | None = exc
     argument = False
     for _ in range(4):
+        if inner is None:
+            break
         inner = inner.__cause__ or inner.__context__
         if isinstance(inner, ValidationError):
             return "InvalidArguments"
         if isinstance(inner, ImageGenError):
             return type(inner).__name__
         argument = argument or isinstance(inner, ArgumentError)
-        if inner is None:
-            break
     return "InvalidArguments" if argument else type(exc).__name__
 
 

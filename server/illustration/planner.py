@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.illustration.keywords import en_names, en_subjects, en_words, lemma, template_for, zh_tokens
@@ -91,7 +92,7 @@ def analyse(content: str) -> Analysed:
             else:
                 scored.append(_Sentence(s, score_en(s, people) - (3 if listy[i] else 0)))
                 for key, weight in en_subjects(s, people):
-                    subjects[key] += weight
+                    subjects[key] += weight  # type: ignore[assignment]  # float weights; typeshed's Counter says int
         per_section.append(tuple(scored))
         whole.update(subjects)
         sections.append(Section(i, section_title, body, tuple(w for w, _ in subjects.most_common(_SECTION_SUBJECTS))))
@@ -183,7 +184,7 @@ def _picks(a: Analysed, count: int, purpose: Purpose) -> list[tuple[int | None, 
     return _split_moments(picked, count) if a.analysis.language == "zh" else list(picked)
 
 
-def _split_moments(picked: list[tuple[int | None, _Sentence]], count: int) -> list[tuple[int | None, _Sentence]]:
+def _split_moments(picked: Sequence[tuple[int | None, _Sentence]], count: int) -> list[tuple[int | None, _Sentence]]:
     """Too few sentences for ``count`` pictures: a Chinese sentence with more than one picturable
     action (学员们…作画，墙上挂满了作品) gives one picture per action, before any moment is repeated."""
     out = list(picked)

@@ -196,7 +196,7 @@ class LocalStorage:
     async def record_versions(self, month: str) -> dict[str, str]:
         """image id -> mtime of its record, for one month."""
         def versions() -> dict[str, str]:
-            out = {}
+            out: dict[str, str] = {}
             try:
                 entries = list(os.scandir(self.root / month))
             except (FileNotFoundError, NotADirectoryError):
