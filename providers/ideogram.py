@@ -106,8 +106,8 @@ def _price(usd: float, tier: str) -> Price:
     return Price(usd, source=f"Ideogram list price for {tier} (developer.puter.com, Jun 2026)", checked="2026-12-01")
 
 
-_DIRECT: dict[str, Any] = dict(native_style=True, supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
-               supports_palette=True, preference=0)
+_DIRECT: dict[str, Any] = dict(native_style=True, supports_seed=True, supports_negative_prompt=True,
+                               max_batch=MAX_BATCH, supports_palette=True, preference=0)
 
 # Each name is also served by Replicate (providers/replicate.py) when IDEOGRAM_API_KEY is unset.
 MODELS: list[ModelSpec] = [

@@ -56,7 +56,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         ctx: Context,
         images: Annotated[list[str], Field(description="Reference images (easel:// URI, https URL, data: URI "
                                            "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006
-        model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],  # type: ignore[valid-type]  # a Literal of the catalog, built at start-up
+        model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         aspect_ratio: Annotated[AspectRatio, inline_enum(AspectRatio, "Output shape; match_input_image keeps "
                                                          "the first image's shape. A model without this ratio "
                                                          "uses its nearest one.")] = AspectRatio.MATCH_INPUT_IMAGE,

@@ -49,7 +49,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                      f"{settings.calls.max_prompt_chars} characters.",
                                      min_length=1, max_length=settings.calls.max_prompt_chars)],
         ctx: Context,
-        model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],  # type: ignore[valid-type]  # a Literal of the catalog, built at start-up
+        model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         size: Annotated[ImageSize, inline_enum(ImageSize, "Shape: square 1:1, landscape 4:3, portrait 3:4, "
                                                           "wide 16:9, tall 9:16.")] = ImageSize.SQUARE,
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "Visual style; any adds nothing.")] = ImageStyle.ANY,

@@ -118,7 +118,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                                   description=SCENES_HELP)] = None,
         purpose: Annotated[Purpose, inline_enum(Purpose, "illustration, cover or thumbnail.")] = Purpose.ILLUSTRATION,
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "One style for the whole set.")] = ImageStyle.ANY,
-        model: Annotated[literal_of(gen_models), Field(description="Which model makes the images.")] = gen_models[0],  # type: ignore[valid-type]  # a Literal of the catalog, built at start-up
+        model: Annotated[literal_of(gen_models), Field(description="Which model makes the images.")] = gen_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         size: Annotated[ImageSize, inline_enum(ImageSize, "Shape of every image.")] = ImageSize.LANDSCAPE,
         name: Annotated[str | None, Field(max_length=120, description="For thumbnail: the name shown on the "
                                           "card (defaults to the text's title).")] = None,
