@@ -105,7 +105,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             stored: list[StoredImage] = []
             previews = Previews(state.settings)
             output = await _capture_outputs(prediction.get("output"), state, provider, name, prediction, stored,
-                                            previews, depth=0)
+                                            previews, depth=0, prompt=_prompt_of(given))
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -243,8 +243,14 @@ def _is_file(value: Any) -> bool:
     return isinstance(value, str) and (value.startswith(("https://", "http://")) or value.startswith("data:"))
 
 
+def _prompt_of(inputs: dict[str, Any]) -> str:
+    """The model's prompt input, recorded with its images so search_images finds them by it."""
+    prompt = inputs.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
 async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, prediction: dict[str, Any],
-                           stored: list[StoredImage], previews: Previews, depth: int) -> Any:
+                           stored: list[StoredImage], previews: Previews, depth: int, prompt: str = "") -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -259,16 +265,16 @@ async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, pr
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
         meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
                 "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
-                "parameters": None, "prompt": "", "seed": None}
+                "parameters": None, "prompt": prompt, "seed": None}
         image = await store_output(data, info.mime_type, meta, state.storage, previews=previews, provider="replicate",
                                    job_id=prediction["id"], source_url=None if value.startswith("data:") else value)
         stored.append(image)
         return image_record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
+        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1, prompt)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1)
+        return [await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1, prompt)
                 for v in value]
     return value
 

@@ -25,6 +25,7 @@ from server.storage.local import LocalStorage
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.images import png, text_of
 from tests.fakes.file_host import FileHost
+from tests.server.test_hardening import files_in
 
 pytestmark = pytest.mark.anyio
 EASEL = [sys.executable, "-m", "server"]
@@ -37,10 +38,6 @@ def secret() -> Iterator[FileHost]:
     host = FileHost()
     with host.server.running():
         yield host
-
-
-def files_in(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 def one_clear_line(result: Any, *, contains: str) -> str:
