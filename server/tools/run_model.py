@@ -5,11 +5,13 @@ read. Every file the model outputs is downloaded at once (Replicate deletes
 outputs after an hour), through the fetch guard like every provider download:
 images are stored (the same store path as the other tools) and replaced in
 ``result`` by their stored record; a file at an address the guard refuses stays
-a URL with a note saying why; other values come back as they are.
+a URL with a note saying why; other values come back as they are. When the store fails,
+the error names the images already stored and the provider link of every image that was not.
 """
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -18,7 +20,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from providers import Registry
-from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
+from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
 from server.config import Settings
 from server.generation import Progress, store_output
 from server.images import InvalidImage, inspect_image
@@ -102,10 +104,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
             await progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, progress.send)
-            stored: list[StoredImage] = []
-            previews = Previews(state.settings)
-            output = await _capture_outputs(prediction.get("output"), state, provider, name, prediction, stored,
-                                            previews, depth=0, prompt=_prompt_of(given))
+            capture = _Capture(state, provider, name, prediction, Previews(state.settings), _prompt_of(given))
+            output = await capture.outputs(prediction.get("output"), depth=0)
+            stored, previews = capture.stored, capture.previews
+            if capture.unstored:
+                raise ToolError(f"Execution error running {name}: {capture.unstored_text()}")
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -249,34 +252,62 @@ def _prompt_of(inputs: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-async def _capture_outputs(value: Any, state: Any, provider: Any, model: str, prediction: dict[str, Any],
-                           stored: list[StoredImage], previews: Previews, depth: int, prompt: str = "") -> Any:
-    if depth > MAX_DEPTH:
+@dataclass
+class _Capture:
+    """Downloads and stores every file a prediction output names, keeping the rest of the output as it is."""
+
+    state: Any
+    provider: Any
+    model: str
+    prediction: dict[str, Any]
+    previews: Previews
+    prompt: str
+    stored: list[StoredImage] = field(default_factory=list)
+    unstored: list[tuple[str, str | None]] = field(default_factory=list)   # (why, provider link) per image not stored
+
+    async def outputs(self, value: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            return value
+        if _is_file(value):
+            return await self._file(value)
+        if isinstance(value, dict):
+            return {k: await self.outputs(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [await self.outputs(v, depth + 1) for v in value]
         return value
-    if _is_file(value):
+
+    async def _file(self, value: str) -> Any:
         try:
-            data, mime = await provider.fetch_output(value)
+            data, mime = await self.provider.fetch_output(value)
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         try:
-            info = inspect_image(data, max_pixels=state.settings.max_image_pixels)
+            info = inspect_image(data, max_pixels=self.state.settings.max_image_pixels)
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
-        meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": model,
-                "provider": "replicate", "provider_model": model, "prediction_id": prediction["id"],
-                "parameters": None, "prompt": prompt, "seed": None}
-        image = await store_output(data, info.mime_type, meta, state.storage, previews=previews, provider="replicate",
-                                   job_id=prediction["id"], source_url=None if value.startswith("data:") else value)
-        stored.append(image)
+        meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": self.model,
+                "provider": "replicate", "provider_model": self.model, "prediction_id": self.prediction["id"],
+                "parameters": None, "prompt": self.prompt, "seed": None}
+        link = None if value.startswith("data:") else value
+        try:
+            image = await store_output(data, info.mime_type, meta, self.state.storage, previews=self.previews,
+                                       provider="replicate", job_id=self.prediction["id"], source_url=link)
+        except ProviderUnavailable as exc:   # the store failed: the other files are still paid for, say each
+            self.unstored.append((str(exc), link))
+            return {"url": link, "stored": False, "note": str(exc)}
+        self.stored.append(image)
         return image_record(image).model_dump()
-    if isinstance(value, dict):
-        return {k: await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1, prompt)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [await _capture_outputs(v, state, provider, model, prediction, stored, previews, depth + 1, prompt)
-                for v in value]
-    return value
+
+    def unstored_text(self) -> str:
+        """One line: why the first image was not stored, where the others still are, and what was stored."""
+        (text, _), *others = self.unstored
+        if others:
+            links = ", ".join(link or "(sent inline, no other copy)" for _, link in others)
+            text += f" {len(others)} more output image(s) could not be stored either; they are at: {links}."
+        if self.stored:
+            text += " Stored before that: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in self.stored) + "."
+        return text
 
 
 def _is_token_list(output: Any) -> bool:
