@@ -29,6 +29,7 @@ from server.illustration.text import (
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
 from server.illustration.vocabulary import ANIMATE_EN, LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
+from server.illustration.zh_english import action_clauses, is_person_name
 
 __all__ = ["Analysed", "analyse", "plan_scenes"]
 
@@ -125,8 +126,10 @@ def _scene_of(a: Analysed, s: _Sentence, lang: str) -> tuple[str, tuple[str, ...
     if a.analysis.language == "zh":
         if lang == "zh":
             scene = zh_scene(s.text, pronouns)
-            return scene, tuple(w for w, f in s.tokens if f in _NOUN and len(w) >= 2 and w in scene)[:4]
-        return zh_scene_en(list(s.tokens))
+            return scene, tuple(w for w, f in s.tokens if (f in _NOUN or f.startswith("nr") and not is_person_name(w, f))
+                                and len(w) >= 2 and w in scene)[:4]
+        she, he = pronouns.get("她", 0), pronouns.get("他", 0)
+        return zh_scene_en(list(s.tokens), "a woman" if she > he else "a man" if he > she else "a person")
     scene = en_scene(s.text, set(a.people), pronouns, _character(a))
     subjects = tuple(dict.fromkeys(k for k, _ in en_subjects(scene, set(a.people))))[:4]
     return scene, subjects
@@ -169,7 +172,23 @@ def _picks(a: Analysed, count: int, purpose: Purpose) -> list[tuple[int | None, 
     extra = [t for t in by_score if t[1] is not best_of.get(t[0]) and t[1].score > min(floor, 1.0)]
     picked += extra[: count - len(picked)]
     picked.sort(key=lambda t: (t[0], a.sentences[t[0]].index(t[1])))   # text order
-    return list(picked)
+    return _split_moments(picked, count) if a.analysis.language == "zh" else list(picked)
+
+
+def _split_moments(picked: list[tuple[int | None, _Sentence]], count: int) -> list[tuple[int | None, _Sentence]]:
+    """Too few sentences for ``count`` pictures: a Chinese sentence with more than one picturable
+    action (学员们…作画，墙上挂满了作品) gives one picture per action, before any moment is repeated."""
+    out = list(picked)
+    for n, (section, s) in enumerate(list(out)):
+        if len(out) >= count:
+            break
+        groups = action_clauses(list(s.tokens))
+        if len(groups) < 2:
+            continue
+        parts = [(section, _Sentence("".join(w for w, _ in g), s.score, tuple(g))) for g in groups]
+        at = out.index((section, s))
+        out[at:at + 1] = parts[: count - len(out) + 1]
+    return out
 
 
 def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int | None) -> list[PlannedScene]:
@@ -191,6 +210,10 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
             scene = " ".join(CJK_RUN.sub(" ", scene).split())
         if not scene:
             scene, subjects = _fallback_subject(a, lang), ()
+        if picks and k >= len(picks):   # more pictures than moments: the same moment, seen otherwise
+            things = subjects if a.analysis.language == "zh" else tuple(   # things, not adjectives ("red")
+                w for w, _ in en_subjects(scene, set(a.people)) if concrete_en(lemma(w.lower())) == 2)
+            scene = _another_view(scene, things, lang, k // len(picks))
         if lang == "en" and a.analysis.language == "en" and re.match(r"(?i)its? ", scene) and (named := product
                                                                                              or _title_noun(a)):
             scene = _name_the_product(scene, named, False)
@@ -206,6 +229,31 @@ def plan_scenes(a: Analysed, count: int, purpose: Purpose, lang: str, seed: int 
                        template, lang)
         out.append(PlannedScene(k, scene, section, subjects, template.id, shot, light))
     return out
+
+
+_VIEWS = {"en": ("seen from high above, the whole scene laid out below", "seen from ground level, grass and stones "
+                 "in the foreground", "framed by an open window in the foreground"),
+          "zh": ("从高处俯瞰，整个场景尽收眼底", "从地面仰视，前景是草叶和石子", "透过前景中敞开的窗户望去")}
+
+
+def _another_view(scene: str, subjects: tuple[str, ...], lang: str, round_: int) -> str:
+    """The second picture of a one-moment text is a detail of its main subject against the rest
+    (another picture, not another shot name); later ones see the whole scene from elsewhere."""
+    main = subjects[0] if subjects else ""
+    back = next((s for s in subjects[1:] if s not in main and main not in s), "")
+    if round_ == 1 and main:
+        if lang == "zh":
+            return f"{main}的特写" + (f"，背景是虚化的{back}" if back else "")
+        detail = f"a close detail of the {_phrase(scene, main)}"
+        return detail + (f", the {_phrase(scene, back)} soft in the background" if back else "")
+    views = _VIEWS["zh" if lang == "zh" else "en"]
+    return f"{scene}{'，' if lang == 'zh' else ', '}{views[round_ % len(views)]}"
+
+
+def _phrase(scene: str, noun: str) -> str:
+    """The noun with the adjectives the scene gives it: "red kite" for kite."""
+    found = re.search(rf"\b(?:a|an|the)\s+((?:[\w-]+\s+){{0,2}}?{re.escape(noun)}\w*)", scene, re.IGNORECASE)
+    return found.group(1) if found else noun.removeprefix("the ")
 
 
 def _english(words: tuple[str, ...]) -> list[str]:

@@ -3,8 +3,8 @@
 English sentences are kept nearly as written (they already name a subject, an action
 and a setting), with reporting clauses, connectives, quotes and person names taken
 out. A Chinese sentence becomes a Chinese scene the same way for models that read
-Chinese; for English-only models it is rebuilt from its nouns and its main verb,
-glossed through CC-CEDICT (words without a usable gloss are left out).
+Chinese; for English-only models each clause is rebuilt as subject + participle +
+object + place (``zh_english``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from server.illustration.keywords import EN_FUNCTION_WORDS, en_subjects, en_words, zh_tokens
-from server.illustration.text import has_cjk
-from server.illustration.vocabulary import ANIMATE_EN, gloss, known
+from server.illustration.vocabulary import gloss
+from server.illustration.zh_english import ing as _ing, is_person_name, zh_scene_en
 
 __all__ = ["MAX_SCENE_WORDS", "en_scene", "score_en", "score_zh", "zh_scene", "zh_scene_en"]
 
@@ -214,166 +214,3 @@ def zh_scene(sentence: str, pronouns: dict[str, int]) -> str:
         comma = max(cut.rfind("，"), cut.rfind("；"), cut.rfind("、"))
         s = cut[:comma] if comma >= MAX_SCENE_CHARS_ZH // 2 else cut
     return s.strip("，,。！？；;：:、 ")
-
-
-_PEOPLE_EN = frozenset("man woman child girl boy grandfather grandmother mother father farmer fisherman worker "
-                       "passenger resident residents student teacher doctor nurse chef scientist engineer old man "
-                       "young girl teenage boy people tea farmer villager villagers family friend kid baby".split())
-_SETTING_EN = frozenset("street teahouse kitchen room house garden city village mountain sea deep sea river lake "
-                        "market office laboratory factory station school park forest field rooftop courtyard "
-                        "temple shop restaurant beach harbour harbor island road alley old street hospital "
-                        "classroom library warehouse port farm tea garden residential compound countryside valley "
-                        "desert seabed ocean hillside sky workshop studio bookstore cafe".split()) | {
-    "control room", "rice paddy", "paddy field", "tea garden", "bamboo forest"}
-_ANIMATE = _PEOPLE_EN | ANIMATE_EN
-
-
-_MASS_NOUNS = frozenset("""wood neon temperature coolant celadon heat steam light frost silk milk tea rain snow water
-seawater honey rice bread fog people""".split())
-
-
-def _article(noun: str) -> str:
-    """"a lantern", "an egret"; names, plurals and mass nouns without an article."""
-    if noun[:1].isupper() or noun.endswith(("s", "water", "steel", "ren")) or noun in _MASS_NOUNS:
-        return noun
-    return ("an " if noun[0] in "aeiou" else "a ") + noun
-
-
-def _ing(verb: str) -> str:
-    head, _, tail = verb.partition(" ")
-    if head.endswith("ie"):
-        head = head[:-2] + "ying"
-    elif head.endswith("e") and not head.endswith(("ee", "ye", "oe")):
-        head = head[:-1] + "ing"
-    elif (len(head) <= 4 and len(head) >= 3 and head[-1] not in "aeiouwxy" and head[-2] in "aeiou"
-          and head[-3] not in "aeiou"):
-        head = head + head[-1] + "ing"
-    else:
-        head += "ing"
-    return f"{head} {tail}".strip()
-
-
-_SURNAMES = frozenset("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
-                      "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧"
-                      "司上诸")
-_COLOURS = frozenset("white black red green blue yellow grey gray brown purple pink orange golden silver light dark "
-                     "bright pale".split())
-
-
-def is_person_name(word: str, flag: str) -> bool:
-    """jieba tags many ordinary words ``nr``; a name is one the dictionary does not know."""
-    return flag in _PERSON and 2 <= len(word) <= 4 and word[0] in _SURNAMES and not known(word)
-
-
-def zh_scene_en(tokens: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
-    """An English scene rebuilt from a Chinese sentence: its subject and what it is doing (the verb
-    after it, glossed), its setting, and its other nouns: (scene, English subjects)."""
-    agent = setting = action = None
-    used: set[int] = set()
-    things: list[str] = []
-    for i, (word, flag) in enumerate(tokens):
-        if i in used or is_person_name(word, flag) or not (flag in _NOUN or flag in _PERSON):
-            continue
-        if flag == "ns" and len(word) < 2:   # a lone character tagged as a place is a mis-split
-            continue
-        en = gloss(word)
-        if not en or has_cjk(en) or all(w in _COLOURS for w in en.split()):
-            continue
-        if agent is None and (en in _ANIMATE or en.removesuffix("s") in _ANIMATE or en.endswith("ren")):
-            agent = en
-            action, taken = _action_after(tokens, i)
-            used |= taken
-        elif flag == "ns" or en in _SETTING_EN:
-            setting = setting or en   # a second place is left out: one setting per picture
-        elif en not in things and len(things) < 3:
-            things.append(en)
-    if agent is None and (acting := _acting_thing(tokens)) is not None:
-        agent, action = acting   # no person or animal: the thing that acts ("a searchlight illuminating …")
-        things = [t for t in things if t not in agent and t not in action]
-    subjects = tuple(x for x in (agent, *things, setting) if x)
-    joined = _join([_article(t) for t in things]) if things else ""
-    text = _article(agent) + (f" {action}" if action else "") if agent else joined
-    if setting and not (action and setting in action):
-        where = setting if setting[:1].isupper() and not _THE_PLACE.search(setting) else f"the {setting}"
-        text = f"{text} {_ON.get(setting, 'in')} {where}" if text else where
-    if agent and things:
-        text = f"{text}, with {joined}" if action else f"{text} among {joined}"
-    return text.strip(), subjects
-
-
-_THE_PLACE = re.compile(r"(?:Ocean|Sea|River|Mountains|Desert|Lake|Strait|Bay)$")
-_FILLER = frozenset({"ul", "uj", "uz", "ug", "uv", "ud", "a", "d", "m", "q"})   # particles, adverbs, counts
-_ON = {"street": "on", "rooftop": "on", "old street": "on", "beach": "on", "island": "on", "road": "on",
-       "hillside": "on", "farm": "on"}
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _acting_thing(tokens: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """("submersible's searchlight", "illuminating black seawater") from 潜水器的探照灯照亮了黑色的海水:
-    the noun before the first verb, its owner, and the verb with its object (a thing needs an object
-    to show an action)."""
-    found = _subject_before_verb(tokens)
-    if found is None:
-        return None
-    i, agent = found
-    action, _ = _action_after(tokens, i)
-    if action is None or " " not in action:
-        return None
-    owner = gloss(tokens[i - 2][0]) if i >= 2 and tokens[i - 1][0] == "的" and tokens[i - 2][1] in _NOUN else None
-    if owner and owner != agent and owner not in _SETTING_EN:
-        agent = f"{owner}'s {agent}"
-    return agent, action
-
-
-def _subject_before_verb(tokens: list[tuple[str, str]]) -> tuple[int, str] | None:
-    """(position, gloss) of the noun right before the sentence's first verb, if it has a gloss."""
-    for j, (_, flag) in enumerate(tokens):
-        if flag.startswith("v") and flag != "vn":
-            k = j - 1
-            while k >= 0 and tokens[k][1] in ("d", "ul", "f"):
-                k -= 1
-            if k >= 0 and (tokens[k][1] in _NOUN or tokens[k][1] in _PERSON) and (en := gloss(tokens[k][0])):
-                return k, en
-            return None
-    return None
-
-
-def _verb(word: str) -> str | None:
-    """"look at" for 看着: the verb's gloss, or its first character's when an aspect particle follows."""
-    found = gloss(word, verb=True)
-    if found is None and len(word) == 2 and word[1] in "着了过":
-        found = gloss(word[0], verb=True)
-    return found if found and len(found.split()) <= 2 else None
-
-
-def _action_after(tokens: list[tuple[str, str]], i: int) -> tuple[str | None, set[int]]:
-    """"picking tender tea buds" from 茶农 | 在 | 茶园里 | 采摘 | 嫩芽, "standing in the rice paddy"
-    from 白鹭 | 站 | 在 | 稻田: the first verb within five tokens of the subject, with its object or
-    its place; and the token positions it used."""
-    for j in range(i + 1, min(i + 6, len(tokens))):
-        word, flag = tokens[j]
-        if flag in ("x", "w") or word in "，。！？；":
-            return None, set()
-        if not flag.startswith("v") or flag == "vn":
-            continue
-        verb = _verb(word)
-        if verb is None or verb in ("have", "be", "exist", "become", "is", "possess"):
-            return None, set()
-        k = j + 1
-        place = k < len(tokens) and tokens[k][0] in ("在", "到", "进", "上") and tokens[k][1] in ("p", "v", "f")
-        k += 1 if place else 0
-        colour = None
-        while k < len(tokens) and (tokens[k][1] in _FILLER or (gloss(tokens[k][0]) or "") in _COLOURS):
-            colour = gloss(tokens[k][0]) if tokens[k][1] in _NOUN else colour   # 黑色的海水: "black seawater"
-            k += 1
-        if k < len(tokens) and tokens[k][1] in _NOUN and (obj := gloss(tokens[k][0])):
-            obj = f"{colour} {obj}" if colour else obj
-            if place:
-                where = obj if obj[:1].isupper() else f"the {obj}"
-                return f"{_ing(verb)} {_ON.get(obj, 'in')} {where}", {k}
-            return f"{_ing(verb)} {_article(obj)}", {k}
-        return _ing(verb), set()
-    return None, set()

@@ -18,7 +18,7 @@ plain meadow square avenue road railway bridge ferries ferry fleet tram trams st
 panorama horizon countryside farmland terraces""".split())
 _CLOSE = frozenset("""cup cups mug bowl bowls pan plate plates bottle lid spout leaf leaves egg eggs jar jars spoon
 teaspoon hand hands fingers button zest bud buds teapot page pages ring watch flower flowers bee bees petal petals
-key keys coin coins dumpling dumplings pancake pancakes bead beads needle thread stitch drop drops crumb""".split())
+key keys detail coin coins dumpling dumplings pancake pancakes bead beads needle thread stitch drop drops crumb""".split())
 
 _GENERIC = {
     "en": {"wide": ("wide shot", "wide establishing shot", "high-angle wide view"),

@@ -13,7 +13,9 @@ from providers import all_specs
 from server.app import build_server
 from server.config import Settings
 from server.illustration import Target, plan_illustrations
-from server.illustration.vocabulary import META_PATTERNS
+from server.illustration.keywords import EN_STOPWORDS
+from server.illustration.shots import _GENERIC
+from server.illustration.vocabulary import DEFAULT_TEMPLATE, META_PATTERNS, TEMPLATES
 from tests.fakes.chat_fake import ChatFake, scenes_reply
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.images import text_of
@@ -271,3 +273,47 @@ def test_english_scenes_read_as_pictures_not_narration() -> None:
     assert en_scene("Whisk the eggs in a bowl, then fold in the flour.", set(), {}) == (
         "hands whisking the eggs in a bowl")
     assert en_scene("The bird glided over the lake.", set(), {}) == "the bird glided over the lake"   # ambiguous: kept
+
+
+# --------------------------------------------------------------------------- distinct pictures, not renamed shots
+
+_SHOTS = sorted({shot for t in (*TEMPLATES, DEFAULT_TEMPLATE) for shot in (*t.shots, *t.shots_zh)}
+                | {shot for by_scale in _GENERIC.values() for family in by_scale.values() for shot in family},
+                key=len, reverse=True)
+_EN_WORD = re.compile(r"[a-z][a-z'-]+")
+
+
+def _without_shots(prompt: str) -> str:
+    for shot in _SHOTS:
+        prompt = prompt.replace(shot, "")
+    return " ".join(prompt.replace("，", " ").replace(",", " ").split())
+
+
+def _content(scene: str) -> set[str]:
+    """What a scene shows: its English content words, or its Chinese character pairs."""
+    if CJK.search(scene):
+        chars = "".join(CJK.findall(scene))
+        return {chars[i:i + 2] for i in range(len(chars) - 1)}
+    return {w for w in _EN_WORD.findall(scene.lower()) if w not in EN_STOPWORDS and w not in ("a", "an", "the")}
+
+
+ONE_MOMENT = {"en-one-line", "zh-one-line"}   # one sentence, one action: a second picture is another view
+
+
+@pytest.mark.parametrize(("name", "text"), [(e[0], e[1]) for e in EVAL], ids=[e[0] for e in EVAL])
+def test_the_pictures_of_a_set_differ_by_more_than_their_shot_words(name: str, text: str) -> None:
+    """Two prompts that differ only in "wide shot" / "wide establishing shot" pay twice for one
+    picture. With the shot phrases removed every two prompts differ by at least three words of
+    what they show; a text with more than one moment shows two of them (its two pictures share at
+    most half of their content words)."""
+    for target in (FLUX, WANX):
+        for count in (2, 3):
+            plan = plan_illustrations(text, count, target=target)
+            stripped = [_without_shots(p.prompt) for p in plan.prompts]
+            assert len(set(stripped)) == count, stripped
+            for i, p in enumerate(plan.prompts):
+                for q in plan.prompts[i + 1:]:
+                    a, b = _content(p.scene), _content(q.scene)
+                    assert len(a ^ b) >= 3, (name, target.name, p.scene, q.scene)
+                    if count == 2 and name not in ONE_MOMENT:
+                        assert len(a & b) <= max(1, min(len(a), len(b))) / 2, (name, target.name, p.scene, q.scene)
