@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from server.catalog import Filters
 from server.config import Settings
 from server.gallery_page import STYLE
+from server.icons import icons
 from server.storage import StorageError, parse_image_id
 from server.thumbnails import thumbnail
 from server.tools._common import clean_text, state_of
@@ -40,7 +41,7 @@ def make_apps(settings: Settings) -> Apps:
     apps = Apps()
 
     @apps.tool(resource_uri=APP_URI, name="browse_images", title="Browse stored images", annotations=READS,
-               description=(
+               icons=icons("gallery"), description=(
                    "Show the user a grid of stored images (newest first, optionally narrowed by words from "
                    "their prompts) where they can pick some to hand back to you. In hosts without MCP Apps "
                    "this answers like search_images: each image's uri, url and prompt."))
@@ -54,7 +55,8 @@ def make_apps(settings: Settings) -> Apps:
                                    previews=False)
 
     @apps.tool(resource_uri=APP_URI, visibility=["app"], name="image_thumbnails", title="Image thumbnails",
-               annotations=READS, description="Thumbnails of stored images, for the browse_images view.")
+               annotations=READS, icons=icons("image"),
+               description="Thumbnails of stored images, for the browse_images view.")
     async def image_thumbnails(
         ctx: Context,
         ids: Annotated[list[str], Field(max_length=MAX_THUMBNAILS, description="Image ids (202611-<hash>.png).")],

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from providers import Registry, all_specs
 from server.catalog import Filters, Page
 from server.config import Settings
+from server.icons import icons
 from server.results import image_link
 from server.storage import StorageError
 from server.thumbnails import thumbnail
@@ -130,6 +131,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="search_images",
         title="Search stored images",
         annotations=READS,
+        icons=icons("search"),
         description=(
             "Find images made earlier, newest first: full-text search over their prompts (English or "
             "Chinese; the caller's prompt and the prompt as sent), with optional filters by model, provider, "
@@ -172,6 +174,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="gallery_link",
         title="Link to the image gallery",
         annotations=READS,
+        icons=icons("open"),
         description=(
             "A signed link to this server's image gallery: a web page where the user can browse, search, "
             "download and delete every stored image. Give the link to the user; it expires."),
