@@ -300,13 +300,13 @@ class _Capture:
         return image_record(image).model_dump()
 
     def unstored_text(self) -> str:
-        """One line: why the first image was not stored, where the others still are, and what was stored."""
+        """One line: why the first image was not stored, where the others still are, and which were stored."""
         (text, _), *others = self.unstored
         if others:
             links = ", ".join(link or "(sent inline, no other copy)" for _, link in others)
             text += f" {len(others)} more output image(s) could not be stored either; they are at: {links}."
         if self.stored:
-            text += " Stored before that: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in self.stored) + "."
+            text += " Stored: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in self.stored) + "."
         return text
 
 

@@ -285,7 +285,7 @@ async def test_a_model_whose_outputs_fill_the_disk_names_every_file_not_stored(
         result = await client.call_tool("run_replicate_model", {"model_name": f"acme/triptych:{version}",
                                                                 "model_inputs": {"prompt": "a fox"}})
         text = one_clear_line(result, contains="No space left on device")
-        kept = re.search(r"Stored before that: (easel://images/\S+)\.$", text.strip())
+        kept = re.search(r"Stored: (easel://images/\S+)\.$", text.strip())
         assert kept, text
         assert (await client.read_resource(kept[1])).contents[0].blob
     first, *rest = [f"{replicate_fake.url}{d.path}" for d in replicate_fake.downloads]
