@@ -1,6 +1,6 @@
 """The cold-start yardstick: a bare MCPServer with one trivial tool, on stdio.
 
-``bench/run.py`` starts this exactly the way it starts easel-mcp and times
+``bench/cold.py`` starts this exactly the way it starts easel-mcp and times
 process spawn -> ``tools/list`` answered for both; the ratio is what easel-mcp
 adds on top of the SDK itself.
 """

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from providers import all_specs  # noqa: E402
 from server.illustration import Target, plan_illustrations  # noqa: E402
-from tests.server.eval_texts import EVAL  # noqa: E402
+from tests.server.illustration.eval_texts import EVAL  # noqa: E402
 
 
 def main() -> None:

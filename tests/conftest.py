@@ -1,11 +1,19 @@
-"""Suite-wide fixtures: anyio backend, a clean environment, and no real network."""
+"""Suite-wide fixtures: anyio backend, a clean environment, no real network, and the loopback
+Replicate fake with a server pointed at it (``replicate_fake``, ``env``, ``settings``, ``server``)."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from server.app import build_server
+from server.config import Settings
+from tests.fakes.replicate_fake import FakeReplicate
+from tests.support.replicate import FAST, TOKEN
 
 
 @pytest.fixture
@@ -47,3 +55,25 @@ def _loopback_only(self: socket.socket, address, *args, **kwargs):  # type: igno
 def no_network() -> None:
     """A guard in the spirit of ALLOW_MODEL_REQUESTS=False: only loopback is reachable."""
     socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def replicate_fake() -> Iterator[FakeReplicate]:
+    with FakeReplicate(token=TOKEN).running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def env(tmp_path: Path, replicate_fake: FakeReplicate) -> dict[str, str]:
+    return {"EASEL_STORAGE_DIR": str(tmp_path / "images"), "REPLICATE_API_TOKEN": TOKEN,
+            "REPLICATE_BASE_URL": replicate_fake.url, **FAST}
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def server(settings: Settings):  # type: ignore[no-untyped-def]
+    return build_server(settings)

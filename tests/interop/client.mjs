@@ -1,5 +1,5 @@
 // Drives easel-mcp with the official TypeScript MCP SDK client and prints one JSON object of
-// facts (no verdicts) on stdout; tests/server/test_typescript_client.py asserts on it.
+// facts (no verdicts) on stdout; tests/interop/test_typescript_client.py asserts on it.
 //   node client.mjs stdio <command> [args...]   (the server inherits this process's environment)
 //   node client.mjs http <url>                   (streamable HTTP, e.g. http://127.0.0.1:PORT/mcp)
 //   node client.mjs sse <url>                    (legacy SSE, e.g. http://127.0.0.1:PORT/sse)

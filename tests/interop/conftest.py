@@ -13,8 +13,7 @@ import os
 import pytest
 
 from tests.conftest import _VENDOR_ENV
-from tests.server.conftest import env, replicate_fake  # noqa: F401  (fixtures shared with the server tests)
-from tests.server.test_transports import EASEL
+from tests.support.processes import EASEL
 
 ARTICLE = ("# Tides of the harbour\n\n"
            "At dawn the fishing boats leave the harbour while gulls circle the lighthouse.\n\n"

@@ -17,7 +17,7 @@ from mcp.types import PromptReference
 
 from tests.interop.conftest import ARTICLE
 from tests.interop.expect import missing_images, missing_prompts
-from tests.server.test_transports import http_server
+from tests.support.processes import http_server
 
 pytestmark = pytest.mark.anyio
 TOOLS = {"generate_image", "edit_image", "run_replicate_model", "get_replicate_model_schema", "illustrate_content"}

@@ -20,7 +20,7 @@ from tests.fakes.replicate_fake import FakeReplicate
 from tests.interop.conftest import ARTICLE, base_environ
 from tests.interop.expect import missing_images, missing_prompts
 from tests.interop.venvs import framework_python
-from tests.server.conftest import FAST, TOKEN
+from tests.support.replicate import FAST, TOKEN
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = ["langchain-mcp-adapters==0.3.2", "langchain-core>=1.3,<2"]

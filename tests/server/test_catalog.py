@@ -18,7 +18,8 @@ from server.catalog import FILE_NAME, Catalog, CatalogedStorage, Filters
 from server.config import Settings
 from server.storage import ImageNotFound
 from server.storage.local import LocalStorage
-from tests.images import png, text_of
+from tests.support.images import png
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -202,7 +203,7 @@ async def test_catalog_off_keeps_listing_from_the_store(env: dict[str, str], sto
 
 async def test_oss_replicas_keep_their_catalogs_in_step_with_the_bucket(env: dict[str, str], tmp_path: Path) -> None:
     from tests.fakes.oss_fake import FakeOSS
-    from tests.server.test_storage_oss import AK, BUCKET, SECRET
+    from tests.support.oss import AK, BUCKET, SECRET
 
     with FakeOSS(access_key_id=AK, access_key_secret=SECRET, buckets=(BUCKET,)).running() as fake:
         oss = {**env, "EASEL_STORAGE": "oss", "OSS_ACCESS_KEY_ID": AK, "OSS_ACCESS_KEY_SECRET": SECRET,

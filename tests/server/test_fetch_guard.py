@@ -24,7 +24,8 @@ from server.links import LinkSigner
 from server.storage import StorageError
 from server.storage.local import LocalStorage
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import png, text_of
+from tests.support.images import png
+from tests.support.results import files_in, text_of
 from tests.fakes.file_host import FileHost
 from tests.server.test_hardening import files_in
 

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 
 from server.config import Settings
 from server.storage.local import LocalStorage
-from tests.images import text_of
-from tests.server.test_transports import EASEL, free_port, http_server
+from tests.support.results import text_of
+from tests.support.processes import EASEL, free_port, http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -91,7 +91,7 @@ def stored(settings: Settings) -> list[str]:
 async def gallery_link_of(base: str, token: str | None = None) -> str:
     from mcp.client.streamable_http import streamable_http_client
 
-    from tests.server.test_http_deploy import http_client
+    from tests.support.processes import http_client
 
     async with http_client(token) as http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
         result = await client.call_tool("gallery_link", {})

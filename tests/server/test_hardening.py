@@ -16,15 +16,10 @@ from PIL import Image
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import text_of
+from tests.support.results import files_in, text_of
 
 pytestmark = pytest.mark.anyio
 
-
-
-def files_in(root: Path) -> list[Path]:
-    """Files in the store, leaving out the catalog (an index of the store, not something stored)."""
-    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".catalog.")] if root.exists() else []
 
 
 def assert_clean_error(result, *, contains: str = "") -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import text_of
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 

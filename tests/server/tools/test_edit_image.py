@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -15,14 +14,11 @@ from PIL import Image
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import png, text_of
+from tests.support.images import data_uri, png
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def noisy_png(side: int = 400) -> bytes:

@@ -33,7 +33,7 @@ from providers.types import ImageStyle
 
 WANX = Target("Wanx 2.1 T2I Plus (DashScope)", CHINESE_FIRST, negative_prompt=True)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]   # the checkout, so "server" is the package
 
 BEEKEEPING = """# Urban Beekeeping: Honey on the Rooftops
 

@@ -15,7 +15,8 @@ from providers.replicate import MODELS
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import png, text_of
+from tests.support.images import data_uri, png
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +25,6 @@ EDITORS = [s for s in MODELS if s.max_input_images and not s.name.startswith("go
 # each model's own field for references, as its published schema names it
 FIELD = {"black-forest-labs/flux-kontext-pro": "input_image", "bytedance/seedream-4": "image_input",
          "bytedance/seedream-4.5": "image_input", "qwen/qwen-image-edit-plus": "image"}
-
-
-def data_uri(data: bytes) -> str:
-    return f"data:image/png;base64,{base64.b64encode(data).decode()}"
 
 
 async def metadata(client: Client, uri: str) -> dict[str, Any]:

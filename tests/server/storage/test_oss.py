@@ -31,14 +31,12 @@ from server.storage import StorageError, image_key
 from server.storage.fallback import FallbackStorage
 from server.storage.oss import make_oss_storage
 from tests.fakes.oss_fake import FakeOSS
-from tests.images import png
-from tests.server.test_transports import http_server
+from tests.support.images import png
+from tests.support.oss import AK, BUCKET, SECRET
+from tests.support.processes import http_server
 
 pytestmark = pytest.mark.anyio
 
-AK = "LTAI-test-access-key"
-SECRET = "oss-SECRET-d0n7-l34k-8f3a9c"
-BUCKET = "easel-test"
 BASE = "gallery/imgs"
 REGION = "cn-hangzhou"
 META = {"prompt": "a lighthouse at dusk", "model": "Flux 1.1 Pro", "provider": "replicate",

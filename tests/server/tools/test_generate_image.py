@@ -18,8 +18,8 @@ from PIL import Image
 from server.app import build_server
 from server.config import Settings
 from tests.fakes.replicate_fake import INSUFFICIENT_CREDIT, FakeReplicate
-from tests.server.conftest import TOKEN
-from tests.images import text_of
+from tests.support.replicate import TOKEN
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])

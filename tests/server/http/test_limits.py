@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.server.test_http_deploy import INITIALIZE, MCP_HEADERS, easel
+from tests.support.processes import INITIALIZE, MCP_HEADERS, easel
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,8 @@
-"""Helpers for tests: real image bytes made with Pillow, and reading tool results."""
+"""Real image bytes made with Pillow, and the ``data:`` URIs a chat client attaches them as."""
 
 from __future__ import annotations
 
+import base64
 import io
 
 from PIL import Image
@@ -15,8 +16,5 @@ def png(seed: int = 0, size: tuple[int, int] = (64, 48), fmt: str = "PNG") -> by
     return out.getvalue()
 
 
-def text_of(result) -> str:  # type: ignore[no-untyped-def]
-    """The text blocks of a tool result, joined (error messages live there)."""
-    from mcp.types import TextContent
-
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"

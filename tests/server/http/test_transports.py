@@ -4,60 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 
+from tests.support.processes import EASEL, http_server
+
 pytestmark = pytest.mark.anyio
-EASEL = [sys.executable, "-m", "server"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], stderr: Callable[[], str]) -> None:
-    """Poll /healthz until the child answers; fail with its stderr if it exits first."""
-    with httpx.Client() as http:
-        for _ in range(300):
-            try:
-                if http.get(f"{base}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(stderr())
-            time.sleep(0.05)  # waiting for a child process to listen: bounded, 15 s in all
-    raise AssertionError("server did not become healthy")
-
-
-@contextmanager
-def http_server(args: list[str], env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([*EASEL, *args, "--port", str(port)], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, lambda: proc.stderr.read().decode() if proc.stderr else "")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        out = proc.stdout.read() if proc.stdout else b""
-        assert out == b"", "HTTP server wrote to stdout"
 
 
 async def generate_and_read(client: Client) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from server.storage import ImageNotFound, StorageError, image_key, parse_image_id
 from server.storage.local import LocalStorage
-from tests.images import png
+from tests.support.images import png
 
 pytestmark = pytest.mark.anyio
 

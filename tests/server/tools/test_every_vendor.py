@@ -17,7 +17,7 @@ from tests.fakes.dashscope_fake import DashScopeFake
 from tests.fakes.ideogram_fake import IdeogramFake
 from tests.fakes.modelscope_fake import ModelScopeFake
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.images import text_of
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from mcp.client.sse import sse_client
 
 from server.storage import image_key
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.server.test_http_deploy import INITIALIZE, MCP_HEADERS, easel
+from tests.support.processes import INITIALIZE, MCP_HEADERS, easel
 
 pytestmark = pytest.mark.anyio
 

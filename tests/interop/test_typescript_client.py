@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.server.test_transports import EASEL, http_server
+from tests.support.processes import EASEL, http_server
 
-INTEROP = Path(__file__).resolve().parent.parent / "interop"
+INTEROP = Path(__file__).resolve().parent
 SDK = "@modelcontextprotocol/sdk"
 IMAGE_TOOLS = {"generate_image", "edit_image", "illustrate_content", "run_replicate_model"}
 ALL_TOOLS = IMAGE_TOOLS | {"get_replicate_model_schema"}

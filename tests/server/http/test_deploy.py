@@ -12,14 +12,11 @@ import signal
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
-import httpx2
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -30,49 +27,14 @@ from server.config import Settings
 from server.links import LinkSigner, link_secret
 from server.storage import image_key
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.server.conftest import TOKEN as REPLICATE_TOKEN
-from tests.server.test_transports import EASEL, free_port, http_server, wait_healthy
+from tests.support.replicate import TOKEN as REPLICATE_TOKEN
+from tests.support.processes import EASEL, INITIALIZE, MCP_HEADERS, bearer, easel, free_port, http_client, http_server
 
 pytestmark = pytest.mark.anyio
 
 AUTH = "easel-team-token-6f1d0c2b9a7e4453"
 LINK_SECRET = "link-secret-for-tests-1b2c3d4e5f60"
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                         "clientInfo": {"name": "probe", "version": "0"}}}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 LINK = re.compile(r"^http://127\.0\.0\.1:\d+/images/(?P<id>\d{6}-[0-9a-f]{32}\.\w+)\?exp=(?P<exp>\d+)&sig=[0-9a-f]{64}$")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def http_client(token: str | None = None) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(headers=bearer(token) if token else {},
-                              timeout=httpx2.Timeout(30.0, read=120.0))
-
-
-@contextmanager
-def easel(args: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Like ``http_server``, but hands over the process and keeps stderr in a file."""
-    port = free_port()
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([*EASEL, *args, "--port", str(port)], env={**os.environ, **env},
-                                stdout=subprocess.PIPE, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, log.read_text)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        assert proc.stdout is not None and proc.stdout.read() == b"", "HTTP server wrote to stdout"
 
 
 async def generate(client: Client, prompt: str = "a lighthouse") -> dict:

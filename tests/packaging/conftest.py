@@ -1,1 +1,0 @@
-from tests.server.conftest import env, replicate_fake  # noqa: F401  (the fake Replicate and the server's env)
