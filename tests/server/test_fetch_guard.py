@@ -27,7 +27,6 @@ from tests.fakes.replicate_fake import FakeReplicate
 from tests.support.images import png
 from tests.support.results import files_in, text_of
 from tests.fakes.file_host import FileHost
-from tests.server.test_hardening import files_in
 
 pytestmark = pytest.mark.anyio
 EASEL = [sys.executable, "-m", "server"]
