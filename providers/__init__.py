@@ -1,46 +1,36 @@
 """The model catalog and the provider registry.
 
-Every module in this package that defines ``PROVIDER`` (an ``ImageProvider``
-subclass) and ``MODELS`` (a list of ``ModelSpec``) is a vendor; it is found by
-name, so a new vendor is one new file. A model name served by several vendors
-(say, Ideogram v3 directly and on Replicate) resolves to the most preferred
-vendor that has a key.
+``VENDORS`` is the explicit, ordered list of vendor modules: each defines ``PROVIDER``
+(an ``ImageProvider`` subclass that declares its settings) and ``MODELS`` (a list of
+``ModelSpec``). A new vendor is one new module plus one line here. Order is catalog
+order: Replicate first (its models are the seed's five, and the first model is the
+tools' default). A model name served by several vendors (say, Ideogram v3 directly and
+on Replicate) resolves to the most preferred vendor that has a key.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from functools import cache
 
+from providers import dashscope, ideogram, modelscope, replicate
 from providers.base import EDIT, GENERATE, ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import ConfigError, InvalidRequest
 
-__all__ = ["EDIT", "GENERATE", "Registry", "all_specs", "model_names", "provider_classes"]
+__all__ = ["EDIT", "GENERATE", "VENDORS", "Registry", "all_specs", "model_names", "provider_classes"]
+
+VENDORS = (replicate, dashscope, ideogram, modelscope)
 
 
 @cache
 def provider_classes() -> dict[str, type[ImageProvider]]:
-    """Provider name -> class, for every vendor module in this package."""
-    found: dict[str, type[ImageProvider]] = {}
-    # Replicate first: its models are the seed's five, and the first model is the tools' default.
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "replicate", m.name)):
-        if info.name.startswith("_") or info.name in ("base", "errors", "types"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        cls = getattr(module, "PROVIDER", None)
-        if cls is not None:
-            found[cls.name] = cls
-    return found
+    """Provider name -> class, in ``VENDORS`` order."""
+    return {module.PROVIDER.name: module.PROVIDER for module in VENDORS}
 
 
 @cache
 def all_specs() -> tuple[ModelSpec, ...]:
-    specs: list[ModelSpec] = []
-    for cls in provider_classes().values():
-        specs.extend(importlib.import_module(cls.__module__).MODELS)
-    return tuple(specs)
+    return tuple(spec for module in VENDORS for spec in module.MODELS)
 
 
 def model_names(use: str) -> list[str]:

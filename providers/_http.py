@@ -1,4 +1,4 @@
-"""HTTP mechanics shared by the providers (private): retries with backoff, downloads.
+"""HTTP mechanics shared by the providers (private): Retry-After, bounded and retried downloads.
 
 Vendor knowledge stays out of here: callers say which responses are retryable and
 how long the vendor asked to wait.
@@ -10,20 +10,15 @@ import base64
 import binascii
 import email.utils
 import io
-import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-import anyio
 import httpx
 
 from providers._netguard import FetchRefused
 from providers.errors import OutputRefused, ProviderError, ProviderUnavailable, RateLimited
+from providers.retry import RetryPolicy
 
-__all__ = ["backoff_delay", "download", "parse_retry_after", "with_retries"]
-
-T = TypeVar("T")
+__all__ = ["download", "parse_retry_after"]
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -42,52 +37,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
-                  rng: random.Random | None = None) -> float:
-    """Exponential backoff with "equal" jitter: uniform(upper / 2, upper), upper = min(cap, base * 2**attempt).
-
-    Half the wait is fixed so a retry never fires at once; the other half is random so
-    clients that failed together do not retry together."""
-    upper = min(cap, base * (2 ** attempt))
-    return (rng or random).uniform(upper / 2, upper)
-
-
-async def with_retries(call: Callable[[], Awaitable[T]], *, retries: int, cap: float,
-                       retryable: Callable[[ProviderError, int], float | None],
-                       on_retry: Callable[[ProviderError, float], Awaitable[None]] | None = None) -> T:
-    """Run ``call``; when it raises a ProviderError that ``retryable(exc, attempt)`` gives a
-    delay for (None: not retryable), wait and try again, at most ``retries`` more times.
-    ``attempt`` counts this call's retries from 0, so backoff grows per call, not per policy.
-
-    A vendor-requested wait longer than ``cap`` is not slept through: the error is
-    raised at once so the caller learns how long the vendor wants.
-    """
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except ProviderError as exc:
-            delay = retryable(exc, attempt)
-            if delay is None or attempt >= retries:
-                raise
-            if delay > cap:
-                raise
-            attempt += 1
-            if on_retry is not None:
-                await on_retry(exc, delay)
-            await anyio.sleep(delay)
-
-
-def default_retry_delay(exc: ProviderError, attempt: int = 0, cap: float = 30.0,
-                        base: float = 0.5) -> float | None:
-    """Retry policy for idempotent calls: 429 (honouring retry_after) and 5xx/connection errors."""
-    if isinstance(exc, RateLimited):
-        return exc.retry_after if exc.retry_after is not None else backoff_delay(attempt, base=base, cap=cap)
-    if isinstance(exc, ProviderUnavailable):
-        return backoff_delay(attempt, base=base, cap=cap)
-    return None
 
 
 async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_bytes: int,
@@ -137,12 +86,14 @@ async def download(client: httpx.AsyncClient, url: str, *, provider: str, max_by
             raise ProviderUnavailable(
                 f"{provider} output download failed ({type(exc).__name__}).", provider=provider) from exc
 
+    retry = RetryPolicy(retries=retries, base=retry_base, cap=10.0)
+
     def policy(exc: ProviderError, attempt: int) -> float | None:
         if exc.status is not None and exc.status < 500 and not isinstance(exc, RateLimited):
             return None  # 404/403: expired or forbidden; retrying will not help
-        return default_retry_delay(exc, attempt, base=retry_base)
+        return retry.idempotent(exc, attempt)
 
-    return await with_retries(once, retries=retries, cap=10.0, retryable=policy)
+    return await retry.run(once, delay=policy)
 
 
 def _decode_data_uri(uri: str, *, provider: str, max_bytes: int) -> tuple[bytes, str | None]:

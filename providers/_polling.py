@@ -15,16 +15,12 @@ their own modules. A submit may already answer with a finished job (Replicate's
   submit request is shielded so a cancelled call still learns the id it must cancel,
   and the cancel request itself is shielded and bounded.
 
-Retry policy (Ideogram's single POST uses it too):
-
-* idempotent calls (polls): 429, 5xx and any transport error;
-* creating calls (POST): 429, 5xx and transport errors raised before the request was
-  sent (connect errors). A connection dropped after sending may have created a paid
-  job, so that is not retried.
-
-Retry number n waits between half and all of ``config.retry_base * 2**n`` seconds
-(EASEL_RETRY_BASE, default 0.5), never longer than ``config.retry_cap``; a vendor's
-Retry-After wins.
+Retries follow ``config.retry`` (``providers/retry.py``, the one policy): polls as
+idempotent calls (429, 5xx, any transport error), the submit as a creating call (429,
+5xx, and transport errors raised before the request was sent: a connection dropped
+after sending may have created a paid job). Retry number n waits between half and all
+of ``config.retry_base * 2**n`` seconds (EASEL_RETRY_BASE, default 0.5), never longer
+than ``config.retry_cap``; a vendor's Retry-After wins.
 """
 
 from __future__ import annotations
@@ -36,14 +32,11 @@ from typing import Any
 import anyio
 import httpx
 
-from providers._http import backoff_delay, with_retries
 from providers.base import ProviderConfig
-from providers.errors import GenerationTimeout, ProviderError, ProviderUnavailable, RateLimited
+from providers.errors import GenerationTimeout, ProviderError, ProviderUnavailable
 from providers.types import ProgressFn
 
-__all__ = ["SUBMITTED", "TaskState", "http_timeout", "retry_policy", "run_task"]
-
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+__all__ = ["SUBMITTED", "TaskState", "http_timeout", "run_task"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +59,7 @@ def http_timeout(config: ProviderConfig) -> httpx.Timeout:
     return httpx.Timeout(wait, connect=min(10.0, wait))
 
 
-def retry_policy(config: ProviderConfig, *, creating: bool) -> Callable[[ProviderError, int], float | None]:
-    """A ``with_retries`` policy: seconds to wait before retry number ``n`` (from 0), or None."""
-    base = config.retry_base
-
-    def delay(exc: ProviderError, n: int) -> float | None:
-        if isinstance(exc, RateLimited):
-            return exc.retry_after if exc.retry_after is not None else backoff_delay(
-                n, base=base, cap=config.retry_cap)
-        if not isinstance(exc, ProviderUnavailable):
-            return None
-        if creating and not (exc.status is not None and exc.status >= 500) \
-                and not isinstance(exc.__cause__, _NOT_SENT):
-            return None  # the request went out: the job may exist, and a retry could pay twice
-        return backoff_delay(n, base=base, cap=config.retry_cap)
-
-    return delay
-
-
-RetryPolicy = Callable[[ProviderError, int], float | None]
+RetryDelay = Callable[[ProviderError, int], float | None]
 
 
 async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
@@ -92,7 +67,7 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
                    poll: Callable[[str], Awaitable[TaskState]],
                    cancel: Callable[[str], Awaitable[None]] | None,
                    progress: ProgressFn, noun: str = "task",
-                   submit_retry: RetryPolicy | None = None, submit_deadline: float | None = None,
+                   submit_retry: RetryDelay | None = None, submit_deadline: float | None = None,
                    poll_retries: bool = True) -> tuple[str, TaskState]:
     """Submit a job, poll it to a terminal state, return (job id, final state).
 
@@ -124,13 +99,11 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
     async def poll_once(job_id: str) -> TaskState:
         if not poll_retries:
             return await poll(job_id)
-        return await with_retries(lambda: poll(job_id), retries=config.max_retries, cap=config.retry_cap,
-                                  retryable=retry_policy(config, creating=False))
+        return await config.retry.run(lambda: poll(job_id), delay=config.retry.idempotent)
 
     try:
         with anyio.fail_after(config.timeout):
-            job_id, state = await with_retries(submit_once, retries=config.max_retries, cap=config.retry_cap,
-                                               retryable=submit_retry or retry_policy(config, creating=True))
+            job_id, state = await config.retry.run(submit_once, delay=submit_retry or config.retry.creating)
             await progress(f"{vendor} {noun} {job_id} {state.status}")
             delay = config.poll_interval
             last = state.status

@@ -21,10 +21,11 @@ from providers._http import download
 from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
+from providers.retry import RetryPolicy
 from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
-           "ModelSpec", "Price", "ProviderConfig"]
+           "ModelSpec", "Option", "Price", "ProviderConfig"]
 
 GENERATE = "generate"
 EDIT = "edit"
@@ -93,6 +94,19 @@ class ModelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A vendor-specific setting a provider class declares (``ImageProvider.options``).
+
+    The server reads ``env`` once, accepts any of ``choices`` whatever its case, and hands
+    the declared spelling to the provider as ``ProviderConfig.extra[key]``."""
+
+    key: str                       # name in ProviderConfig.extra, e.g. "rendering_speed"
+    env: str                       # environment variable, e.g. "EASEL_IDEOGRAM_RENDERING_SPEED"
+    choices: tuple[str, ...]       # allowed values, in the vendor's spelling
+    default: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """Everything a provider needs from the settings; tests point base_url at a fake."""
 
@@ -114,17 +128,33 @@ class ProviderConfig:
     # values of the variables a model ``requires`` (by variable name); never in a repr, log line or error
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of this provider's calls (``providers/retry.py``)."""
+        return RetryPolicy(retries=self.max_retries, base=self.retry_base, cap=self.retry_cap)
+
 
 class ImageProvider(ABC):
-    """One vendor. Subclasses set ``name``, ``vendor`` and the key's ``key_env`` / ``key_url``
-    (and ``key_kind`` if the vendor does not call it an API key), and implement ``_generate``.
-    A provider is only built with a key: without one, construction says where to get it."""
+    """One vendor. Subclasses set ``name``, ``vendor``, the key's ``key_env`` / ``key_url``
+    (and ``key_kind`` if the vendor does not call it an API key), ``url_env``, and implement
+    ``_generate``. A provider is only built with a key: without one, construction says where
+    to get it.
+
+    The class declares its settings; the server reads them with one loop over the classes
+    (``server/config.py``) and never names a vendor variable itself: the key and base-URL
+    variables, the default submission rate and concurrency (overridden by
+    ``EASEL_<NAME>_RATE`` / ``EASEL_<NAME>_CONCURRENCY``), vendor ``options``, and, through
+    each model's ``ModelSpec.requires``, the keys passed through to the vendor."""
 
     name: ClassVar[str]                      # registry name, e.g. "replicate"
     vendor: ClassVar[str]                    # display name, e.g. "Replicate"
     key_env: ClassVar[str]                   # e.g. "REPLICATE_API_TOKEN"
     key_url: ClassVar[str]                   # where a user gets one
     key_kind: ClassVar[str] = "an API key"
+    url_env: ClassVar[str]                   # base-URL override, e.g. "REPLICATE_BASE_URL"
+    default_rate: ClassVar[float] = 0.0      # job submissions per second; 0 = unlimited
+    default_concurrency: ClassVar[int] = 8   # jobs in flight at once
+    options: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, config: ProviderConfig) -> None:
         if not config.api_key:

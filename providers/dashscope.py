@@ -33,21 +33,20 @@ What is DashScope-specific, and lives only here:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from providers._chat import openai_chat
 from providers._http import parse_retry_after
-from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import CHINESE_FIRST, ImageProvider, ModelSpec, Price, ProviderConfig
+from providers._polling import SUBMITTED, TaskState
+from providers._tasks import TaskApiProvider
+from providers.base import CHINESE_FIRST, ModelSpec, Price
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
     InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import ChatReply, GenerationRequest, ImageSize, ProgressFn
 
 __all__ = ["DashScopeProvider", "MODELS"]
 
@@ -92,26 +91,6 @@ MODELS: list[ModelSpec] = [
 ]
 
 
-@contextmanager
-def _map_errors(job_id: str | None = None) -> Iterator[None]:
-    """Translate httpx errors and DashScope error replies into the project's tree, in one place."""
-    try:
-        yield
-    except httpx.HTTPStatusError as exc:
-        try:
-            body = exc.response.json()
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        raise _from_code(str(body.get("code") or ""), str(body.get("message") or ""), exc.response.status_code,
-                         job_id, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable(f"{VENDOR} did not answer in time.", provider=NAME, job_id=job_id) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"Could not reach {VENDOR} ({type(exc).__name__}).", provider=NAME,
-                                  job_id=job_id) from exc
-
-
 def _from_code(code: str, message: str, status: int | None, job_id: str | None, *,
                retry_after: float | None = None) -> ProviderError:
     """One DashScope error code (from an HTTP error or a failed task) as a project error."""
@@ -146,72 +125,58 @@ def _from_code(code: str, message: str, status: int | None, job_id: str | None, 
                                provider=NAME, status=status, job_id=job_id)
 
 
-def _output(response: httpx.Response, job_id: str | None = None) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    output = body.get("output") if isinstance(body, dict) else None
-    if not isinstance(output, dict):
-        raise ProviderUnavailable(f"{VENDOR} sent a reply without an output object.", provider=NAME,
-                                  status=response.status_code, job_id=job_id)
-    return output
-
-
-class DashScopeProvider(ImageProvider):
+class DashScopeProvider(TaskApiProvider):
     name = NAME
     vendor = VENDOR
     key_env = "DASHSCOPE_API_KEY"
     key_url = "https://bailian.console.aliyun.com/?apiKey=1"
+    url_env = "DASHSCOPE_BASE_URL"   # includes /api/v1, e.g. https://dashscope-intl.aliyuncs.com/api/v1
+    default_rate = 2.0          # 2 task submissions/second
+    default_concurrency = 2     # the Wanx models run at most 2 tasks at once per account
+    default_base_url = DEFAULT_BASE_URL
+    can_cancel = True
 
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        base = httpx.URL(config.base_url or DEFAULT_BASE_URL)
+    def _base_url(self) -> httpx.URL:
+        base = httpx.URL(self.config.base_url or DEFAULT_BASE_URL)
         if base.path in ("", "/"):
             raise ConfigError("DASHSCOPE_BASE_URL must include the API path, e.g. "
                               "https://dashscope-intl.aliyuncs.com/api/v1.")
-        self._auth = {"Authorization": f"Bearer {config.api_key}"}
-        self._http = self._http_client(DEFAULT_BASE_URL, base_url=base, timeout=http_timeout(config),
-                                       follow_redirects=True)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        return base
 
     async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
         url = self._http.base_url.copy_with(path="/compatible-mode/v1/chat/completions")
         return await openai_chat(self._http, url, api_key=self.config.api_key or "", model=model,
-                                 messages=messages, timeout=timeout, provider=NAME, map_errors=_map_errors)
+                                 messages=messages, timeout=timeout, provider=NAME, map_errors=self._map_errors)
 
-    async def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        with _map_errors(job_id):
-            response = await self._http.request(method, path, **kwargs)
-            response.raise_for_status()
-        return _output(response, job_id)
+    def _error_from(self, response: httpx.Response, job_id: str | None) -> ProviderError:
+        body = self._json_object(response) or {}
+        return _from_code(str(body.get("code") or ""), str(body.get("message") or ""), response.status_code,
+                          job_id, retry_after=parse_retry_after(response.headers.get("retry-after")))
+
+    def _reply(self, response: httpx.Response, job_id: str | None) -> dict[str, Any]:
+        output = (self._json_object(response) or {}).get("output")
+        if not isinstance(output, dict):
+            raise ProviderUnavailable(f"{VENDOR} sent a reply without an output object.", provider=NAME,
+                                      status=response.status_code, job_id=job_id)
+        return output
 
     async def _cancel(self, task_id: str) -> None:
-        with _map_errors(task_id):
+        with self._map_errors(task_id):
             response = await self._http.post(f"/tasks/{task_id}/cancel", headers=self._auth)
             response.raise_for_status()
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
-        payload = {"model": spec.provider_model, **spec.build(request)}
+    async def _submit(self, payload: dict[str, Any]) -> tuple[str, TaskState]:
+        output = await self._call("POST", "/services/aigc/text2image/image-synthesis", json=payload,
+                                  headers={**self._auth, "X-DashScope-Async": "enable"})
+        return self._task_id(output), SUBMITTED
 
-        async def submit() -> tuple[str, TaskState]:
-            output = await self._call("POST", "/services/aigc/text2image/image-synthesis", json=payload,
-                                      headers={**self._auth, "X-DashScope-Async": "enable"})
-            task_id = output.get("task_id")
-            if not isinstance(task_id, str) or not task_id:
-                raise ProviderUnavailable(f"{VENDOR} accepted the request but sent no task id.", provider=NAME)
-            return task_id, SUBMITTED
+    async def _poll(self, task_id: str) -> TaskState:
+        output = await self._call("GET", f"/tasks/{task_id}", job_id=task_id, headers=self._auth)
+        word = str(output.get("task_status") or "").upper()
+        return TaskState(word.lower() or "unknown", word in TERMINAL, output)
 
-        async def poll(task_id: str) -> TaskState:
-            output = await self._call("GET", f"/tasks/{task_id}", job_id=task_id, headers=self._auth)
-            word = str(output.get("task_status") or "").upper()
-            return TaskState(word.lower() or "unknown", word in TERMINAL, output)
-
-        task_id, state = await run_task(provider=NAME, vendor=VENDOR, config=self.config, submit=submit,
-                                        poll=poll, cancel=self._cancel, progress=progress)
+    async def _outputs(self, task_id: str, state: TaskState, request: GenerationRequest,
+                       progress: ProgressFn) -> list[str]:
         output = state.body
         word = output.get("task_status")
         if word == "UNKNOWN":
@@ -229,15 +194,13 @@ class DashScopeProvider(ImageProvider):
                              None, task_id)
         if len(urls) < request.count:
             await progress(f"{VENDOR} task {task_id} returned {len(urls)} of {request.count} image(s)")
-        images = []
-        for url in urls:
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(
-                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
-                provider=NAME, provider_model=spec.provider_model, prompt_sent=request.prompt,
-                parameters=payload, seed=request.seed if request.count == 1 else None, prediction_id=task_id,
-                source_url=url))
-        return images
+        return urls
+
+    def _prompt_sent(self, payload: dict[str, Any], request: GenerationRequest) -> str:
+        return request.prompt
+
+    def _seed_of(self, request: GenerationRequest) -> int | None:
+        return request.seed if request.count == 1 else None   # a seed applies to the whole batch
 
 
 PROVIDER = DashScopeProvider

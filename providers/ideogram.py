@@ -41,15 +41,15 @@ from typing import Any
 import anyio
 import httpx
 
-from providers._http import parse_retry_after, with_retries
-from providers._polling import retry_policy
-from providers.base import ImageProvider, ModelSpec, Price, ProviderConfig
+from providers._http import parse_retry_after
+from providers._ideogram_style import ideogram_style
+from providers.base import ImageProvider, ModelSpec, Option, Price, ProviderConfig
 from providers.errors import (
     AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, GenerationTimeout,
     InsufficientCredit, InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited,
     UnknownModel,
 )
-from providers.types import GeneratedImage, GenerationRequest, ImageSize, ImageStyle, ProgressFn
+from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
 
 __all__ = ["IdeogramProvider", "MODELS", "ideogram_style", "palette_members"]
 
@@ -61,36 +61,6 @@ RENDERING_SPEEDS = ("FLASH", "TURBO", "DEFAULT", "QUALITY")
 
 _ASPECT = {ImageSize.SQUARE: "1x1", ImageSize.LANDSCAPE: "4x3", ImageSize.PORTRAIT: "3x4",
            ImageSize.WIDE: "16x9", ImageSize.TALL: "9x16"}
-# The seeds' style words, for the styles Ideogram's style_type cannot say by itself.
-_PHRASE = {
-    ImageStyle.REALISTIC_BW: "black and white photograph", ImageStyle.REALISTIC_HDR: "HDR photograph",
-    ImageStyle.REALISTIC_NATURAL: "natural light photograph",
-    ImageStyle.REALISTIC_STUDIO: "studio portrait photograph",
-    ImageStyle.REALISTIC_ENTERPRISE: "enterprise photograph",
-    ImageStyle.REALISTIC_HARD_FLASH: "hard flash photograph",
-    ImageStyle.REALISTIC_MOTION_BLUR: "motion blur photograph", ImageStyle.DIGITAL_ART: "digital art",
-    ImageStyle.PIXEL_ART: "pixel art", ImageStyle.HAND_DRAWN: "hand drawn illustration",
-    ImageStyle.GRAIN: "grainy digital illustration", ImageStyle.SKETCH: "sketchy illustration",
-    ImageStyle.POSTER: "2D art poster", ImageStyle.POSTER_2: "alternate 2D art poster",
-    ImageStyle.HANDMADE_3D: "handmade 3D illustration",
-    ImageStyle.HAND_DRAWN_OUTLINE: "hand drawn outline illustration",
-    ImageStyle.ENGRAVING_COLOR: "color engraving illustration",
-}
-
-
-def ideogram_style(style: ImageStyle, prompt: str) -> tuple[str, str]:
-    """(Ideogram style_type in upper case, the prompt with style words where the type is lossy)."""
-    style = ImageStyle(style)
-    if style == ImageStyle.ANY:
-        kind = "AUTO"
-    elif style.value.startswith("realistic_image"):
-        kind = "REALISTIC"
-    else:
-        kind = "DESIGN"
-    phrase = _PHRASE.get(style)
-    return kind, f"{phrase} of {prompt}" if phrase else prompt
-
-
 def palette_members(colours: Sequence[str]) -> dict[str, Any]:
     """Ideogram's custom palette: the colours in order, weights descending from 1.0 to 0.2."""
     members = []
@@ -192,6 +162,8 @@ class IdeogramProvider(ImageProvider):
     vendor = VENDOR
     key_env = "IDEOGRAM_API_KEY"
     key_url = "https://ideogram.ai/manage-api"
+    url_env = "IDEOGRAM_BASE_URL"
+    options = (Option("rendering_speed", "EASEL_IDEOGRAM_RENDERING_SPEED", RENDERING_SPEEDS, "DEFAULT"),)
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -225,9 +197,7 @@ class IdeogramProvider(ImageProvider):
         await progress(f"{VENDOR} generating {request.count} image(s)")
         try:
             with anyio.fail_after(self.config.timeout):
-                body = await with_retries(lambda: self._post(fields), retries=self.config.max_retries,
-                                          cap=self.config.retry_cap,
-                                          retryable=retry_policy(self.config, creating=True))
+                body = await self.config.retry.run(lambda: self._post(fields), delay=self.config.retry.creating)
         except TimeoutError:
             raise GenerationTimeout(f"{VENDOR} did not answer within {self.config.timeout:g} s. Try again, or "
                                     "raise EASEL_TIMEOUT.", provider=NAME) from None

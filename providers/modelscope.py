@@ -24,21 +24,20 @@ stop polling; the task may still finish on ModelScope's side.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from providers._chat import openai_chat
 from providers._http import parse_retry_after
-from providers._polling import SUBMITTED, TaskState, http_timeout, run_task
-from providers.base import CHINESE_FIRST, EDIT, ImageProvider, ModelSpec, Price, ProviderConfig
+from providers._polling import SUBMITTED, TaskState
+from providers._tasks import TaskApiProvider
+from providers.base import CHINESE_FIRST, EDIT, ModelSpec, Price
 from providers.errors import (
     AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
     ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
 )
-from providers.types import AspectRatio, ChatReply, GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import AspectRatio, ChatReply, GenerationRequest, ImageSize, ProgressFn
 
 __all__ = ["MODELS", "ModelScopeProvider"]
 
@@ -114,20 +113,6 @@ MODELS: list[ModelSpec] = [
 ]
 
 
-@contextmanager
-def _map_errors(job_id: str | None = None) -> Iterator[None]:
-    """Translate httpx errors and ModelScope error replies into the project's tree, in one place."""
-    try:
-        yield
-    except httpx.HTTPStatusError as exc:
-        raise _from_response(exc.response, job_id) from None
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable(f"{VENDOR} did not answer in time.", provider=NAME, job_id=job_id) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"Could not reach {VENDOR} ({type(exc).__name__}).", provider=NAME,
-                                  job_id=job_id) from exc
-
-
 def _from_response(response: httpx.Response, job_id: str | None) -> ProviderError:
     status = response.status_code
     try:
@@ -156,66 +141,46 @@ def _from_response(response: httpx.Response, job_id: str | None) -> ProviderErro
                                status=status, job_id=job_id)
 
 
-def _json(response: httpx.Response, job_id: str | None = None) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise ProviderUnavailable(f"{VENDOR} sent a reply that is not a JSON object.", provider=NAME,
-                                  status=response.status_code, job_id=job_id)
-    return body
-
-
-class ModelScopeProvider(ImageProvider):
+class ModelScopeProvider(TaskApiProvider):
     name = NAME
     vendor = VENDOR
     key_env = "MODELSCOPE_API_KEY"
     key_url = "https://modelscope.cn/my/myaccesstoken"
     key_kind = "an access token"
-
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        self._auth = {"Authorization": f"Bearer {config.api_key}"}
-        self._http = self._http_client(DEFAULT_BASE_URL, base_url=config.base_url or DEFAULT_BASE_URL,
-                                       timeout=http_timeout(config), follow_redirects=True)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    url_env = "MODELSCOPE_BASE_URL"
+    default_rate = 2.0   # the seeds' 2 requests/second
+    default_base_url = DEFAULT_BASE_URL
 
     async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
         """A chat model (e.g. Qwen/Qwen2.5-72B-Instruct) on API-Inference's OpenAI-compatible
         ``/v1/chat/completions``; calls are free within the daily quota, so the cost is 0."""
         return await openai_chat(self._http, "/v1/chat/completions", api_key=self.config.api_key or "",
                                  model=model, messages=messages, timeout=timeout, provider=NAME,
-                                 map_errors=_map_errors, cost=lambda i, o: 0.0)
+                                 map_errors=self._map_errors, cost=lambda i, o: 0.0)
 
-    async def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        with _map_errors(job_id):
-            response = await self._http.request(method, path, **kwargs)
-            response.raise_for_status()
-        return _json(response, job_id)
+    def _error_from(self, response: httpx.Response, job_id: str | None) -> ProviderError:
+        return _from_response(response, job_id)
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
-        payload = {"model": spec.provider_model, **spec.build(request)}
+    def _reply(self, response: httpx.Response, job_id: str | None) -> dict[str, Any]:
+        body = self._json_object(response)
+        if body is None:
+            raise ProviderUnavailable(f"{VENDOR} sent a reply that is not a JSON object.", provider=NAME,
+                                      status=response.status_code, job_id=job_id)
+        return body
 
-        async def submit() -> tuple[str, TaskState]:
-            body = await self._call("POST", "/v1/images/generations", json=payload,
-                                    headers={**self._auth, "X-ModelScope-Async-Mode": "true"})
-            task_id = body.get("task_id")
-            if not isinstance(task_id, str) or not task_id:
-                raise ProviderUnavailable(f"{VENDOR} accepted the request but sent no task id.", provider=NAME)
-            return task_id, SUBMITTED
+    async def _submit(self, payload: dict[str, Any]) -> tuple[str, TaskState]:
+        body = await self._call("POST", "/v1/images/generations", json=payload,
+                                headers={**self._auth, "X-ModelScope-Async-Mode": "true"})
+        return self._task_id(body), SUBMITTED
 
-        async def poll(task_id: str) -> TaskState:
-            body = await self._call("GET", f"/v1/tasks/{task_id}", job_id=task_id,
-                                    headers={**self._auth, "X-ModelScope-Task-Type": "image_generation"})
-            word = str(body.get("task_status") or "").upper()
-            return TaskState(_STATUS.get(word, word.lower() or "unknown"), word in ("SUCCEED", "FAILED"), body)
+    async def _poll(self, task_id: str) -> TaskState:
+        body = await self._call("GET", f"/v1/tasks/{task_id}", job_id=task_id,
+                                headers={**self._auth, "X-ModelScope-Task-Type": "image_generation"})
+        word = str(body.get("task_status") or "").upper()
+        return TaskState(_STATUS.get(word, word.lower() or "unknown"), word in ("SUCCEED", "FAILED"), body)
 
-        task_id, state = await run_task(provider=NAME, vendor=VENDOR, config=self.config, submit=submit,
-                                        poll=poll, cancel=None, progress=progress)
+    async def _outputs(self, task_id: str, state: TaskState, request: GenerationRequest,
+                       progress: ProgressFn) -> list[str]:
         body = state.body
         if body.get("task_status") != "SUCCEED":
             errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
@@ -226,14 +191,7 @@ class ModelScopeProvider(ImageProvider):
         if not urls:
             raise GenerationFailed(f"{VENDOR} task {task_id} succeeded but returned no image.",
                                    provider=NAME, job_id=task_id)
-        images = []
-        for url in urls:
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(
-                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
-                provider=NAME, provider_model=spec.provider_model, prompt_sent=payload["prompt"],
-                parameters=payload, seed=request.seed, prediction_id=task_id, source_url=url))
-        return images
+        return urls
 
 
 PROVIDER = ModelScopeProvider

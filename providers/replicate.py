@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from providers._http import backoff_delay
+from providers._ideogram_style import ideogram_style
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
     CHINESE_FIRST, EDIT, GENERATE, MULTILINGUAL, ImageProvider, ModelSpec, Price, ProviderConfig,
@@ -159,8 +159,6 @@ def _nano_edit(req: GenerationRequest, *, pro: bool) -> dict[str, Any]:
 
 def _ideogram(req: GenerationRequest) -> dict[str, Any]:
     # Same style mapping as the direct Ideogram API; this schema capitalises it and has no palette.
-    from providers.ideogram import ideogram_style
-
     style_type, prompt = ideogram_style(req.style, req.prompt)
     return _with_seed({"prompt": prompt, "aspect_ratio": _RATIO[req.size], "magic_prompt_option": "Off",
                        "style_type": style_type.capitalize()}, req)
@@ -403,7 +401,7 @@ def _create_retry_policy(config: ProviderConfig) -> Callable[[ProviderError, int
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return exc.retry_after
         if isinstance(exc, RateLimited) or exc.status == 503:
-            return backoff_delay(attempt + 1, base=config.retry_base, cap=config.retry_cap)
+            return config.retry.backoff(attempt + 1)
         return None
 
     return delay
@@ -415,6 +413,7 @@ class ReplicateProvider(ImageProvider):
     key_env = "REPLICATE_API_TOKEN"
     key_url = "https://replicate.com/account/api-tokens"
     key_kind = "an API token"
+    url_env = "REPLICATE_BASE_URL"
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -14,10 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
@@ -27,9 +24,9 @@ from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLin
 from pydantic import ValidationError
 
 from providers import Registry
-from providers._netguard import guarded_client
 from providers.errors import ImageGenError
 from server.config import Settings
+from server.state import AppState
 from server.icons import icons
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
@@ -47,46 +44,30 @@ returned as an easel://images/... resource link (read it for full size), a url a
 and a small preview. Read easel://images/{id}/metadata for the prompt, model and seed."""
 
 
-@dataclass
-class AppState:
-    settings: Settings
-    storage: Storage
-    registry: Registry
-    _http: httpx.AsyncClient | None = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        """Fetches reference images given as URLs, through the fetch guard (providers/_netguard.py). Made
-        on first use: building its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py)."""
-        if self._http is None:
-            self._http = guarded_client(self.settings.fetch, timeout=httpx.Timeout(30.0, connect=10.0))
-        return self._http
-
-
 def make_storage(settings: Settings) -> Storage:
-    if settings.storage == "oss":
+    if settings.storage.backend == "oss":
         from server.storage.oss import make_oss_storage  # imported only when configured
 
-        return make_oss_storage(settings)
-    local = LocalStorage(settings.storage_dir)
+        return make_oss_storage(settings.storage.oss, settings.storage.dir)
+    local = LocalStorage(settings.storage.dir)
     local.check_writable()
     return local
 
 
 def with_catalog(store: Storage, settings: Settings) -> Storage:
     """The store wrapped with its searchable catalog (server.catalog), unless EASEL_CATALOG=off."""
-    if not settings.catalog or not hasattr(store, "record_months"):
+    if not settings.gallery.catalog or not hasattr(store, "record_months"):
         return store
     import sqlite3
 
     from server.catalog import Catalog, CatalogedStorage
 
     try:
-        catalog = Catalog.in_dir(settings.storage_dir)
+        catalog = Catalog.in_dir(settings.storage.dir)
     except (sqlite3.Error, OSError) as exc:   # e.g. a full disk: images still work, search and gallery do not
         log.warning("no catalog (%s): listing reads the store directly; search_images and the gallery are off", exc)
         return store
-    return CatalogedStorage(store, catalog, sync_interval=settings.catalog_sync, retention_days=settings.retention_days)
+    return CatalogedStorage(store, catalog, sync_interval=settings.gallery.catalog_sync, retention_days=settings.gallery.retention_days)
 
 
 class EaselServer(MCPServer):
@@ -125,7 +106,7 @@ class EaselServer(MCPServer):
                                 "with it; retry it.")
             if getattr(result, "is_error", False):
                 outcome = "error:ToolResult"
-            if not self.easel_settings.resource_links and isinstance(result, CallToolResult):
+            if not self.easel_settings.results.resource_links and isinstance(result, CallToolResult):
                 # for frameworks that turn a link into an image the model's API cannot fetch
                 result.content = [c for c in result.content if not isinstance(c, ResourceLink)]
             return result
@@ -169,7 +150,7 @@ class EaselServer(MCPServer):
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         cursor = getattr(params, "cursor", None) if params else None
         try:
-            records, next_cursor = await self.storage.list_recent(self.easel_settings.list_limit, cursor)
+            records, next_cursor = await self.storage.list_recent(self.easel_settings.results.list_limit, cursor)
         except StorageError as exc:
             from mcp import MCPError
             raise MCPError(code=-32602, message=str(exc)) from None
@@ -204,7 +185,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
-        registry = Registry(settings.providers)
+        registry = Registry(settings.providers.configs)
         state = AppState(settings=settings, storage=store, registry=registry)
         try:
             async with anyio.create_task_group() as tg:
@@ -221,7 +202,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
             await registry.aclose()
 
     auth: dict[str, Any] = {}
-    if settings.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
+    if settings.http.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
         from server.http import auth_options
 
         auth = auth_options(settings)
@@ -318,7 +299,7 @@ def _log_call(server: EaselServer, name: str, arguments: dict[str, Any], context
         from providers import all_specs
 
         specs = sorted((s for s in all_specs() if s.name == model), key=lambda s: s.preference)
-        keyed = [s for s in specs if (cfg := server.easel_settings.providers.get(s.provider)) and cfg.api_key]
+        keyed = [s for s in specs if (cfg := server.easel_settings.providers.configs.get(s.provider)) and cfg.api_key]
         provider = (keyed or specs)[0].provider if specs else None
     prompt = arguments.get("prompt") or arguments.get("content")
     fields: dict[str, Any] = {

@@ -10,6 +10,11 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from server.app import EaselServer
+    from server.config import Settings
 
 __all__ = ["main"]
 
@@ -106,10 +111,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) -> None:
+def _refuse_open_bind_without_token(args: argparse.Namespace, settings: Settings) -> None:
     from server.http import is_loopback
 
-    if is_loopback(args.host) or settings.auth_token:  # type: ignore[attr-defined]
+    if is_loopback(args.host) or settings.http.auth_token:
         return
     message = (f"easel-mcp: refusing to listen on {args.host} without a token: anyone who can reach that "
                "address could use this server and spend its provider credits.\n"
@@ -120,35 +125,35 @@ def _refuse_open_bind_without_token(args: argparse.Namespace, settings: object) 
     raise SystemExit(2)
 
 
-def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
+def _banner(args: argparse.Namespace, settings: Settings, server: EaselServer) -> None:
     """What started, where images go, which providers have keys: four lines for a person at a terminal,
     one log line when stderr is not a terminal (a client's or a service manager's log)."""
-    from server.config import PROVIDER_ENV
+    from providers import provider_classes
 
-    keyed = settings.keyed_providers()  # type: ignore[attr-defined]
+    keyed = settings.providers.keyed()
     if args.transport == "stdio":
         endpoint = None
     else:
         path = "/sse" if args.transport == "sse" else "/mcp"
         endpoint = f"http://{args.host}:{args.port}{path}"
-    if settings.log_format == "json":  # type: ignore[attr-defined]
+    if settings.log_format == "json":
         log.info("easel-mcp started", extra={
-            "version": server.version, "transport": args.transport, "endpoint": endpoint,  # type: ignore[attr-defined]
-            "storage": settings.storage, "providers_with_keys": keyed,  # type: ignore[attr-defined]
-            "auth": "bearer" if settings.auth_token else "none"})  # type: ignore[attr-defined]
+            "version": server.version, "transport": args.transport, "endpoint": endpoint,
+            "storage": settings.storage.backend, "providers_with_keys": keyed,
+            "auth": "bearer" if settings.http.auth_token else "none"})
         return
     if not _is_terminal(sys.stderr):  # started by a client or a service manager: one line in its log
         log.info("easel-mcp %s started: transport %s%s, images in %s, providers with keys: %s, auth %s%s",
-                 server.version, args.transport, f" at {endpoint}" if endpoint else "",  # type: ignore[attr-defined]
+                 server.version, args.transport, f" at {endpoint}" if endpoint else "",
                  _where(settings), ", ".join(keyed) or "none",
-                 "bearer" if settings.auth_token else "none",  # type: ignore[attr-defined]
+                 "bearer" if settings.http.auth_token else "none",
                  # never the signed link itself: a log must not hold it
                  ", gallery at /gallery (signed links from the gallery_link tool)" if endpoint else "")
         return
-    lines = [f"easel-mcp {server.version}: MCP image generation server",  # type: ignore[attr-defined]
+    lines = [f"easel-mcp {server.version}: MCP image generation server",
              f"  images stored in: {_where(settings)}",
              "  providers with keys: " + (", ".join(keyed) if keyed else
-                                          "none (set " + ", ".join(v[0] for v in PROVIDER_ENV.values()) + ")")]
+                                          "none (set " + ", ".join(cls.key_env for cls in provider_classes().values()) + ")")]
     if args.transport == "stdio":
         lines.append("  speaking MCP on stdin/stdout; start it from an MCP client "
                      "(see claude_config.example.json), not by hand")
@@ -157,19 +162,19 @@ def _banner(args: argparse.Namespace, settings: object, server: object) -> None:
         kind = "SSE" if args.transport == "sse" else "streamable HTTP"
         lines.append(f"  {kind} endpoint: {endpoint}   health: /healthz   readiness: /readyz")
         lines += _gallery_line(args, settings, server)
-        lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.auth_token  # type: ignore[attr-defined]
+        lines.append("  auth: " + ("bearer token (EASEL_AUTH_TOKEN)" if settings.http.auth_token
                                    else "none (loopback only; set EASEL_AUTH_TOKEN to require a token)"))
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def _is_terminal(stream: object) -> bool:
+def _is_terminal(stream: TextIO | None) -> bool:
     try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
+        return stream is not None and stream.isatty()
     except (AttributeError, ValueError):  # replaced or closed stream
         return False
 
 
-def _gallery_line(args: argparse.Namespace, settings: object, server: object) -> list[str]:
+def _gallery_line(args: argparse.Namespace, settings: Settings, server: EaselServer) -> list[str]:
     """The signed gallery link, for the banner at a terminal only: a log file must never hold it."""
     from server.gallery import gallery_for
     from server.http import public_base
@@ -177,8 +182,8 @@ def _gallery_line(args: argparse.Namespace, settings: object, server: object) ->
     return [f"  gallery: {gallery_for(server, settings, public_base(settings, args.host, args.port)).link()}"]
 
 
-def _where(settings: object) -> str:
-    if settings.storage == "oss":  # type: ignore[attr-defined]
-        base = getattr(settings, "oss_base_path", "") or ""
-        return f"Aliyun OSS bucket {getattr(settings, 'oss_bucket', '?')}/{base} (fallback: {settings.storage_dir})"  # type: ignore[attr-defined]
-    return str(settings.storage_dir)  # type: ignore[attr-defined]
+def _where(settings: Settings) -> str:
+    if settings.storage.backend == "oss":
+        oss = settings.storage.oss
+        return f"Aliyun OSS bucket {oss.bucket or '?'}/{oss.base_path} (fallback: {settings.storage.dir})"
+    return str(settings.storage.dir)

@@ -1,33 +1,39 @@
-"""Settings: the environment is read once, here, into one object passed down.
+"""Settings: the environment is read once, here, into small frozen settings per concern.
 
-Vendor keys keep their usual names; server settings use the EASEL_ prefix. A
-missing vendor key is not an error until that vendor is used.
+``Settings.from_env`` builds each block from its own variables and checks them once:
+
+* ``providers`` (``ProviderSettings``): one ``ProviderConfig`` per vendor, read by a loop
+  over what each provider class declares (key, base URL, rate, concurrency, options,
+  pass-through keys; ``providers/base.py``), plus the job tuning every vendor shares;
+* ``calls``: one tool call (progress heartbeat, prompt and image bounds, the prompt model);
+* ``results``: what a result carries (previews, resource links, list page size);
+* ``inputs``: reference images (allowed directories, size bounds);
+* ``storage``: where images go; the OSS block is parsed by ``server/storage/oss_settings.py``;
+* ``http`` and ``limits``: the HTTP deployment and its connection and session bounds;
+* ``gallery``: the catalog index and the gallery page.
+
+Vendor keys keep their usual names and are named only by their provider classes; server
+settings use the EASEL_ prefix. A missing vendor key is not an error until that vendor is used.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from providers import all_specs
+from providers import all_specs, provider_classes
 from providers._netguard import FetchPolicy
-from providers.base import DEFAULT_WAIT_WINDOW, ProviderConfig
+from providers.base import DEFAULT_WAIT_WINDOW, ImageProvider, ProviderConfig
 from providers.errors import ConfigError
+from server.envvars import choice, flag, items, number
+from server.storage.oss_settings import OssSettings
 
-__all__ = ["MIN_LINK_SECRET_BYTES", "PROVIDER_ENV", "Settings"]
+__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "LimitSettings",
+           "ProviderSettings", "ResultSettings", "Settings", "StorageSettings"]
 
 MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
-
-# provider name -> (key variable, base-URL variable, default submissions/second)
-PROVIDER_ENV: dict[str, tuple[str, str, float]] = {
-    "replicate": ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", 0.0),
-    "modelscope": ("MODELSCOPE_API_KEY", "MODELSCOPE_BASE_URL", 2.0),   # the seeds' 2 requests/second
-    # 2 task submissions/second; DASHSCOPE_BASE_URL includes /api/v1 (e.g. https://dashscope-intl.aliyuncs.com/api/v1)
-    "dashscope": ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", 2.0),
-    "ideogram": ("IDEOGRAM_API_KEY", "IDEOGRAM_BASE_URL", 0.0),
-}
 
 
 def _default_storage_dir() -> Path:
@@ -37,174 +43,86 @@ def _default_storage_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class Settings:
-    storage_dir: Path = field(default_factory=_default_storage_dir)
-    storage: str = "local"
-    preview: bool = True
-    resource_links: bool = True       # off: results carry no resource_link blocks (docs/clients.md)
-    preview_max_px: int = 512
-    preview_max_bytes: int = 100_000
-    timeout: float = 300.0            # one generation, end to end
-    wait_window: int = DEFAULT_WAIT_WINDOW   # seconds a provider may hold a create request
-    poll_interval: float = 0.5
-    poll_max: float = 5.0
-    progress_interval: float = 5.0    # heartbeat progress while waiting
-    max_retries: int = 3
+class ProviderSettings:
+    """The vendors: one config each (by registry name), and the job tuning they all share."""
+
+    timeout: float = 300.0            # EASEL_TIMEOUT: one generation, end to end
+    wait_window: int = DEFAULT_WAIT_WINDOW   # EASEL_WAIT_WINDOW: seconds a provider may hold a create request
+    poll_interval: float = 0.5        # EASEL_POLL_INTERVAL
+    poll_max: float = 5.0             # EASEL_POLL_MAX
+    max_retries: int = 3              # EASEL_MAX_RETRIES
     retry_base: float = 0.5           # EASEL_RETRY_BASE: first retry's wait, seconds (doubles, jittered)
-    ideogram_rendering_speed: str = "DEFAULT"   # EASEL_IDEOGRAM_RENDERING_SPEED: FLASH, TURBO, DEFAULT, QUALITY
-    list_limit: int = 50              # resources/list page size
-    max_prompt_chars: int = 4000
-    max_image_bytes: int = 64 * 1024 * 1024
-    max_image_pixels: int = 64_000_000
-    # --- reference images (edit_image, run_replicate_model) ---
-    input_dirs: tuple[Path, ...] = ()              # EASEL_INPUT_DIRS: local paths allowed as inputs
-    allowed_fetch_hosts: tuple[str, ...] = ()      # EASEL_ALLOWED_FETCH_HOSTS: exempt from the URL guard
-    # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
-    # plus the origins of every *_BASE_URL
-    fetch: FetchPolicy = field(default_factory=FetchPolicy)
-    input_max_bytes: int = 20 * 1024 * 1024        # EASEL_INPUT_MAX_BYTES, per reference image
-    input_max_pixels: int = 50_000_000
-    providers: dict[str, ProviderConfig] = field(default_factory=dict)
-    # EASEL_PROMPT_MODEL "<provider>:<model>": a chat model that writes illustrate_content's scenes
-    prompt_model: tuple[str, str] | None = None
-    prompt_timeout: float = 30.0           # EASEL_PROMPT_TIMEOUT: seconds before the planner takes over
-    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    # --- OSS (EASEL_STORAGE=oss; checked by server.storage.oss only when used) ---
-    oss_access_key_id: str | None = None                                # OSS_ACCESS_KEY_ID
-    oss_access_key_secret: str | None = field(default=None, repr=False)  # OSS_ACCESS_KEY_SECRET
-    oss_endpoint: str | None = None                                     # OSS_ENDPOINT
-    oss_bucket: str | None = None                                       # OSS_BUCKET
-    oss_base_path: str = "easel-mcp"      # OSS_BASE_PATH (set it empty for the bucket root)
-    oss_custom_domain: str | None = None  # OSS_CUSTOM_DOMAIN: public links instead of signed ones
-    oss_region: str | None = None         # OSS_REGION: signature V4 when set, V1 otherwise
-    oss_url_expiry: int = 86400           # EASEL_OSS_URL_EXPIRY: signed GET URL lifetime, seconds
-    oss_timeout: float = 10.0             # EASEL_OSS_TIMEOUT: one OSS request, seconds
-    oss_retries: int = 3                  # EASEL_OSS_RETRIES: on 5xx, network errors, timeouts
-    oss_backoff: float = 0.5              # EASEL_OSS_BACKOFF: first retry delay (doubles)
-    oss_retry_interval: float = 30.0      # EASEL_OSS_RETRY_INTERVAL: late uploads of local copies
-    # --- end OSS ---
-    # --- HTTP deployment (--transport sse/http) ---
-    auth_token: str | None = field(default=None, repr=False)  # EASEL_AUTH_TOKEN: bearer token for /mcp and /sse
-    allowed_hosts: tuple[str, ...] = ()    # EASEL_ALLOWED_HOSTS: Host values accepted besides loopback
-    allowed_origins: tuple[str, ...] = ()  # EASEL_ALLOWED_ORIGINS: browser Origins accepted besides loopback
-    max_body_bytes: int = 48 * 1024 * 1024  # EASEL_MAX_BODY_BYTES: larger requests get 413
-    public_url: str | None = None          # EASEL_PUBLIC_URL: base of image links (default http://<host>:<port>)
-    link_secret: str | None = field(default=None, repr=False)  # EASEL_LINK_SECRET (else from the token, else random)
-    link_ttl: int = 7 * 86400              # EASEL_LINK_TTL: seconds an image link stays valid
-    log_format: str = "text"               # EASEL_LOG_FORMAT: text or json (one object per line on stderr)
-    shutdown_grace: float = 20.0           # EASEL_SHUTDOWN_GRACE: seconds in-flight calls get on SIGTERM
-    # --- end HTTP deployment ---
-    # --- HTTP connection and session limits (server.limits; docs/deployment.md) ---
-    header_timeout: float = 10.0           # EASEL_HEADER_TIMEOUT: a request head must arrive within this (else 408)
-    body_timeout: float = 60.0             # EASEL_BODY_TIMEOUT: a request body must arrive within this (else 408)
-    keepalive_timeout: float = 5.0         # EASEL_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this
-    max_connections: int = 512             # EASEL_MAX_CONNECTIONS: beyond this, requests get 503
-    max_sessions: int = 256                # EASEL_MAX_SESSIONS: open MCP sessions (streamable HTTP or SSE); then 503
-    session_idle_timeout: float = 600.0    # EASEL_SESSION_IDLE_TIMEOUT: idle sessions are closed after this
-    # --- end limits ---
-    # --- catalog and gallery (server.catalog, server.gallery; docs/gallery.md) ---
-    catalog: bool = True                   # EASEL_CATALOG: off serves listings straight from the store
-    catalog_sync: float | None = None      # EASEL_CATALOG_SYNC: seconds between syncs (default: 15 with OSS, start-up only locally)
-    retention_days: float | None = None    # EASEL_RETENTION_DAYS: delete images older than this (default: keep)
-    gallery_link_ttl: int = 86400          # EASEL_GALLERY_LINK_TTL: seconds a signed gallery link stays valid
-    # --- end catalog and gallery ---
+    max_image_bytes: int = 64 * 1024 * 1024   # one output download
+    configs: dict[str, ProviderConfig] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        s = cls(env=env) if not env.get("EASEL_STORAGE_DIR") else cls(
-            storage_dir=Path(env["EASEL_STORAGE_DIR"]).expanduser(), env=env)
-        s = replace(
-            s,
-            storage=_choice(env, "EASEL_STORAGE", ("local", "oss"), s.storage),
-            preview=_flag(env, "EASEL_PREVIEW", s.preview),
-            resource_links=_flag(env, "EASEL_RESOURCE_LINKS", s.resource_links),
-            timeout=_number(env, "EASEL_TIMEOUT", s.timeout, 1, 3600),
-            wait_window=int(_number(env, "EASEL_WAIT_WINDOW", s.wait_window, 1, 60)),
-            poll_interval=_number(env, "EASEL_POLL_INTERVAL", s.poll_interval, 0.001, 60),
-            poll_max=_number(env, "EASEL_POLL_MAX", s.poll_max, 0.001, 120),
-            progress_interval=_number(env, "EASEL_PROGRESS_INTERVAL", s.progress_interval, 0.01, 600),
-            max_retries=int(_number(env, "EASEL_MAX_RETRIES", s.max_retries, 0, 10)),
-            retry_base=_number(env, "EASEL_RETRY_BASE", s.retry_base, 0.001, 60),
-            ideogram_rendering_speed=_choice(env, "EASEL_IDEOGRAM_RENDERING_SPEED",
-                                             ("flash", "turbo", "default", "quality"),
-                                             s.ideogram_rendering_speed).upper(),
-            list_limit=int(_number(env, "EASEL_LIST_LIMIT", s.list_limit, 1, 1000)),
-            input_dirs=tuple(Path(p).expanduser() for p in (env.get("EASEL_INPUT_DIRS") or "").split(os.pathsep)
-                             if p.strip()),
-            allowed_fetch_hosts=tuple(h.strip().lower() for h in (env.get("EASEL_ALLOWED_FETCH_HOSTS") or "").split(",")
-                                      if h.strip()),
-            input_max_bytes=int(_number(env, "EASEL_INPUT_MAX_BYTES", s.input_max_bytes, 1024, 100 * 1024 * 1024)),
+    def from_env(cls, env: Mapping[str, str], fetch: FetchPolicy) -> ProviderSettings:
+        d = cls()
+        tuning = cls(
+            timeout=number(env, "EASEL_TIMEOUT", d.timeout, 1, 3600),
+            wait_window=int(number(env, "EASEL_WAIT_WINDOW", d.wait_window, 1, 60)),
+            poll_interval=number(env, "EASEL_POLL_INTERVAL", d.poll_interval, 0.001, 60),
+            poll_max=number(env, "EASEL_POLL_MAX", d.poll_max, 0.001, 120),
+            max_retries=int(number(env, "EASEL_MAX_RETRIES", d.max_retries, 0, 10)),
+            retry_base=number(env, "EASEL_RETRY_BASE", d.retry_base, 0.001, 60),
         )
-        fetch = FetchPolicy.build(s.allowed_fetch_hosts, (env.get(url_var) for _, url_var, _ in PROVIDER_ENV.values()))
-        configs = {}
-        for name, (key_var, url_var, rate) in PROVIDER_ENV.items():
-            up = name.upper()
-            configs[name] = ProviderConfig(
-                api_key=env.get(key_var) or None,
-                base_url=env.get(url_var) or None,
-                timeout=s.timeout,
-                wait_window=s.wait_window,
-                poll_interval=s.poll_interval,
-                poll_max=s.poll_max,
-                max_retries=s.max_retries,
-                retry_base=s.retry_base,
-                # DashScope's Wanx models run at most 2 tasks at once per account
-                concurrency=int(_number(env, f"EASEL_{up}_CONCURRENCY", 2 if name == "dashscope" else 8, 1, 64)),
-                rate=_number(env, f"EASEL_{up}_RATE", rate, 0, 100),
-                max_download_bytes=s.max_image_bytes,
-                secrets=_passed_through(env, name),
-                fetch=fetch,
-                extra={"rendering_speed": s.ideogram_rendering_speed} if name == "ideogram" else {},
-            )
-        s = replace(s, prompt_model=_prompt_model(env, configs),
-                    prompt_timeout=_number(env, "EASEL_PROMPT_TIMEOUT", s.prompt_timeout, 0.05, 600))
-        s = replace(s, **_oss_settings(env))
-        s = replace(s, **_http_settings(env))
-        s = replace(s, **_limit_settings(env))
-        s = replace(s, **_gallery_settings(env, s))
-        return replace(s, providers=configs, fetch=fetch)
+        configs = {p.name: tuning._config(env, p, fetch) for p in provider_classes().values()}
+        return cls(**{**tuning.__dict__, "configs": configs})
 
-    def keyed_providers(self) -> list[str]:
-        return [name for name, cfg in self.providers.items() if cfg.api_key]
+    def _config(self, env: Mapping[str, str], cls: type[ImageProvider], fetch: FetchPolicy) -> ProviderConfig:
+        """One provider's config, from what its class declares; no vendor is named here."""
+        up = cls.name.upper()
+        return ProviderConfig(
+            api_key=env.get(cls.key_env) or None,
+            base_url=env.get(cls.url_env) or None,
+            timeout=self.timeout,
+            wait_window=self.wait_window,
+            poll_interval=self.poll_interval,
+            poll_max=self.poll_max,
+            max_retries=self.max_retries,
+            retry_base=self.retry_base,
+            concurrency=int(number(env, f"EASEL_{up}_CONCURRENCY", cls.default_concurrency, 1, 64)),
+            rate=number(env, f"EASEL_{up}_RATE", cls.default_rate, 0, 100),
+            max_download_bytes=self.max_image_bytes,
+            secrets=_passed_through(env, cls.name),
+            fetch=fetch,
+            extra={opt.key: _option(env, opt.env, opt.choices, opt.default) for opt in cls.options},
+        )
+
+    def keyed(self) -> list[str]:
+        """Registry names of the providers that have a key."""
+        return [name for name, cfg in self.configs.items() if cfg.api_key]
+
+
+def _option(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """A declared option: accepted in any case, handed on in the provider's own spelling."""
+    value = choice(env, name, tuple(c.lower() for c in choices), default)
+    return next(c for c in choices if c.lower() == value)
 
 
 def _passed_through(env: Mapping[str, str], provider: str) -> dict[str, str]:
-    """The variables this provider's models require besides its key (e.g. OPENAI_API_KEY), when set."""
+    """The variables this provider's models require besides its key (ModelSpec.requires), when set."""
     wanted = {var for spec in all_specs() if spec.provider == provider for var in spec.requires}
     return {var: env[var] for var in sorted(wanted) if env.get(var)}
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "on", "yes"):
-        return True
-    if value in ("0", "false", "off", "no"):
-        return False
-    raise ConfigError(f"{name} must be on or off, not {raw!r}.")
+@dataclass(frozen=True)
+class CallSettings:
+    """One tool call."""
 
+    progress_interval: float = 5.0    # EASEL_PROGRESS_INTERVAL: heartbeat progress while waiting
+    max_prompt_chars: int = 4000
+    max_image_pixels: int = 64_000_000
+    # EASEL_PROMPT_MODEL "<provider>:<model>": a chat model that writes illustrate_content's scenes
+    prompt_model: tuple[str, str] | None = None
+    prompt_timeout: float = 30.0      # EASEL_PROMPT_TIMEOUT: seconds before the planner takes over
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number between {low:g} and {high:g}, not {raw!r}.") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {raw!r}.")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    raw = (env.get(name) or default).strip().lower()
-    if raw not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}.")
-    return raw
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], providers: ProviderSettings) -> CallSettings:
+        d = cls()
+        return cls(progress_interval=number(env, "EASEL_PROGRESS_INTERVAL", d.progress_interval, 0.01, 600),
+                   prompt_model=_prompt_model(env, providers.configs),
+                   prompt_timeout=number(env, "EASEL_PROMPT_TIMEOUT", d.prompt_timeout, 0.05, 600))
 
 
 def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig]) -> tuple[str, str] | None:
@@ -213,9 +131,6 @@ def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig])
     raw = (env.get("EASEL_PROMPT_MODEL") or "").strip()
     if not raw:
         return None
-    from providers import provider_classes   # only when set: it imports every vendor module
-    from providers.base import ImageProvider
-
     chat = [name for name, cls in provider_classes().items() if cls.complete is not ImageProvider.complete]
     provider, _, model = raw.partition(":")
     provider, model = provider.strip().lower(), model.strip()
@@ -224,83 +139,172 @@ def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig])
                           f"{', '.join(chat)} (e.g. dashscope:qwen-plus, "
                           f"replicate:meta/meta-llama-3-70b-instruct), not {raw[:80]!r}.")
     if not configs[provider].api_key:
-        raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {PROVIDER_ENV[provider][0]}.")
+        raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {provider_classes()[provider].key_env}.")
     return provider, model
 
 
-def _oss_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """The OSS block of Settings. Values are checked further (and only) when EASEL_STORAGE=oss."""
-    d = Settings
-    base = env.get("OSS_BASE_PATH")
-    return {
-        "oss_access_key_id": (env.get("OSS_ACCESS_KEY_ID") or "").strip() or None,
-        "oss_access_key_secret": env.get("OSS_ACCESS_KEY_SECRET") or None,
-        "oss_endpoint": (env.get("OSS_ENDPOINT") or "").strip() or None,
-        "oss_bucket": (env.get("OSS_BUCKET") or "").strip() or None,
-        "oss_base_path": d.oss_base_path if base is None else base.strip().strip("/"),
-        "oss_custom_domain": (env.get("OSS_CUSTOM_DOMAIN") or "").strip() or None,
-        "oss_region": (env.get("OSS_REGION") or "").strip() or None,
-        "oss_url_expiry": int(_number(env, "EASEL_OSS_URL_EXPIRY", d.oss_url_expiry, 1, 7 * 86400)),
-        "oss_timeout": _number(env, "EASEL_OSS_TIMEOUT", d.oss_timeout, 0.05, 600),
-        "oss_retries": int(_number(env, "EASEL_OSS_RETRIES", d.oss_retries, 0, 10)),
-        "oss_backoff": _number(env, "EASEL_OSS_BACKOFF", d.oss_backoff, 0, 60),
-        "oss_retry_interval": _number(env, "EASEL_OSS_RETRY_INTERVAL", d.oss_retry_interval, 0.01, 86400),
-    }
+@dataclass(frozen=True)
+class ResultSettings:
+    """What a tool result carries."""
+
+    preview: bool = True              # EASEL_PREVIEW
+    resource_links: bool = True       # EASEL_RESOURCE_LINKS; off: no resource_link blocks (docs/clients.md)
+    preview_max_px: int = 512
+    preview_max_bytes: int = 100_000
+    list_limit: int = 50              # EASEL_LIST_LIMIT: resources/list page size
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ResultSettings:
+        d = cls()
+        return cls(preview=flag(env, "EASEL_PREVIEW", d.preview),
+                   resource_links=flag(env, "EASEL_RESOURCE_LINKS", d.resource_links),
+                   list_limit=int(number(env, "EASEL_LIST_LIMIT", d.list_limit, 1, 1000)))
 
 
-def _http_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """The HTTP deployment block of Settings. Error messages never echo a secret."""
-    d = Settings
-    token = env.get("EASEL_AUTH_TOKEN") or None
-    if token is not None and (len(token) < 16 or not all(33 <= ord(c) < 127 for c in token)):
-        raise ConfigError("EASEL_AUTH_TOKEN must be at least 16 printable ASCII characters without spaces; "
-                          "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
-    link_secret = env.get("EASEL_LINK_SECRET") or None
-    if link_secret is not None and len(link_secret.encode()) < MIN_LINK_SECRET_BYTES:
-        raise ConfigError(f"EASEL_LINK_SECRET must be at least {MIN_LINK_SECRET_BYTES} bytes (a short one can be "
-                          "guessed from a single link); make one with: "
-                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
-    public = (env.get("EASEL_PUBLIC_URL") or "").strip().rstrip("/") or None
-    if public is not None and not public.startswith(("http://", "https://")):
-        raise ConfigError(f"EASEL_PUBLIC_URL must start with http:// or https://, not {public[:80]!r}.")
+@dataclass(frozen=True)
+class InputSettings:
+    """Reference images (edit_image, run_replicate_model)."""
 
-    def items(name: str) -> tuple[str, ...]:
-        return tuple(v.strip() for v in (env.get(name) or "").split(",") if v.strip())
+    input_dirs: tuple[Path, ...] = ()              # EASEL_INPUT_DIRS: local paths allowed as inputs
+    allowed_fetch_hosts: tuple[str, ...] = ()      # EASEL_ALLOWED_FETCH_HOSTS: exempt from the URL guard
+    max_bytes: int = 20 * 1024 * 1024              # EASEL_INPUT_MAX_BYTES, per reference image
+    max_pixels: int = 50_000_000
 
-    return {
-        "auth_token": token,
-        "allowed_hosts": items("EASEL_ALLOWED_HOSTS"),
-        "allowed_origins": tuple(o.rstrip("/") for o in items("EASEL_ALLOWED_ORIGINS")),
-        "max_body_bytes": int(_number(env, "EASEL_MAX_BODY_BYTES", d.max_body_bytes, 1024, 1024 ** 3)),
-        "public_url": public,
-        "link_secret": link_secret,
-        "link_ttl": int(_number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
-        "log_format": _choice(env, "EASEL_LOG_FORMAT", ("text", "json"), d.log_format),
-        "shutdown_grace": _number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),
-    }
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InputSettings:
+        d = cls()
+        return cls(input_dirs=tuple(Path(p).expanduser() for p in items(env, "EASEL_INPUT_DIRS", os.pathsep)),
+                   allowed_fetch_hosts=tuple(h.lower() for h in items(env, "EASEL_ALLOWED_FETCH_HOSTS")),
+                   max_bytes=int(number(env, "EASEL_INPUT_MAX_BYTES", d.max_bytes, 1024, 100 * 1024 * 1024)))
 
 
-def _limit_settings(env: Mapping[str, str]) -> dict[str, object]:
-    """Bounds on HTTP connections and MCP sessions (server.limits)."""
-    d = Settings
-    return {
-        "header_timeout": _number(env, "EASEL_HEADER_TIMEOUT", d.header_timeout, 0.1, 600),
-        "body_timeout": _number(env, "EASEL_BODY_TIMEOUT", d.body_timeout, 0.1, 3600),
-        "keepalive_timeout": _number(env, "EASEL_KEEPALIVE_TIMEOUT", d.keepalive_timeout, 0.1, 600),
-        "max_connections": int(_number(env, "EASEL_MAX_CONNECTIONS", d.max_connections, 2, 100_000)),
-        "max_sessions": int(_number(env, "EASEL_MAX_SESSIONS", d.max_sessions, 1, 100_000)),
-        "session_idle_timeout": _number(env, "EASEL_SESSION_IDLE_TIMEOUT", d.session_idle_timeout, 1, 7 * 86400),
-    }
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where images go: local disk, or Aliyun OSS over a local fallback (server/storage/oss.py)."""
+
+    backend: str = "local"            # EASEL_STORAGE: local or oss
+    dir: Path = field(default_factory=_default_storage_dir)   # EASEL_STORAGE_DIR
+    oss: OssSettings = field(default_factory=OssSettings)     # checked by server.storage.oss only when used
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        root = env.get("EASEL_STORAGE_DIR")
+        return cls(backend=choice(env, "EASEL_STORAGE", ("local", "oss"), cls.backend),
+                   dir=Path(root).expanduser() if root else _default_storage_dir(),
+                   oss=OssSettings.from_env(env))
 
 
-def _gallery_settings(env: Mapping[str, str], s: Settings) -> dict[str, object]:
-    """The catalog and gallery block of Settings."""
-    sync = env.get("EASEL_CATALOG_SYNC")
-    retention = env.get("EASEL_RETENTION_DAYS")
-    return {
-        "catalog": _flag(env, "EASEL_CATALOG", True),
-        "catalog_sync": (_number(env, "EASEL_CATALOG_SYNC", 15.0, 0.01, 86400) if sync
-                         else 15.0 if s.storage == "oss" else None),
-        "retention_days": _number(env, "EASEL_RETENTION_DAYS", 0, 0.001, 36500) if retention else None,
-        "gallery_link_ttl": int(_number(env, "EASEL_GALLERY_LINK_TTL", Settings.gallery_link_ttl, 60, 365 * 86400)),
-    }
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP deployment (--transport sse/http). Error messages never echo a secret."""
+
+    auth_token: str | None = field(default=None, repr=False)  # EASEL_AUTH_TOKEN: bearer token for /mcp and /sse
+    allowed_hosts: tuple[str, ...] = ()    # EASEL_ALLOWED_HOSTS: Host values accepted besides loopback
+    allowed_origins: tuple[str, ...] = ()  # EASEL_ALLOWED_ORIGINS: browser Origins accepted besides loopback
+    max_body_bytes: int = 48 * 1024 * 1024  # EASEL_MAX_BODY_BYTES: larger requests get 413
+    public_url: str | None = None          # EASEL_PUBLIC_URL: base of image links (default http://<host>:<port>)
+    link_secret: str | None = field(default=None, repr=False)  # EASEL_LINK_SECRET (else from the token, else random)
+    link_ttl: int = 7 * 86400              # EASEL_LINK_TTL: seconds an image link stays valid
+    shutdown_grace: float = 20.0           # EASEL_SHUTDOWN_GRACE: seconds in-flight calls get on SIGTERM
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
+        d = cls()
+        token = env.get("EASEL_AUTH_TOKEN") or None
+        if token is not None and (len(token) < 16 or not all(33 <= ord(c) < 127 for c in token)):
+            raise ConfigError("EASEL_AUTH_TOKEN must be at least 16 printable ASCII characters without spaces; "
+                              "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+        link_secret = env.get("EASEL_LINK_SECRET") or None
+        if link_secret is not None and len(link_secret.encode()) < MIN_LINK_SECRET_BYTES:
+            raise ConfigError(f"EASEL_LINK_SECRET must be at least {MIN_LINK_SECRET_BYTES} bytes (a short one can "
+                              "be guessed from a single link); make one with: "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+        public = (env.get("EASEL_PUBLIC_URL") or "").strip().rstrip("/") or None
+        if public is not None and not public.startswith(("http://", "https://")):
+            raise ConfigError(f"EASEL_PUBLIC_URL must start with http:// or https://, not {public[:80]!r}.")
+        return cls(
+            auth_token=token,
+            allowed_hosts=items(env, "EASEL_ALLOWED_HOSTS"),
+            allowed_origins=tuple(o.rstrip("/") for o in items(env, "EASEL_ALLOWED_ORIGINS")),
+            max_body_bytes=int(number(env, "EASEL_MAX_BODY_BYTES", d.max_body_bytes, 1024, 1024 ** 3)),
+            public_url=public,
+            link_secret=link_secret,
+            link_ttl=int(number(env, "EASEL_LINK_TTL", d.link_ttl, 60, 365 * 86400)),
+            shutdown_grace=number(env, "EASEL_SHUTDOWN_GRACE", d.shutdown_grace, 0, 3600),
+        )
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Bounds on HTTP connections and MCP sessions (server.limits; docs/deployment.md)."""
+
+    header_timeout: float = 10.0           # EASEL_HEADER_TIMEOUT: a request head must arrive within this (else 408)
+    body_timeout: float = 60.0             # EASEL_BODY_TIMEOUT: a request body must arrive within this (else 408)
+    keepalive_timeout: float = 5.0         # EASEL_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this
+    max_connections: int = 512             # EASEL_MAX_CONNECTIONS: beyond this, requests get 503
+    max_sessions: int = 256                # EASEL_MAX_SESSIONS: open MCP sessions (streamable HTTP or SSE); then 503
+    session_idle_timeout: float = 600.0    # EASEL_SESSION_IDLE_TIMEOUT: idle sessions are closed after this
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LimitSettings:
+        d = cls()
+        return cls(
+            header_timeout=number(env, "EASEL_HEADER_TIMEOUT", d.header_timeout, 0.1, 600),
+            body_timeout=number(env, "EASEL_BODY_TIMEOUT", d.body_timeout, 0.1, 3600),
+            keepalive_timeout=number(env, "EASEL_KEEPALIVE_TIMEOUT", d.keepalive_timeout, 0.1, 600),
+            max_connections=int(number(env, "EASEL_MAX_CONNECTIONS", d.max_connections, 2, 100_000)),
+            max_sessions=int(number(env, "EASEL_MAX_SESSIONS", d.max_sessions, 1, 100_000)),
+            session_idle_timeout=number(env, "EASEL_SESSION_IDLE_TIMEOUT", d.session_idle_timeout, 1, 7 * 86400),
+        )
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    """The catalog and gallery (server.catalog, server.gallery; docs/gallery.md)."""
+
+    catalog: bool = True                   # EASEL_CATALOG: off serves listings straight from the store
+    catalog_sync: float | None = None      # EASEL_CATALOG_SYNC: seconds between syncs (default: 15 with OSS, start-up only locally)
+    retention_days: float | None = None    # EASEL_RETENTION_DAYS: delete images older than this (default: keep)
+    link_ttl: int = 86400                  # EASEL_GALLERY_LINK_TTL: seconds a signed gallery link stays valid
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], storage: StorageSettings) -> GallerySettings:
+        sync = env.get("EASEL_CATALOG_SYNC")
+        retention = env.get("EASEL_RETENTION_DAYS")
+        return cls(
+            catalog=flag(env, "EASEL_CATALOG", True),
+            catalog_sync=(number(env, "EASEL_CATALOG_SYNC", 15.0, 0.01, 86400) if sync
+                          else 15.0 if storage.backend == "oss" else None),
+            retention_days=number(env, "EASEL_RETENTION_DAYS", 0, 0.001, 36500) if retention else None,
+            link_ttl=int(number(env, "EASEL_GALLERY_LINK_TTL", cls.link_ttl, 60, 365 * 86400)),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
+    calls: CallSettings = field(default_factory=CallSettings)
+    results: ResultSettings = field(default_factory=ResultSettings)
+    inputs: InputSettings = field(default_factory=InputSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    gallery: GallerySettings = field(default_factory=GallerySettings)
+    # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
+    # plus the origins of every provider's base-URL variable
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    log_format: str = "text"               # EASEL_LOG_FORMAT: text or json (one object per line on stderr)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        inputs = InputSettings.from_env(env)
+        fetch = FetchPolicy.build(inputs.allowed_fetch_hosts,
+                                  (env.get(p.url_env) for p in provider_classes().values()))
+        providers = ProviderSettings.from_env(env, fetch)
+        storage = StorageSettings.from_env(env)
+        return cls(providers=providers, calls=CallSettings.from_env(env, providers),
+                   results=ResultSettings.from_env(env), inputs=inputs, storage=storage,
+                   http=HttpSettings.from_env(env), limits=LimitSettings.from_env(env),
+                   gallery=GallerySettings.from_env(env, storage), fetch=fetch,
+                   log_format=choice(env, "EASEL_LOG_FORMAT", ("text", "json"), cls.log_format))

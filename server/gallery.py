@@ -244,8 +244,8 @@ def _card(row: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
 def make_gallery(storage: Any, settings: Any, base_url: str) -> Gallery:
     from server.links import link_secret
 
-    return Gallery(storage, secret=gallery_secret(link_secret(settings)), base_url=base_url,
-                   ttl=settings.gallery_link_ttl, token=settings.auth_token)
+    return Gallery(storage, secret=gallery_secret(link_secret(settings.http)), base_url=base_url,
+                   ttl=settings.gallery.link_ttl, token=settings.http.auth_token)
 
 
 def gallery_for(server: Any, settings: Any, base_url: str) -> Gallery:
@@ -335,8 +335,8 @@ def main(argv: list[str]) -> None:
     shown = f"[{host}]" if ":" in host else host
     gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
     link = gallery.link()
-    print(f"easel-mcp gallery of {settings.storage_dir}\n  open: {link}\n  (the link works for "
-          f"{settings.gallery_link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
+    print(f"easel-mcp gallery of {settings.storage.dir}\n  open: {link}\n  (the link works for "
+          f"{settings.gallery.link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
     if args.open:
         import webbrowser
 

@@ -69,9 +69,9 @@ class StaticTokenVerifier:
 
 def auth_options(settings: Settings) -> dict[str, Any]:
     """MCPServer constructor arguments for bearer-token auth (empty without a token)."""
-    if not settings.auth_token:
+    if not settings.http.auth_token:
         return {}
-    return {"token_verifier": StaticTokenVerifier(settings.auth_token),
+    return {"token_verifier": StaticTokenVerifier(settings.http.auth_token),
             # issuer_url is required by the SDK but unused: no OAuth server, no metadata routes.
             "auth": AuthSettings(issuer_url="https://easel-mcp.invalid", resource_server_url=None)}
 
@@ -87,7 +87,7 @@ def is_loopback(host: str) -> bool:
 
 
 def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
-    if not settings.allowed_hosts and not is_loopback(host):
+    if not settings.http.allowed_hosts and not is_loopback(host):
         log.warning("DNS-rebinding protection is off: bound to %s with no EASEL_ALLOWED_HOSTS. "
                     "Set it to the host names clients use (e.g. img.example.com).", host)
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -99,8 +99,8 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
         return out
 
     return TransportSecuritySettings(enable_dns_rebinding_protection=True,
-                                     allowed_hosts=[*LOOPBACK_HOSTS, *with_any_port(settings.allowed_hosts)],
-                                     allowed_origins=[*LOOPBACK_ORIGINS, *with_any_port(settings.allowed_origins)])
+                                     allowed_hosts=[*LOOPBACK_HOSTS, *with_any_port(settings.http.allowed_hosts)],
+                                     allowed_origins=[*LOOPBACK_ORIGINS, *with_any_port(settings.http.allowed_origins)])
 
 
 async def readiness(server: EaselServer, settings: Settings) -> tuple[bool, dict[str, Any]]:
@@ -124,7 +124,7 @@ async def readiness(server: EaselServer, settings: Settings) -> tuple[bool, dict
     body: dict[str, Any] = {
         "status": "draining" if server.draining else "ready" if ok else "not ready",
         "version": server.version,
-        "providers_with_keys": settings.keyed_providers(),
+        "providers_with_keys": settings.providers.keyed(),
         "storage": {"kind": kind, "usable": ok, **({} if checked else {"checked": False})},
     }
     return ok and not server.draining, body
@@ -174,8 +174,8 @@ def add_image_route(server: EaselServer, signer: LinkSigner) -> None:
 
 
 def public_base(settings: Settings, host: str, port: int) -> str:
-    if settings.public_url:
-        return settings.public_url
+    if settings.http.public_url:
+        return settings.http.public_url
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         log.warning("image links point at http://%s:%d; set EASEL_PUBLIC_URL to the address people use", shown, port)
@@ -184,20 +184,20 @@ def public_base(settings: Settings, host: str, port: int) -> str:
 
 def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     add_health_routes(server, settings)
-    signer = LinkSigner(link_secret(settings), public_base(settings, args.host, args.port), settings.link_ttl)
+    signer = LinkSigner(link_secret(settings.http), public_base(settings, args.host, args.port), settings.http.link_ttl)
     add_image_route(server, signer)
     server.link_for = signer.url        # results of local images get signed http links instead of file://
     from server.gallery import mount as mount_gallery
 
     mount_gallery(server, settings, signer.base_url)    # GET /gallery and its API (server.gallery)
-    options = {"host": args.host, "max_request_body_size": settings.max_body_bytes,
+    options = {"host": args.host, "max_request_body_size": settings.http.max_body_bytes,
                "transport_security": transport_security(settings, args.host)}
     if args.transport == "sse":
         server.middleware.append(track_sse_requests)
-        return SseSessions(server.sse_app(**options), max_sessions=settings.max_sessions,
-                           idle_timeout=settings.session_idle_timeout)
-    return server.streamable_http_app(stateless_http=args.stateless, max_sessions=settings.max_sessions,
-                                      session_idle_timeout=settings.session_idle_timeout, **options)
+        return SseSessions(server.sse_app(**options), max_sessions=settings.limits.max_sessions,
+                           idle_timeout=settings.limits.session_idle_timeout)
+    return server.streamable_http_app(stateless_http=args.stateless, max_sessions=settings.limits.max_sessions,
+                                      session_idle_timeout=settings.limits.session_idle_timeout, **options)
 
 
 async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace) -> None:
@@ -205,9 +205,9 @@ async def serve_http(server: EaselServer, settings: Settings, args: argparse.Nam
                      "stateless" if args.transport == "http" and args.stateless else args.transport)
     config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)
-                            http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+                            http=guarded_protocol(settings.limits.header_timeout, settings.limits.body_timeout),
                             # uvicorn counts the connection asking, so N + 1 serves N connections
-                            limit_concurrency=settings.max_connections + 1,
-                            timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
+                            limit_concurrency=settings.limits.max_connections + 1,
+                            timeout_keep_alive=settings.limits.keepalive_timeout,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=SHUTDOWN_CLOSE_TIMEOUT)
-    await DrainingServer(config, server, gate, settings.shutdown_grace).serve()
+    await DrainingServer(config, server, gate, settings.http.shutdown_grace).serve()

@@ -22,8 +22,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from server.config import HttpSettings
 
 __all__ = ["LinkSigner", "link_secret"]
 
@@ -33,12 +36,11 @@ _DIGITS = re.compile(r"^[0-9]{1,12}$")
 CLOCK_SKEW = 300   # seconds another replica's clock may run ahead of ours
 
 
-def link_secret(settings: Any) -> bytes:
+def link_secret(http: HttpSettings) -> bytes:
     """The signing key: EASEL_LINK_SECRET, else derived from EASEL_AUTH_TOKEN, else random."""
-    explicit = getattr(settings, "link_secret", None)
-    if explicit:
-        return explicit.encode()
-    token = getattr(settings, "auth_token", None)
+    if http.link_secret:
+        return http.link_secret.encode()
+    token = http.auth_token
     if token:
         return hmac.new(token.encode(), _LABEL, hashlib.sha256).digest()
     return secrets.token_bytes(32)

@@ -95,9 +95,9 @@ class Previews:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.enabled = settings.preview
-        self._max_px = settings.preview_max_px
-        self._max_bytes = settings.preview_max_bytes
+        self.enabled = settings.results.preview
+        self._max_px = settings.results.preview_max_px
+        self._max_bytes = settings.results.preview_max_bytes
         self.made: dict[str, tuple[bytes, str]] = {}   # image id -> (JPEG bytes, mime)
 
     async def store(self, data: bytes, put: Callable[[], Awaitable[StoredImage]]) -> StoredImage:

@@ -15,8 +15,8 @@ URL valid ``EASEL_OSS_URL_EXPIRY`` seconds.
 
 oss2 is blocking and never retries, so every call runs in a worker thread
 (shared limiter of 8), has a per-request timeout (oss2 ``connect_timeout``) and
-an overall deadline, and is retried with exponential backoff on 5xx, network
-errors and timeouts; 4xx answers are not retried. Errors become
+an overall deadline, and is retried on 5xx, network errors and timeouts under
+the one retry policy (``providers/retry.py``); 4xx answers are not retried. Errors become
 ``StorageError`` with a message built here from status, code and request id,
 never from headers, so no key, secret or signature can leak.
 
@@ -32,111 +32,58 @@ import functools
 import hashlib
 import json
 import logging
-import random
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 
 from providers.errors import ConfigError
+from providers.retry import RetryPolicy
 from server.storage import (
     ImageNotFound, Storage, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
 )
+from server.storage.oss_settings import OssSettings
 
-__all__ = ["OssStorage", "check_oss_settings", "make_oss_storage"]
+__all__ = ["OssSettings", "OssStorage", "make_oss_storage"]
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger("easel.storage.oss")
 T = TypeVar("T")
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_BASE_PATH = re.compile(r"^[A-Za-z0-9._\-]+(/[A-Za-z0-9._\-]+)*$")
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _MONTH = re.compile(r"^\d{6}$")
 _RECORD_NAME = re.compile(r"^(?P<hash>[0-9a-f]{32})\.(?P<ext>png|jpg|webp|gif)\.json$")
 #: (metadata field, x-oss-meta-* suffix): small, ASCII-safe copies of the record's key facts.
 _META_HEADERS = (("model", "model"), ("provider", "provider"), ("seed", "seed"),
                  ("prediction_id", "prediction-id"), ("sha256", "sha256"))
-_REQUIRED = (("oss_access_key_id", "OSS_ACCESS_KEY_ID"), ("oss_access_key_secret", "OSS_ACCESS_KEY_SECRET"),
-             ("oss_endpoint", "OSS_ENDPOINT"), ("oss_bucket", "OSS_BUCKET"))
 _LIST_PAGE = 1000
 SIDECARS = (".thumb.jpg",)     # derived objects kept beside an image, deleted with it
 _THREADS = 8
 
 
-# ---------------------------------------------------------------------------- settings
-
-
-def check_oss_settings(settings: Any) -> dict[str, Any]:
-    """Validate the OSS settings; ConfigError names every missing or invalid variable.
-
-    Returns the normalised values (endpoint and custom domain with a scheme,
-    base path without slashes). Nothing here contacts OSS.
-    """
-    missing = [var for attr, var in _REQUIRED if not getattr(settings, attr, None)]
-    problems = []
-    if missing:
-        problems.append(f"EASEL_STORAGE=oss needs {', '.join(missing)} (not set)")
-    bucket = settings.oss_bucket
-    if bucket and not _BUCKET_NAME.match(bucket):
-        problems.append(f"OSS_BUCKET {bucket[:80]!r} is not a valid bucket name "
-                        "(3-63 characters: lower-case letters, digits and '-', not starting or ending with '-')")
-    endpoint = _as_url(settings.oss_endpoint) if settings.oss_endpoint else None
-    if settings.oss_endpoint and endpoint is None:
-        problems.append(f"OSS_ENDPOINT {settings.oss_endpoint[:120]!r} is not a URL or host name "
-                        "(e.g. https://oss-cn-hangzhou.aliyuncs.com)")
-    domain = _as_url(settings.oss_custom_domain, allow_path=True) if settings.oss_custom_domain else None
-    if settings.oss_custom_domain and domain is None:
-        problems.append(f"OSS_CUSTOM_DOMAIN {settings.oss_custom_domain[:120]!r} is not a host name or "
-                        "URL (e.g. https://img.example.com)")
-    region = settings.oss_region
-    if region and not _REGION.match(region):
-        problems.append(f"OSS_REGION {region[:80]!r} is not a region id (e.g. cn-hangzhou)")
-    base = (settings.oss_base_path or "").strip("/")
-    if base and (not _BASE_PATH.match(base) or any(part in (".", "..") for part in base.split("/"))):
-        problems.append(f"OSS_BASE_PATH {base[:120]!r} may only hold letters, digits, '.', '_', '-' "
-                        "and '/' between segments")
-    if problems:
-        raise ConfigError("; ".join(problems) + ".")
-    return {"endpoint": endpoint, "custom_domain": domain, "base_path": base}
-
-
-def _as_url(raw: str, *, allow_path: bool = False) -> str | None:
-    """``host[:port]`` or ``http(s)://host[:port]`` (plus a path if allowed), with a scheme; None if invalid."""
-    text = raw.strip()
-    if any(c.isspace() for c in text):
-        return None
-    if "://" not in text:
-        text = "https://" + text       # oss2 would assume http; real OSS endpoints speak https
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc or not _HOST.match(parts.netloc):
-        return None
-    if parts.query or parts.fragment or parts.username or parts.password:
-        return None
-    path = parts.path.rstrip("/")
-    if path and not allow_path:
-        return None
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def make_oss_storage(settings: Any) -> Storage:
-    """OssStorage wrapped in FallbackStorage over LocalStorage(settings.storage_dir)."""
+def make_oss_storage(oss: OssSettings, local_dir: Path) -> Storage:
+    """OssStorage wrapped in FallbackStorage over LocalStorage(local_dir) (EASEL_STORAGE_DIR)."""
     from server.storage.fallback import FallbackStorage
     from server.storage.local import LocalStorage
 
-    primary = OssStorage.from_settings(settings)
-    local = LocalStorage(settings.storage_dir)
+    primary = OssStorage.from_settings(oss)
+    local = LocalStorage(local_dir)
     local.check_writable()
-    return FallbackStorage(primary, local, retry_interval=settings.oss_retry_interval, name="OSS")
+    return FallbackStorage(primary, local, retry_interval=oss.retry_interval, name="OSS")
 
 
 # ---------------------------------------------------------------------------- the store
+
+
+class _Failed(Exception):
+    """One failed attempt: the safe error to raise, and whether another attempt may help."""
+
+    def __init__(self, retry: bool, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.retry, self.error = retry, error
 
 
 class OssStorage:
@@ -168,19 +115,19 @@ class OssStorage:
         self.url_expiry = int(url_expiry)
         self.timeout = timeout
         self.retries = retries
-        self.backoff = backoff
+        # no cap in practice: EASEL_OSS_RETRIES and EASEL_OSS_BACKOFF bound the waits
+        self._retry = RetryPolicy(retries=retries, base=backoff, cap=3600.0)
         self.deadline = timeout * 3 + 10     # one attempt, end to end, whatever requests does
         self.signature = "v4" if region else "v1"
         self._limiter = anyio.CapacityLimiter(_THREADS)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> OssStorage:
-        checked = check_oss_settings(settings)
-        return cls(access_key_id=settings.oss_access_key_id, access_key_secret=settings.oss_access_key_secret,
-                   endpoint=checked["endpoint"], bucket=settings.oss_bucket, base_path=checked["base_path"],
-                   custom_domain=checked["custom_domain"], region=settings.oss_region,
-                   url_expiry=settings.oss_url_expiry, timeout=settings.oss_timeout,
-                   retries=settings.oss_retries, backoff=settings.oss_backoff)
+    def from_settings(cls, settings: OssSettings) -> OssStorage:
+        ok = settings.checked()
+        return cls(access_key_id=ok.access_key_id or "", access_key_secret=ok.access_key_secret or "",
+                   endpoint=ok.endpoint or "", bucket=ok.bucket or "", base_path=ok.base_path,
+                   custom_domain=ok.custom_domain, region=ok.region, url_expiry=ok.url_expiry,
+                   timeout=ok.timeout, retries=ok.retries, backoff=ok.backoff)
 
     def __repr__(self) -> str:
         return (f"OssStorage(bucket={self.bucket_name!r}, endpoint={self.endpoint!r}, "
@@ -364,23 +311,28 @@ class OssStorage:
             raise StorageError(f"The metadata record in OSS for {key.rsplit('/', 1)[-1]} is not valid JSON.") from None
 
     async def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking oss2 call in a worker thread, with a deadline and bounded retries."""
-        attempts = self.retries + 1
+        """Run a blocking oss2 call in a worker thread, with a deadline, retried under the one retry
+        policy (``providers/retry.py``) when ``_classify`` says the failure is worth another try."""
         call = functools.partial(fn, *args, **kwargs)
-        for attempt in range(1, attempts + 1):
+
+        async def once() -> T:
             try:
                 with anyio.fail_after(self.deadline):
                     return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=self._limiter)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                retry, error = self._classify(action, exc)
-            if not retry or attempt == attempts:
-                if retry and attempts > 1:
-                    error = type(error)(f"{error} (after {attempts} attempts)")
-                raise error
-            delay = self.backoff * 2 ** (attempt - 1) * (0.8 + 0.4 * random.random())
-            log.info("%s; retrying in %.2fs (attempt %d of %d)", error, delay, attempt + 1, attempts)
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")
+            except Exception as exc:  # noqa: BLE001 - every failure is classified here
+                raise _Failed(*self._classify(action, exc)) from None
+
+        def retrying(failed: _Failed, wait: float, attempt: int) -> None:
+            log.info("%s; retrying in %.2fs (attempt %d of %d)", failed.error, wait, attempt + 1, self.retries + 1)
+
+        try:
+            return await self._retry.run(once, errors=(_Failed,), on_retry=retrying,
+                                         delay=lambda f, n: self._retry.backoff(n) if f.retry else None)
+        except _Failed as failed:
+            error = failed.error
+            if failed.retry and self.retries > 0:
+                error = type(error)(f"{error} (after {self.retries + 1} attempts)")
+            raise error from None
 
     def _classify(self, action: str, exc: Exception) -> tuple[bool, StorageError]:
         """(retry?, a safe error). Messages come from status, code, OSS's message and request id only."""

@@ -16,6 +16,6 @@ __all__ = ["register_tools"]
 
 
 def register_tools(mcp: MCPServer, settings: Settings) -> None:
-    registry = Registry(settings.providers)  # for descriptions only: which models have keys
+    registry = Registry(settings.providers.configs)  # for descriptions only: which models have keys
     for module in (generate, edit, illustrate, run_model, search):
         module.register(mcp, settings, registry)

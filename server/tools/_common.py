@@ -2,7 +2,7 @@
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -14,6 +14,9 @@ from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
 from server.generation import JobOutcome
 from server.results import ErrorRecord
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                             open_world_hint=True)
@@ -93,8 +96,9 @@ def _cost(price: Price) -> str:
     return f"~${price.usd:g}/{unit}"
 
 
-def state_of(ctx: Context) -> Any:
-    return ctx.request_context.lifespan_context
+def state_of(ctx: Context) -> "AppState":
+    """The lifespan state a tool call runs with (settings, storage, registry, HTTP client)."""
+    return cast("AppState", ctx.request_context.lifespan_context)
 
 
 def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[ErrorRecord]]:

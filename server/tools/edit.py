@@ -23,8 +23,8 @@ __all__ = ["register"]
 
 
 def input_limits(settings: Settings) -> InputLimits:
-    return InputLimits(max_bytes=settings.input_max_bytes, max_pixels=settings.input_max_pixels,
-                       input_dirs=settings.input_dirs)
+    return InputLimits(max_bytes=settings.inputs.max_bytes, max_pixels=settings.inputs.max_pixels,
+                       input_dirs=settings.inputs.input_dirs)
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
@@ -40,13 +40,13 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             "prompt alone when no images are given). Each image reference may be an easel://images/… URI, "
             "an https URL, a data: URI (e.g. an image attached in chat), or a local path inside a directory "
             f"the operator allowed. Inputs must be PNG, JPEG, WebP or GIF, at most "
-            f"{settings.input_max_bytes // (1024 * 1024)} MiB and {settings.input_max_pixels // 1_000_000} "
+            f"{settings.inputs.max_bytes // (1024 * 1024)} MiB and {settings.inputs.max_pixels // 1_000_000} "
             "megapixels each; they are checked before anything is spent.\n\nModels:\n"
             + models_description(registry, EDIT)),
     )
     async def edit_image(
         prompt: Annotated[str, Field(description="What to do with the images, or what to draw.",
-                                     min_length=1, max_length=settings.max_prompt_chars)],
+                                     min_length=1, max_length=settings.calls.max_prompt_chars)],
         ctx: Context,
         images: Annotated[list[str], Field(description="Reference images (easel:// URI, https URL, data: URI "
                                            "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006
@@ -74,11 +74,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise tool_error(exc) from None
         record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
-        progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
+        progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
         await progress.send(f"sending {len(inputs)} reference image(s) to {spec.name}")
         previews = Previews(state.settings)
         outcomes = await run_jobs([Job(spec, provider, request, record=record)], state.storage, progress,
-                                  max_pixels=state.settings.max_image_pixels, previews=previews)
+                                  max_pixels=state.settings.calls.max_image_pixels, previews=previews)
         stored, errors = summarize("edit_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in stored], errors=errors)
         summary = f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(stored)} image(s)."

@@ -39,8 +39,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     )
     async def generate_image(
         prompt: Annotated[str, Field(description="What to draw. Plain text, up to "
-                                     f"{settings.max_prompt_chars} characters.",
-                                     min_length=1, max_length=settings.max_prompt_chars)],
+                                     f"{settings.calls.max_prompt_chars} characters.",
+                                     min_length=1, max_length=settings.calls.max_prompt_chars)],
         ctx: Context,
         model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],
         size: Annotated[ImageSize, inline_enum(ImageSize, "Shape: square 1:1, landscape 4:3, portrait 3:4, "
@@ -51,7 +51,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                           "(models marked 'takes seed'). With count > 1, image i uses seed + i, each made "
                                           "by its own provider call, so that image's seed with count 1 makes it "
                                           "again.")] = None,
-        negative_prompt: Annotated[str | None, Field(max_length=settings.max_prompt_chars,
+        negative_prompt: Annotated[str | None, Field(max_length=settings.calls.max_prompt_chars,
                                                      description="What to avoid (models marked "
                                                      "'takes negative_prompt').")] = None,
     ) -> Annotated[CallToolResult, GenerateResult]:
@@ -70,10 +70,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         jobs = [Job(spec, provider, req if seed is None else _reseed(req, seed + i),
                     label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", record=record)
                 for i, req in enumerate(requests)]
-        progress = Progress(ctx, total=count, interval=state.settings.progress_interval)
+        progress = Progress(ctx, total=count, interval=state.settings.calls.progress_interval)
         await progress.send(f"submitting {count} image(s) to {spec.name}")
         previews = Previews(state.settings)
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels,
+        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.calls.max_image_pixels,
                                   previews=previews)
         images, errors = summarize("generate_image", outcomes)
         result = GenerateResult(images=[image_record(i) for i in images], errors=errors)

@@ -5,7 +5,7 @@ This module declares the arguments and runs the pipeline; the planning lives in
 deterministic planner; prompts assembled for the chosen model).
 """
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -28,6 +28,9 @@ from server.results import ErrorRecord, ImageRecord, Previews, build_result, ima
 from server.tools._common import (
     GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
 )
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 __all__ = ["IllustrateResult", "register"]
 
@@ -123,7 +126,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             analysed = await anyio.to_thread.run_sync(analyse, text)
             attempt = None
-            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.prompt_model:
+            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.calls.prompt_model:
                 attempt = await _ask(state, analysed.analysis, wanted, purpose, target)
             plan = await anyio.to_thread.run_sync(lambda: plan_illustrations(
                 text, wanted, purpose, seed=seed, name=label, style=style, target=target, scenes=scenes,
@@ -151,10 +154,10 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         jobs = [Job(spec, provider, req, label=f"illustration {i + 1}",
                     record={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
-        progress = Progress(ctx, total=len(jobs), interval=state.settings.progress_interval)
+        progress = Progress(ctx, total=len(jobs), interval=state.settings.calls.progress_interval)
         await progress.send(f"generating {len(jobs)} illustration(s) with {spec.name}")
         previews = Previews(state.settings)
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.max_image_pixels,
+        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.calls.max_image_pixels,
                                   previews=previews)
         images, errors = summarize("illustrate_content", outcomes)
         for item, outcome in zip(items, outcomes, strict=True):
@@ -172,8 +175,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                             summary + "\n" + _text(plan, spec, attempt, dry_run=False))
 
 
-async def _ask(state: Any, analysis: Any, count: int, purpose: Purpose, target: Target) -> ModelAttempt:
-    provider_name, model = state.settings.prompt_model
+async def _ask(state: "AppState", analysis: Any, count: int, purpose: Purpose, target: Target) -> ModelAttempt:
+    provider_name, model = state.settings.calls.prompt_model
     lang = target.writes(analysis.language)
     try:
         provider = state.registry.provider(provider_name)
@@ -181,7 +184,7 @@ async def _ask(state: Any, analysis: Any, count: int, purpose: Purpose, target: 
         return ModelAttempt(f"{provider_name}:{model}", None, f"{provider_name} is not usable ({exc}); "
                             "the planner wrote the scenes")
     return await ask_model(provider, f"{provider_name}:{model}", model, analysis, count, purpose, lang,
-                           state.settings.prompt_timeout)
+                           state.settings.calls.prompt_timeout)
 
 
 def _model_use(attempt: ModelAttempt | None) -> PromptModelUse | None:

@@ -12,7 +12,7 @@ the error names the images already stored and the provider link of every image t
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -30,6 +30,9 @@ from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, descr
 from server.storage import URI_PREFIX, StoredImage
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
+
+if TYPE_CHECKING:
+    from server.state import AppState
 
 __all__ = ["register"]
 
@@ -101,7 +104,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             provider = state.registry.provider("replicate")
             inputs = await _convert_inputs(given, state, provider, depth=0)
-            progress = Progress(ctx, total=1, interval=state.settings.progress_interval)
+            progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
             await progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, progress.send)
             capture = _Capture(state, provider, name, prediction, Previews(state.settings), _prompt_of(given))
@@ -225,7 +228,7 @@ def _describe_field(schema: dict[str, Any], required: bool) -> str:
     return text + (f". {desc if len(desc) <= 300 else desc[:299] + '…'}" if desc else "")
 
 
-async def _convert_inputs(value: Any, state: Any, provider: Any, depth: int) -> Any:
+async def _convert_inputs(value: Any, state: "AppState", provider: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ArgumentError("model_inputs: nested too deeply.")
     if isinstance(value, str) and value.startswith(URI_PREFIX):
@@ -256,7 +259,7 @@ def _prompt_of(inputs: dict[str, Any]) -> str:
 class _Capture:
     """Downloads and stores every file a prediction output names, keeping the rest of the output as it is."""
 
-    state: Any
+    state: "AppState"
     provider: Any
     model: str
     prediction: dict[str, Any]
@@ -282,7 +285,7 @@ class _Capture:
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         try:
-            info = inspect_image(data, max_pixels=self.state.settings.max_image_pixels)
+            info = inspect_image(data, max_pixels=self.state.settings.calls.max_image_pixels)
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}

@@ -113,7 +113,7 @@ async def search_result(state: Any, filters: Filters, limit: int, cursor: str | 
     content += [ResourceLink(type="resource_link", uri=h.uri, name=h.uri.rsplit("/", 1)[-1],
                              mime_type=row.get("mime_type"), description=h.prompt[:200])
                 for h, row in zip(hits, page.rows, strict=True)]
-    if previews and state.settings.preview and len(hits) <= MAX_PREVIEWS:
+    if previews and state.settings.results.preview and len(hits) <= MAX_PREVIEWS:
         for h in hits:
             try:
                 thumb = await thumbnail(state.storage, h.uri.rsplit("/", 1)[-1])
@@ -185,6 +185,6 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             return ("This server speaks MCP over stdio and serves no web pages itself. To browse the images, "
                     "run `easel-mcp gallery` in a terminal on this machine: it serves the gallery on "
                     "127.0.0.1 and prints a link to open. (search_images finds images from here.)")
-        hours = settings.gallery_link_ttl / 3600
+        hours = settings.gallery.link_ttl / 3600
         return (f"Gallery: {make()}\nOpen it in a browser; the link works for {hours:g} hour(s). It shows every "
                 "stored image with its prompt, and lets you search, download, copy URIs and delete.")

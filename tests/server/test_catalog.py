@@ -46,7 +46,7 @@ def put_all(store: LocalStorage, images: list[tuple[Any, ...]] = IMAGES, start: 
 
 @pytest.fixture
 def store(settings: Settings) -> LocalStorage:
-    store = LocalStorage(settings.storage_dir)
+    store = LocalStorage(settings.storage.dir)
     store.check_writable()
     return store
 
@@ -103,7 +103,7 @@ async def test_filters_by_model_provider_tool_date_and_size(settings: Settings, 
 
 async def test_pages_through_thousands_without_gaps_and_previews_stay_off_for_big_pages(
         settings: Settings, store: LocalStorage) -> None:
-    month = settings.storage_dir / "202611"      # records as the store keeps them (the catalog reads those)
+    month = settings.storage.dir / "202611"      # records as the store keeps them (the catalog reads those)
     month.mkdir(parents=True)
     for i in range(3000):
         image_id = f"202611-{i:032x}.png"
@@ -126,7 +126,7 @@ async def test_pages_through_thousands_without_gaps_and_previews_stay_off_for_bi
                 break
         assert len(seen) == len(set(seen)) == 3000 and page["total"] == 3000
         first = await client.list_resources()
-        assert len([r for r in first.resources if str(r.uri).startswith("easel://")]) == settings.list_limit
+        assert len([r for r in first.resources if str(r.uri).startswith("easel://")]) == settings.results.list_limit
         assert first.next_cursor is not None
 
 
@@ -134,14 +134,14 @@ async def test_rebuilt_from_the_store_when_missing_or_stale(settings: Settings, 
     ids = put_all(store)
     async with Client(build_server(settings)) as client:
         assert len((await search(client))[0]) == 4
-    catalog_file = settings.storage_dir / FILE_NAME
+    catalog_file = settings.storage.dir / FILE_NAME
     catalog_file.unlink()
     for suffix in ("-wal", "-shm"):
         Path(str(catalog_file) + suffix).unlink(missing_ok=True)
     async with Client(build_server(settings)) as client:           # missing: rebuilt from the records
         assert (await search(client, query="灯塔"))[0] == [IMAGES[1][0]]
     # stale: another process (an older version, without the catalog) adds one image and removes another
-    more = put_all(LocalStorage(settings.storage_dir), [IMAGES[0][:-1] + ("2026-11-29T00:00:00.000Z",)], start=9)
+    more = put_all(LocalStorage(settings.storage.dir), [IMAGES[0][:-1] + ("2026-11-29T00:00:00.000Z",)], start=9)
     meta = store.path_of(ids[2])
     os.unlink(meta.with_name(meta.name + ".json"))
     async with Client(build_server(settings)) as client:
@@ -176,7 +176,7 @@ async def test_delete_removes_image_record_thumbnail_and_row(settings: Settings,
 
 async def test_retention_deletes_old_images(settings: Settings, store: LocalStorage) -> None:
     ids = put_all(store)
-    cataloged = CatalogedStorage(store, Catalog.in_dir(settings.storage_dir), retention_days=6)
+    cataloged = CatalogedStorage(store, Catalog.in_dir(settings.storage.dir), retention_days=6)
     await cataloged.ensure_synced()
     from datetime import datetime
 
@@ -195,7 +195,7 @@ async def test_catalog_off_keeps_listing_from_the_store(env: dict[str, str], sto
         assert len(listed) == 4
         result = await client.call_tool("search_images", {"query": "fox"})
         assert result.is_error and "EASEL_CATALOG" in text_of(result)
-    assert not (settings.storage_dir / FILE_NAME).exists()
+    assert not (settings.storage.dir / FILE_NAME).exists()
 
 
 # ----------------------------------------------------------------------------- OSS replicas
@@ -211,8 +211,8 @@ async def test_oss_replicas_keep_their_catalogs_in_step_with_the_bucket(env: dic
                "EASEL_CATALOG_SYNC": "0.05"}
         a = build_server(Settings.from_env({**oss, "EASEL_STORAGE_DIR": str(tmp_path / "a")}))
         b = build_server(Settings.from_env({**oss, "EASEL_STORAGE_DIR": str(tmp_path / "b")}))
-        assert Settings.from_env(oss).catalog_sync == 0.05
-        assert Settings.from_env({**oss, "EASEL_CATALOG_SYNC": ""}).catalog_sync == 15.0   # OSS default
+        assert Settings.from_env(oss).gallery.catalog_sync == 0.05
+        assert Settings.from_env({**oss, "EASEL_CATALOG_SYNC": ""}).gallery.catalog_sync == 15.0   # OSS default
         async with Client(a) as ca, Client(b) as cb:
             stored = await a.storage.put(png(1), "image/png", {"prompt": "a lighthouse in fog", "model": "m"})
             with anyio.fail_after(10):     # b's background sync finds what a stored
@@ -267,7 +267,7 @@ async def test_browse_images_app_resource_is_listed_with_its_mime_type_and_csp(
 async def test_odd_records_do_not_break_the_catalog(settings: Settings, store: LocalStorage) -> None:
     ids = put_all(store, [("a harbour", None, "m", "p", "generate_image", 10, 10, "9999-12-31T00:00:00Z")])
     ids += put_all(store, [("a harbour at night", None, "m", "p", "generate_image", 10, 10, "not a date")], start=5)
-    month = settings.storage_dir / ids[0][:6]
+    month = settings.storage.dir / ids[0][:6]
     (month / f"{'e' * 32}.png.json").write_text("[1, 2, 3]")                     # not a record
     (month / f"{'f' * 32}.png.json").write_text("{not json")                     # cut short
     record = json.loads((month / f"{ids[0][7:]}.json").read_text())

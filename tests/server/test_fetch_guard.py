@@ -82,7 +82,7 @@ async def test_generated_images_from_an_unlisted_loopback_host_are_refused_witho
     async with Client(server) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert result.is_error and "output was not downloaded" in text_of(result) and "private, loopback" in text_of(result)
-    assert secret.seen == [] and files_in(settings.storage_dir) == []
+    assert secret.seen == [] and files_in(settings.storage.dir) == []
 
 
 # ------------------------------------------------------------------------ 2. DNS rebinding
@@ -93,8 +93,8 @@ def with_dns(settings: Settings, answers: dict[str, list[str]]) -> Settings:
         return answers[name]
 
     fetch = replace(settings.fetch, resolver=dns)
-    providers = {n: replace(c, fetch=replace(c.fetch, resolver=dns)) for n, c in settings.providers.items()}
-    return replace(settings, fetch=fetch, providers=providers)
+    configs = {n: replace(c, fetch=replace(c.fetch, resolver=dns)) for n, c in settings.providers.configs.items()}
+    return replace(settings, fetch=fetch, providers=replace(settings.providers, configs=configs))
 
 
 async def test_a_rebinding_name_never_reaches_loopback_for_references_or_outputs(
@@ -224,7 +224,7 @@ async def test_odd_paths_inside_the_input_directory_get_one_clear_line(env: dict
 def test_a_short_link_secret_is_refused_at_start_up_by_name() -> None:
     with pytest.raises(ConfigError, match="EASEL_LINK_SECRET must be at least 32 bytes"):
         Settings.from_env({"EASEL_LINK_SECRET": "k9"})
-    assert Settings.from_env({"EASEL_LINK_SECRET": "s" * 32}).link_secret == "s" * 32
+    assert Settings.from_env({"EASEL_LINK_SECRET": "s" * 32}).http.link_secret == "s" * 32
 
 
 async def test_the_real_process_says_which_variable_is_weak(env: dict[str, str]) -> None:
@@ -293,10 +293,10 @@ async def test_a_model_whose_outputs_fill_the_disk_names_every_file_not_stored(
 
 
 def test_one_wait_window_default_and_the_retry_and_speed_settings_reach_the_providers() -> None:
-    assert Settings().wait_window == ProviderConfig(api_key=None).wait_window == 20
+    assert Settings().providers.wait_window == ProviderConfig(api_key=None).wait_window == 20
     s = Settings.from_env({"EASEL_RETRY_BASE": "0.25", "EASEL_IDEOGRAM_RENDERING_SPEED": "turbo"})
-    assert {c.retry_base for c in s.providers.values()} == {0.25}
-    assert s.providers["ideogram"].extra["rendering_speed"] == "TURBO"
+    assert {c.retry_base for c in s.providers.configs.values()} == {0.25}
+    assert s.providers.configs["ideogram"].extra["rendering_speed"] == "TURBO"
     with pytest.raises(ConfigError, match="EASEL_IDEOGRAM_RENDERING_SPEED must be one of"):
         Settings.from_env({"EASEL_IDEOGRAM_RENDERING_SPEED": "ludicrous"})
 

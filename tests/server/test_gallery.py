@@ -85,7 +85,7 @@ def fill(settings_dir: Path) -> list[str]:
 
 @pytest.fixture
 def stored(settings: Settings) -> list[str]:
-    return fill(settings.storage_dir)
+    return fill(settings.storage.dir)
 
 
 async def gallery_link_of(base: str, token: str | None = None) -> str:
@@ -138,7 +138,7 @@ async def test_signed_link_opens_a_session_and_the_api_serves_the_catalog(
             assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
             with Image.open(io.BytesIO(thumb.content)) as im:
                 assert max(im.size) <= 384
-            cached = LocalStorage(settings.storage_dir).sidecar_path(stored[0], ".thumb.jpg")
+            cached = LocalStorage(settings.storage.dir).sidecar_path(stored[0], ".thumb.jpg")
             assert cached.read_bytes() == thumb.content                      # made once, kept beside the image
             full = await http.get(f"/gallery/images/{stored[0]}", params={"download": "1"})
             assert full.content.startswith(b"\x89PNG") and "attachment" in full.headers["content-disposition"]
@@ -164,7 +164,7 @@ async def test_delete_needs_the_header_and_removes_it_everywhere(
             assert f"easel://images/{stored[2]}" not in listed
             missing = await client.call_tool("search_images", {"query": "fox"})
             assert missing.structured_content["images"] == []
-    path = LocalStorage(settings.storage_dir).path_of(stored[2])
+    path = LocalStorage(settings.storage.dir).path_of(stored[2])
     assert not list(path.parent.glob(path.name + "*"))             # image, record and thumbnail
 
 
@@ -287,7 +287,7 @@ def test_the_page_in_a_real_browser(env: dict[str, str], settings: Settings, bro
                                     tmp_path: Path) -> None:
     from playwright.sync_api import expect    # its waits need no eval, which the page's CSP forbids
 
-    ids = fill(settings.storage_dir)
+    ids = fill(settings.storage.dir)
     with gallery_process(env) as link:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(15_000)         # every wait below is bounded by this
@@ -331,7 +331,7 @@ def test_the_page_in_a_real_browser(env: dict[str, str], settings: Settings, bro
         page.click("#v-delete")
         page.click("#v-delete-yes")
         expect(cards).to_have_count(1)
-        assert not LocalStorage(settings.storage_dir).path_of(ids[2]).exists()
+        assert not LocalStorage(settings.storage.dir).path_of(ids[2]).exists()
 
         bad = browser.new_page()                                   # a link with a bad signature is refused
         response = bad.goto(link[:-64] + "0" * 64)

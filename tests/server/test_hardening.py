@@ -43,7 +43,7 @@ async def test_connection_resets_end_in_a_clean_error_and_the_server_keeps_servi
         assert_clean_error(result, contains=expected)
         replicate_fake.clear_faults()
         assert not (await client.call_tool("generate_image", {"prompt": "a fox"})).is_error
-    assert not [p for p in files_in(settings.storage_dir) if p.name.startswith(".tmp-")]
+    assert not [p for p in files_in(settings.storage.dir) if p.name.startswith(".tmp-")]
 
 
 async def test_a_stalled_download_is_bounded_by_the_timeout(env: dict[str, str], replicate_fake: FakeReplicate) -> None:
@@ -80,7 +80,7 @@ async def test_an_image_over_the_pixel_limit_is_refused_not_decoded(server, repl
     async with Client(server) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert_clean_error(result, contains="pixels")
-    assert not files_in(settings.storage_dir)
+    assert not files_in(settings.storage.dir)
 
 
 async def test_cancelling_during_a_rate_limit_wait_creates_nothing(server, replicate_fake: FakeReplicate) -> None:
@@ -105,7 +105,7 @@ async def test_cancelling_during_polling_cancels_and_stores_nothing(server, repl
                 lambda: sum(1 for r in replicate_fake.requests if r.method == "GET") >= 2, timeout=10)
             tg.cancel_scope.cancel()
         await replicate_fake.wait_until(lambda: len(replicate_fake.cancels) == 2, timeout=10)
-    assert not files_in(settings.storage_dir)
+    assert not files_in(settings.storage.dir)
 
 
 DISK_FULL_LAUNCHER = (
@@ -130,11 +130,11 @@ async def test_a_full_disk_is_a_clear_error_with_no_partial_file_or_orphan_metad
     async with Client(params) as client:
         failed = await client.call_tool("generate_image", {"prompt": "a big fox"})
         assert_clean_error(failed, contains="could not be stored")
-        assert not files_in(settings.storage_dir) or all(
-            not p.name.startswith(".tmp-") and not p.name.endswith(".json") for p in files_in(settings.storage_dir))
+        assert not files_in(settings.storage.dir) or all(
+            not p.name.startswith(".tmp-") and not p.name.endswith(".json") for p in files_in(settings.storage.dir))
         ok = await client.call_tool("generate_image", {"prompt": "a small fox"})
         assert not ok.is_error, text_of(ok)
-    stored = [p for p in files_in(settings.storage_dir) if not p.name.startswith(".")]  # .index is bookkeeping
+    stored = [p for p in files_in(settings.storage.dir) if not p.name.startswith(".")]  # .index is bookkeeping
     assert sorted(p.suffix for p in stored) == [".json", ".png"]
 
 
@@ -231,7 +231,7 @@ async def test_a_truncated_download_is_a_clean_error_and_nothing_is_stored(
         async with Client(server) as client:
             result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert_clean_error(result, contains="download failed")
-    assert not files_in(settings.storage_dir)
+    assert not files_in(settings.storage.dir)
 
 
 async def test_a_redirect_to_a_private_address_is_not_followed(env: dict[str, str],

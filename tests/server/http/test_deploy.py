@@ -213,11 +213,11 @@ async def test_links_use_the_public_url_behind_a_proxy(env: dict[str, str]) -> N
 
 def test_the_link_secret_falls_back_to_one_derived_from_the_token_never_the_token_itself() -> None:
     with_token = Settings.from_env({"EASEL_AUTH_TOKEN": AUTH})
-    assert link_secret(with_token) == link_secret(Settings.from_env({"EASEL_AUTH_TOKEN": AUTH}))
-    assert AUTH.encode() not in link_secret(with_token) and len(link_secret(with_token)) == 32
-    assert link_secret(Settings.from_env({"EASEL_AUTH_TOKEN": AUTH, "EASEL_LINK_SECRET": LINK_SECRET})) == \
+    assert link_secret(with_token.http) == link_secret(Settings.from_env({"EASEL_AUTH_TOKEN": AUTH}).http)
+    assert AUTH.encode() not in link_secret(with_token.http) and len(link_secret(with_token.http)) == 32
+    assert link_secret(Settings.from_env({"EASEL_AUTH_TOKEN": AUTH, "EASEL_LINK_SECRET": LINK_SECRET}).http) == \
         LINK_SECRET.encode()
-    assert link_secret(Settings.from_env({})) != link_secret(Settings.from_env({}))   # random per process
+    assert link_secret(Settings.from_env({}).http) != link_secret(Settings.from_env({}).http)   # random per process
     assert AUTH not in repr(with_token) and LINK_SECRET not in repr(Settings.from_env({"EASEL_LINK_SECRET": LINK_SECRET}))
 
 

@@ -235,7 +235,7 @@ def test_the_prompt_model_setting_is_checked_at_start_up() -> None:
     with pytest.raises(ConfigError, match="needs DASHSCOPE_API_KEY"):
         Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope:qwen-plus"})
     assert Settings.from_env({"EASEL_PROMPT_MODEL": "dashscope: qwen-plus ", "DASHSCOPE_API_KEY": "k"}
-                             ).prompt_model == ("dashscope", "qwen-plus")
+                             ).calls.prompt_model == ("dashscope", "qwen-plus")
 
 
 @pytest.mark.anyio

@@ -27,7 +27,7 @@ from mcp import Client
 from providers.errors import ConfigError
 from server.app import build_server
 from server.config import Settings
-from server.storage import StorageError, image_key
+from server.storage import Storage, StorageError, image_key
 from server.storage.fallback import FallbackStorage
 from server.storage.oss import make_oss_storage
 from tests.fakes.oss_fake import FakeOSS
@@ -58,8 +58,12 @@ def oss_env(env: dict[str, str], fake: FakeOSS) -> dict[str, str]:
             "EASEL_OSS_BACKOFF": "0.01", "EASEL_OSS_TIMEOUT": "2", "EASEL_OSS_RETRY_INTERVAL": "0.05"}
 
 
+def oss_store(settings: Settings) -> Storage:
+    return make_oss_storage(settings.storage.oss, settings.storage.dir)
+
+
 def storage_for(env: dict[str, str], **extra: str) -> FallbackStorage:
-    store = make_oss_storage(Settings.from_env({**env, **extra}))
+    store = oss_store(Settings.from_env({**env, **extra}))
     assert isinstance(store, FallbackStorage)
     return store
 
@@ -221,7 +225,7 @@ async def test_recent_images_are_listed_from_the_bucket_newest_first_in_bounded_
 
 async def test_resources_list_pages_through_the_bucket(oss_env: dict[str, str], fake: FakeOSS) -> None:
     settings = Settings.from_env({**oss_env, "EASEL_LIST_LIMIT": "2"})
-    store = make_oss_storage(settings)
+    store = oss_store(settings)
     ids = [(await store.put(png(30 + i), "image/png", META)).image_id for i in range(3)]
     async with Client(build_server(settings, storage=store)) as client:
         first = await client.list_resources()
@@ -442,7 +446,7 @@ def test_an_invalid_oss_setting_is_a_config_error_naming_it(tmp_path: Path, vari
            "OSS_ACCESS_KEY_SECRET": SECRET, "OSS_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com",
            "OSS_BUCKET": BUCKET, variable: value}
     with pytest.raises(ConfigError, match=variable) as info:
-        make_oss_storage(Settings.from_env(env))
+        oss_store(Settings.from_env(env))
     assert SECRET not in str(info.value)
 
 
@@ -462,18 +466,18 @@ def test_the_cli_exits_2_naming_the_missing_oss_variables(tmp_path: Path) -> Non
 
 def test_the_secret_stays_out_of_settings_and_storage_reprs(oss_env: dict[str, str]) -> None:
     settings = Settings.from_env(oss_env)
-    store = make_oss_storage(settings)
-    assert settings.oss_access_key_secret == SECRET
+    store = oss_store(settings)
+    assert settings.storage.oss.access_key_secret == SECRET
     assert SECRET not in repr(settings) and SECRET not in repr(store)
 
 
 def test_defaults_sign_v1_with_a_day_long_link_under_the_default_base_path(oss_env: dict[str, str]) -> None:
     env = {k: v for k, v in oss_env.items() if k not in ("OSS_BASE_PATH", "EASEL_OSS_RETRY_INTERVAL")}
     settings = Settings.from_env(env)
-    assert (settings.oss_base_path, settings.oss_url_expiry, settings.oss_retry_interval) == ("easel-mcp", 86400, 30.0)
-    store = make_oss_storage(settings)
+    assert (settings.storage.oss.base_path, settings.storage.oss.url_expiry, settings.storage.oss.retry_interval) == ("easel-mcp", 86400, 30.0)
+    store = oss_store(settings)
     assert isinstance(store, FallbackStorage)
     primary: Any = store.primary
     assert primary.signature == "v1" and primary.key_of("202401-" + "a" * 32 + ".png").startswith("easel-mcp/202401/")
-    root: Any = make_oss_storage(Settings.from_env({**env, "OSS_BASE_PATH": ""})).primary  # type: ignore[attr-defined]
+    root: Any = oss_store(Settings.from_env({**env, "OSS_BASE_PATH": ""})).primary  # type: ignore[attr-defined]
     assert root.key_of("202401-" + "a" * 32 + ".png") == "202401/" + "a" * 32 + ".png"

@@ -246,7 +246,7 @@ async def test_output_that_is_not_an_image_is_refused_and_nothing_is_stored(
     async with Client(server) as client:
         result = await client.call_tool("generate_image", {"prompt": "a fox"})
     assert result.is_error and "not a usable image" in text_of(result)
-    assert not [p for p in Path(settings.storage_dir).rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert not [p for p in Path(settings.storage.dir).rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 @pytest.mark.parametrize(("args", "field"), [
@@ -283,7 +283,7 @@ async def test_the_token_appears_nowhere(server, replicate_fake: FakeReplicate, 
         ok = await client.call_tool("generate_image", {"prompt": "a fox"})
         replicate_fake.inject(401, body={"title": "Unauthenticated", "status": 401}, method="POST")
         bad = await client.call_tool("generate_image", {"prompt": "a fox"})
-    stored = b"".join(p.read_bytes() for p in Path(settings.storage_dir).rglob("*.json"))
+    stored = b"".join(p.read_bytes() for p in Path(settings.storage.dir).rglob("*.json"))
     for text in (json.dumps(ok.model_dump(mode="json")), json.dumps(bad.model_dump(mode="json")),
                  stored.decode(), caplog.text):
         assert TOKEN not in text

@@ -1,0 +1,31 @@
+"""The lifespan state every tool call runs with: settings, storage, the provider registry and the
+guarded HTTP client for reference images. Tools reach it through ``server.tools._common.state_of``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from providers import Registry
+from providers._netguard import guarded_client
+from server.config import Settings
+from server.storage import Storage
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    storage: Storage
+    registry: Registry
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """Fetches reference images given as URLs, through the fetch guard (providers/_netguard.py). Made
+        on first use: building its TLS context costs ~0.1 s, which start-up should not pay (bench/run.py)."""
+        if self._http is None:
+            self._http = guarded_client(self.settings.fetch, timeout=httpx.Timeout(30.0, connect=10.0))
+        return self._http
