@@ -25,12 +25,13 @@ from pydantic import ValidationError
 
 from providers import Registry
 from providers.errors import ImageGenError
+from server.auth import auth_options
 from server.config import Settings
 from server.state import AppState
 from server.icons import icons
+from server.links import LinkSigner
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
-from server.results import image_link
 
 __all__ = ["AppState", "EaselServer", "build_server", "make_storage", "with_catalog"]
 
@@ -75,7 +76,6 @@ class EaselServer(MCPServer):
 
     storage: Storage
     easel_settings: Settings
-    link_for: Any = None      # image id -> signed browser link; set by server.http for HTTP transports
     draining: bool = False    # set on SIGTERM: new tool calls are refused
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -86,7 +86,6 @@ class EaselServer(MCPServer):
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """Every tool call: refused while draining, cancellable by ``drain``, logged as one line."""
         started, outcome, result = time.monotonic(), "ok", None
-        token = image_link.set(self.link_for)
         scope = anyio.CancelScope()
         try:
             if self.draining:
@@ -117,7 +116,6 @@ class EaselServer(MCPServer):
             outcome = "error:" + _error_kind(exc) if outcome == "ok" else outcome
             raise
         finally:
-            image_link.reset(token)
             self.in_flight.discard(scope)
             if self._idle is not None and not self.in_flight:
                 self._idle.set()
@@ -177,7 +175,10 @@ class EaselServer(MCPServer):
         return [ReadResourceContents(content=data, mime_type=mime)]
 
 
-def build_server(settings: Settings, *, storage: Storage | None = None) -> EaselServer:
+def build_server(settings: Settings, *, storage: Storage | None = None,
+                 links: LinkSigner | None = None) -> EaselServer:
+    """The server. ``links`` signs browser links to stored images (HTTP transports, server.http.link_signer);
+    without it, results keep the storage's own URLs (file:// for local storage)."""
     from server.mcp_prompts import register_prompts
     from server.tools import register_tools
 
@@ -186,7 +187,8 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         registry = Registry(settings.providers.configs)
-        state = AppState(settings=settings, storage=store, registry=registry)
+        state = AppState(settings=settings, storage=store, registry=registry,
+                         links=links.url if links is not None else None)
         try:
             async with anyio.create_task_group() as tg:
                 background = getattr(store, "run_background", None)   # e.g. late OSS uploads
@@ -201,11 +203,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None) -> Easel
                 await state._http.aclose()
             await registry.aclose()
 
-    auth: dict[str, Any] = {}
-    if settings.http.auth_token:   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
-        from server.http import auth_options
-
-        auth = auth_options(settings)
+    auth = auth_options(settings)   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
     from server.tools.browse import make_apps   # browse_images as an MCP App (ui:// resource)
 
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,

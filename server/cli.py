@@ -35,8 +35,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["gallery"]:            # easel-mcp gallery: the web gallery of this store (server.gallery)
-        from server.gallery import main as gallery_main
-
         return gallery_main(argv[1:])
     args = parse_args(argv)
 
@@ -55,8 +53,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.app import build_server
 
+    signer = None
+    if args.transport != "stdio":
+        from server.http import link_signer
+
+        signer = link_signer(settings, args.host, args.port)
     try:
-        server = build_server(settings)
+        server = build_server(settings, links=signer)
     except (ConfigError, StorageError) as exc:
         print(f"easel-mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -73,7 +76,60 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.http import serve_http
 
-    anyio.run(serve_http, server, settings, args)
+    anyio.run(serve_http, server, settings, args, signer)
+
+
+def gallery_main(argv: list[str]) -> None:
+    """``easel-mcp gallery``: the gallery of this machine's store, on loopback, until Ctrl-C."""
+    import uvicorn
+
+    from providers.errors import ConfigError
+    from server.app import make_storage, with_catalog
+    from server.config import Settings
+    from server.gallery import make_gallery, standalone_app
+    from server.http import is_loopback
+    from server.storage import StorageError
+
+    p = argparse.ArgumentParser(prog="easel-mcp gallery",
+                                description="Serve the image gallery of this store on loopback and print its link.")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    args = p.parse_args(argv)
+    configure_logging(0)
+    if not is_loopback(args.host):
+        print("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
+              "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        settings = Settings.from_env()
+        storage = with_catalog(make_storage(settings), settings)
+    except (ConfigError, StorageError) as exc:
+        print(f"easel-mcp gallery: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0.",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
+    link = gallery.link()
+    print(f"easel-mcp gallery of {settings.storage.dir}\n  open: {link}\n  (the link works for "
+          f"{settings.gallery.link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(link)
+    config = uvicorn.Config(standalone_app(gallery, storage), log_level="warning", access_log=False,
+                            log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def configure_logging(verbose: int, fmt: str = "text") -> None:

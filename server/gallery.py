@@ -1,7 +1,7 @@
 """The gallery: a web page of every stored image, served by the server itself.
 
 Routes (mounted on the HTTP transports by server.http, and served alone by
-``easel-mcp gallery`` for desktop users on stdio):
+``easel-mcp gallery``, server.cli, for desktop users on stdio):
 
 * ``GET /gallery``                     the page (server.gallery_page: plain HTML, CSS, a little JS)
 * ``GET /gallery/api/images``          a page of the catalog as JSON (q, model, provider, tool, since,
@@ -289,58 +289,3 @@ def standalone_app(gallery: Gallery, storage: Any) -> Any:
     routes = [Route(path, handler, methods=methods) for path, methods, handler in gallery.routes()]
     return Starlette(routes=[*routes, Route("/", home, methods=["GET"])], lifespan=lifespan)
 
-
-def main(argv: list[str]) -> None:
-    """``easel-mcp gallery``: the gallery of this machine's store, on loopback, until Ctrl-C."""
-    import argparse
-    import sys
-
-    import uvicorn
-
-    from providers.errors import ConfigError
-    from server.app import make_storage, with_catalog
-    from server.config import Settings
-    from server.http import is_loopback
-
-    p = argparse.ArgumentParser(prog="easel-mcp gallery",
-                                description="Serve the image gallery of this store on loopback and print its link.")
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    p.add_argument("--open", action="store_true", help="open the link in the default browser")
-    args = p.parse_args(argv)
-    from server.cli import configure_logging
-
-    configure_logging(0)
-    if not is_loopback(args.host):
-        print("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
-              "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        settings = Settings.from_env()
-        storage = with_catalog(make_storage(settings), settings)
-    except (ConfigError, StorageError) as exc:
-        print(f"easel-mcp gallery: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    import socket
-
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
-        print(f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0.",
-              file=sys.stderr)
-        raise SystemExit(2) from None
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
-    link = gallery.link()
-    print(f"easel-mcp gallery of {settings.storage.dir}\n  open: {link}\n  (the link works for "
-          f"{settings.gallery.link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
-    if args.open:
-        import webbrowser
-
-        webbrowser.open(link)
-    config = uvicorn.Config(standalone_app(gallery, storage), log_level="warning", access_log=False,
-                            log_config=None)
-    uvicorn.Server(config).run(sockets=[sock])

@@ -1,9 +1,9 @@
 """HTTP transports: SSE and streamable HTTP apps, auth, health, image links, served by uvicorn.
 
-* Auth: with ``EASEL_AUTH_TOKEN`` set, /mcp and /sse (and /messages/) need
-  ``Authorization: Bearer <token>`` (the SDK answers 401 with ``WWW-Authenticate``
-  otherwise). /healthz, /readyz and /images/… are never behind it: the first two
-  say nothing secret, image links carry their own signature (server.links).
+* Auth (server.auth, given to the server when it is built): with ``EASEL_AUTH_TOKEN`` set,
+  /mcp and /sse (and /messages/) need a bearer token. /healthz, /readyz and /images/… are
+  never behind it: the first two say nothing secret, image links carry their own signature
+  (server.links; the signer is made by ``link_signer`` before the server is built).
 * DNS-rebinding protection stays on: loopback Host/Origin values are always
   accepted, plus ``EASEL_ALLOWED_HOSTS`` / ``EASEL_ALLOWED_ORIGINS``. Only a
   non-loopback bind with no allowed hosts configured turns the check off (it
@@ -19,30 +19,29 @@
 from __future__ import annotations
 
 import argparse
-import hmac
 import ipaddress
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
-from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from server.app import EaselServer
 from server.config import Settings
 from server.drain import DrainGate, DrainingServer
 from server.limits import SseSessions, guarded_protocol, track_sse_requests
 from server.links import LinkSigner, link_secret
 from server.storage import ImageNotFound, StorageError, parse_image_id
 
-__all__ = ["StaticTokenVerifier", "add_health_routes", "add_image_route", "auth_options", "build_app",
-           "is_loopback", "readiness", "serve_http", "transport_security"]
+if TYPE_CHECKING:   # only the type: the server is handed in, so this module imports nothing of the app
+    from server.app import EaselServer
+
+__all__ = ["add_health_routes", "add_image_route", "build_app", "is_loopback", "link_signer", "readiness",
+           "serve_http", "transport_security"]
 
 log = logging.getLogger("easel.http")
 
@@ -50,30 +49,6 @@ LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 _HAS_PORT = re.compile(r":(\d+|\*)$")
 SHUTDOWN_CLOSE_TIMEOUT = 3.0   # after the drain: open SSE streams are closed after this long
-
-
-class StaticTokenVerifier:
-    """One shared bearer token, compared in constant time."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-    def __repr__(self) -> str:
-        return "StaticTokenVerifier(<token>)"
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        if hmac.compare_digest(token.encode(), self._token):
-            return AccessToken(token="static", client_id="easel-token", scopes=[])
-        return None
-
-
-def auth_options(settings: Settings) -> dict[str, Any]:
-    """MCPServer constructor arguments for bearer-token auth (empty without a token)."""
-    if not settings.http.auth_token:
-        return {}
-    return {"token_verifier": StaticTokenVerifier(settings.http.auth_token),
-            # issuer_url is required by the SDK but unused: no OAuth server, no metadata routes.
-            "auth": AuthSettings(issuer_url="https://easel-mcp.invalid", resource_server_url=None)}
 
 
 def is_loopback(host: str) -> bool:
@@ -182,11 +157,17 @@ def public_base(settings: Settings, host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def link_signer(settings: Settings, host: str, port: int) -> LinkSigner:
+    """The signer of browser links to stored images. The server is built with it (server.app puts its
+    ``url`` in the application state, so results of local images get signed http links instead of
+    file://) and the image route checks what it signed."""
+    return LinkSigner(link_secret(settings.http), public_base(settings, host, port), settings.http.link_ttl)
+
+
+def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace,  # type: ignore[no-untyped-def]
+              signer: LinkSigner):
     add_health_routes(server, settings)
-    signer = LinkSigner(link_secret(settings.http), public_base(settings, args.host, args.port), settings.http.link_ttl)
     add_image_route(server, signer)
-    server.link_for = signer.url        # results of local images get signed http links instead of file://
     from server.gallery import mount as mount_gallery
 
     mount_gallery(server, settings, signer.base_url)    # GET /gallery and its API (server.gallery)
@@ -200,8 +181,9 @@ def build_app(server: EaselServer, settings: Settings, args: argparse.Namespace)
                                       session_idle_timeout=settings.limits.session_idle_timeout, **options)
 
 
-async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace) -> None:
-    gate = DrainGate(build_app(server, settings, args), server,
+async def serve_http(server: EaselServer, settings: Settings, args: argparse.Namespace,
+                     signer: LinkSigner) -> None:
+    gate = DrainGate(build_app(server, settings, args, signer), server,
                      "stateless" if args.transport == "http" and args.stateless else args.transport)
     config = uvicorn.Config(gate, host=args.host, port=args.port, log_level="warning", access_log=False,
                             log_config=None,  # uvicorn logs through our handlers (JSON when asked)

@@ -33,14 +33,17 @@ _SHAPES = {
     "run": '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M10 9l5 3-5 3z"/>',
     # a form: a model's inputs
     "schema": '<rect x="4" y="3" width="16" height="18" rx="2"/><path d="M8 8h8M8 12h8M8 16h5"/>',
-    # a magnifier: find stored images
+    # a magnifier: search stored images
     "search": '<circle cx="10.5" cy="10.5" r="6"/><path d="M15 15l5.5 5.5M7.5 12l2-2 1.5 1.5 2-2"/>',
-    # a grid of four pictures: the gallery
-    "gallery": '<rect x="3" y="3" width="8" height="8" rx="1.5"/><rect x="13" y="3" width="8" height="8" rx="1.5"/>'
-               '<rect x="3" y="13" width="8" height="8" rx="1.5"/><rect x="13" y="13" width="8" height="8" rx="1.5"/>',
-    # a window with an arrow leaving it: open the gallery in a browser
-    "open": '<path d="M13 4h7v7M20 4l-9 9"/><path d="M18 14v5a1.5 1.5 0 0 1-1.5 1.5h-11A1.5 1.5 0 0 1 4 19V7.5'
-            'A1.5 1.5 0 0 1 5.5 6H10"/>',
+    # a grid of four pictures: browse stored images
+    "browse": '<rect x="3" y="3" width="8" height="8" rx="1"/><rect x="13" y="3" width="8" height="8" rx="1"/>'
+              '<rect x="3" y="13" width="8" height="8" rx="1"/><rect x="13" y="13" width="8" height="8" rx="1"/>',
+    # a strip of small pictures: thumbnails
+    "thumbnails": '<rect x="2.5" y="8" width="5" height="8" rx="1"/><rect x="9.5" y="8" width="5" height="8" rx="1"/>'
+                  '<rect x="16.5" y="8" width="5" height="8" rx="1"/>',
+    # a framed picture with a link: the gallery page
+    "gallery": '<rect x="3" y="3" width="14" height="12" rx="1.5"/><path d="M5.5 12.5l3.5-3.5 3 2.5 2.5-2"/>'
+               '<path d="M14 19.5a2.5 2.5 0 0 0 3.5 0l2.5-2.5a2.5 2.5 0 0 0-3.5-3.5l-.8.8"/>',
     # a rounded square with a mark: a logo or app icon
     "logo": '<rect x="3" y="3" width="18" height="18" rx="5"/><path d="M8 16l4-8 4 8M9.5 13h5"/>',
     # a card with a headline bar and a share arrow

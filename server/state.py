@@ -1,8 +1,9 @@
-"""The lifespan state every tool call runs with: settings, storage, the provider registry and the
-guarded HTTP client for reference images. Tools reach it through ``server.tools._common.state_of``."""
+"""The lifespan state every tool call runs with: settings, storage, the provider registry, the
+browser-link builder (HTTP transports) and the guarded HTTP client for reference images. Tools reach it through ``server.tools._common.state_of``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -20,6 +21,7 @@ class AppState:
     settings: Settings
     storage: Storage
     registry: Registry
+    links: Callable[[str], str] | None = None   # image id -> signed browser link (HTTP transports); else None
     _http: httpx.AsyncClient | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""Helpers shared by the tools: inline enums, text checks, error and result shaping."""
+"""Helpers shared by the tools: inline enums, text checks, error wording, model descriptions."""
 
 import re
 from enum import StrEnum
@@ -12,8 +12,6 @@ from pydantic import WithJsonSchema
 from providers import EDIT, Registry, model_names
 from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
-from server.generation import JobOutcome
-from server.results import ErrorRecord
 
 if TYPE_CHECKING:
     from server.state import AppState
@@ -99,16 +97,4 @@ def _cost(price: Price) -> str:
 def state_of(ctx: Context) -> "AppState":
     """The lifespan state a tool call runs with (settings, storage, registry, HTTP client)."""
     return cast("AppState", ctx.request_context.lifespan_context)
-
-
-def summarize(verb: str, outcomes: list[JobOutcome]) -> tuple[list[Any], list[ErrorRecord]]:
-    images = [img for o in outcomes for img in o.images]
-    errors = [ErrorRecord(item=o.job.label or o.job.spec.name, kind=type(o.error).__name__, message=str(o.error))
-              for o in outcomes if o.error is not None]
-    if not images and errors:
-        unique = list(dict.fromkeys(e.message for e in errors))
-        first = next(o.error for o in outcomes if o.error is not None)   # the call log names its kind
-        raise ToolError(unique[0] if len(unique) == 1 else f"{verb} failed: " + " | ".join(unique)) from first
-    return images, errors
-
 

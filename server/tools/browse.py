@@ -41,7 +41,8 @@ def make_apps(settings: Settings) -> Apps:
     apps = Apps()
 
     @apps.tool(resource_uri=APP_URI, name="browse_images", title="Browse stored images", annotations=READS,
-               icons=icons("gallery"), description=(
+               icons=icons("browse"),
+               description=(
                    "Show the user a grid of stored images (newest first, optionally narrowed by words from "
                    "their prompts) where they can pick some to hand back to you. In hosts without MCP Apps "
                    "this answers like search_images: each image's uri, url and prompt."))
@@ -55,7 +56,7 @@ def make_apps(settings: Settings) -> Apps:
                                    previews=False)
 
     @apps.tool(resource_uri=APP_URI, visibility=["app"], name="image_thumbnails", title="Image thumbnails",
-               annotations=READS, icons=icons("image"),
+               annotations=READS, icons=icons("thumbnails"),
                description="Thumbnails of stored images, for the browse_images view.")
     async def image_thumbnails(
         ctx: Context,

@@ -10,13 +10,12 @@ from providers import EDIT, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
-from server.generation import Job, Progress, run_jobs
+from server.jobs import Work, images_answer, run_job
 from server.inputs import InputError, InputLimits, resolve_images
 from server.icons import icons
-from server.results import GenerateResult, Previews, build_result, describe, image_record
+from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize,
-    tool_error,
+    GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
 )
 
 __all__ = ["register"]
@@ -74,13 +73,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise tool_error(exc) from None
         record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
-        progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
-        await progress.send(f"sending {len(inputs)} reference image(s) to {spec.name}")
-        previews = Previews(state.settings)
-        outcomes = await run_jobs([Job(spec, provider, request, record=record)], state.storage, progress,
-                                  max_pixels=state.settings.calls.max_image_pixels, previews=previews)
-        stored, errors = summarize("edit_image", outcomes)
-        result = GenerateResult(images=[image_record(i) for i in stored], errors=errors)
-        summary = f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(stored)} image(s)."
-        return build_result(result.model_dump(), stored, previews,
-                            describe(summary, images=result.images, errors=result.errors))
+        return await run_job(
+            ctx, "edit_image", [Work(spec, provider, request, metadata=record)], total=1,
+            announce=f"sending {len(inputs)} reference image(s) to {spec.name}",
+            answer=lambda done: images_answer(
+                done, f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(done.images)} image(s)."))

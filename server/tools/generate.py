@@ -11,12 +11,12 @@ from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.generation import Job, Progress, run_jobs, split_count
+from server.jobs import Finished, Work, images_answer, run_job, split_count
 from server.prompts import apply_style
 from server.icons import icons
-from server.results import GenerateResult, Previews, build_result, describe, image_record
+from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
 )
 
 __all__ = ["register"]
@@ -67,20 +67,16 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise tool_error(exc) from None
         record = {"tool": "generate_image", "user_prompt": text, "size": size.value, "style": style.value}
         requests = split_count(spec, base, count)
-        jobs = [Job(spec, provider, req if seed is None else _reseed(req, seed + i),
-                    label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", record=record)
+        work = [Work(spec, provider, req if seed is None else _reseed(req, seed + i),
+                     label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", metadata=record)
                 for i, req in enumerate(requests)]
-        progress = Progress(ctx, total=count, interval=state.settings.calls.progress_interval)
-        await progress.send(f"submitting {count} image(s) to {spec.name}")
-        previews = Previews(state.settings)
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.calls.max_image_pixels,
-                                  previews=previews)
-        images, errors = summarize("generate_image", outcomes)
-        result = GenerateResult(images=[image_record(i) for i in images], errors=errors)
-        failed = f"; {len(errors)} failed." if errors else "."
-        summary = f"Generated {len(images)} image(s) with {spec.name}{failed}"
-        return build_result(result.model_dump(), images, previews,
-                            describe(summary, images=result.images, errors=result.errors))
+
+        def answer(done: Finished) -> tuple[GenerateResult, str]:
+            failed = f"; {len(done.errors)} failed." if done.errors else "."
+            return images_answer(done, f"Generated {len(done.images)} image(s) with {spec.name}{failed}")
+
+        return await run_job(ctx, "generate_image", work, total=count,
+                             announce=f"submitting {count} image(s) to {spec.name}", answer=answer)
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:

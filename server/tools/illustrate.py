@@ -17,16 +17,16 @@ from providers.base import ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.generation import Job, Progress, run_jobs
 from server.illustration import (
     MAX_CONTENT_CHARS, MAX_COUNT, IllustrationPlan, Purpose, Target, analyse, plan_illustrations, prompt_lines,
 )
 from server.icons import icons
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
-from server.results import ErrorRecord, ImageRecord, Previews, build_result, image_record
+from server.jobs import Finished, Work, run_job
+from server.results import ErrorRecord, ImageRecord, build_result
 from server.tools._common import (
-    GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, summarize, tool_error,
+    GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
 )
 
 if TYPE_CHECKING:
@@ -151,28 +151,27 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                     for p in plan.prompts]
         record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value,
                   "scene_source": plan.scene_source.value}
-        jobs = [Job(spec, provider, req, label=f"illustration {i + 1}",
-                    record={**record, "illustration": i + 1, "subjects": items[i].subjects})
+        work = [Work(spec, provider, req, label=f"illustration {i + 1}",
+                     metadata={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
-        progress = Progress(ctx, total=len(jobs), interval=state.settings.calls.progress_interval)
-        await progress.send(f"generating {len(jobs)} illustration(s) with {spec.name}")
-        previews = Previews(state.settings)
-        outcomes = await run_jobs(jobs, state.storage, progress, max_pixels=state.settings.calls.max_image_pixels,
-                                  previews=previews)
-        images, errors = summarize("illustrate_content", outcomes)
-        for item, outcome in zip(items, outcomes, strict=True):
-            if outcome.images:
-                item.image = image_record(outcome.images[0])
-            if outcome.error is not None:
-                item.error = ErrorRecord(item=f"illustration {item.index + 1}", kind=type(outcome.error).__name__,
-                                         message=str(outcome.error))
-        result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=False,
-                                  prompt_model=model_use, illustrations=items,
-                                  images=[image_record(i) for i in images], errors=errors)
-        summary = (f"Illustrated the text with {len(images)} image(s) from {spec.name}"
-                   + (f"; {len(errors)} failed" if errors else "") + ": " + ", ".join(i.uri for i in images))
-        return build_result(result.model_dump(), images, previews,
-                            summary + "\n" + _text(plan, spec, attempt, dry_run=False))
+
+        def answer(done: Finished) -> tuple[IllustrateResult, str]:
+            shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
+            for item, outcome in zip(items, done.outcomes, strict=True):
+                if outcome.images:
+                    item.image = shown[outcome.images[0].image_id]
+                if outcome.error is not None:
+                    item.error = ErrorRecord(item=f"illustration {item.index + 1}",
+                                             kind=type(outcome.error).__name__, message=str(outcome.error))
+            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
+                                      dry_run=False, prompt_model=model_use, illustrations=items,
+                                      images=done.records, errors=done.errors)
+            summary = (f"Illustrated the text with {len(done.images)} image(s) from {spec.name}"
+                       + (f"; {len(done.errors)} failed." if done.errors else "."))
+            return result, "\n".join([summary, *_outcome_lines(items), _text(plan, spec, attempt, dry_run=False)])
+
+        return await run_job(ctx, "illustrate_content", work, total=len(work),
+                             announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
 
 
 async def _ask(state: "AppState", analysis: Any, count: int, purpose: Purpose, target: Target) -> ModelAttempt:
@@ -195,6 +194,22 @@ def _model_use(attempt: ModelAttempt | None) -> PromptModelUse | None:
                           input_tokens=reply.input_tokens if reply else None,
                           output_tokens=reply.output_tokens if reply else None,
                           cost_usd=reply.cost_usd if reply else None)
+
+
+def _outcome_lines(items: list[Illustration]) -> list[str]:
+    """Each illustration's image (URI, a url a person can open, size) or why it failed, numbered like the
+    prompts below it: a caller that sees only text (LangChain, the Agents SDK) needs nothing else."""
+    lines = []
+    for item in items:
+        n = item.index + 1
+        if (r := item.image) is not None:
+            lines += [f"Illustration {n}: {r.uri}", f"  url: {r.url}",
+                      f"  {r.width}x{r.height}, {r.mime_type}" + (f", seed {r.seed}" if r.seed is not None else "")]
+            if r.note:
+                lines.append(f"  note: {r.note}")
+        if (e := item.error) is not None:
+            lines.append(f"Illustration {n} failed ({e.kind}): {e.message}")
+    return lines
 
 
 def _text(plan: IllustrationPlan, spec: ModelSpec, attempt: ModelAttempt | None, *, dry_run: bool) -> str:

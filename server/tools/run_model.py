@@ -11,7 +11,6 @@ the error names the images already stored and the provider link of every image t
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,12 +21,12 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
 from server.config import Settings
-from server.generation import Progress, store_output
-from server.images import InvalidImage, inspect_image
+from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
 from server.icons import icons
-from server.results import MAX_OUTPUT_CHARS, Previews, build_result, clip, describe, image_record
-from server.storage import URI_PREFIX, StoredImage
+from server.jobs import Job
+from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
+from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
@@ -104,14 +103,14 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             provider = state.registry.provider("replicate")
             inputs = await _convert_inputs(given, state, provider, depth=0)
-            progress = Progress(ctx, total=1, interval=state.settings.calls.progress_interval)
-            await progress.send(f"running {name}")
-            prediction = await provider.run_prediction(name, version, inputs, progress.send)
-            capture = _Capture(state, provider, name, prediction, Previews(state.settings), _prompt_of(given))
-            output = await capture.outputs(prediction.get("output"), depth=0)
-            stored, previews = capture.stored, capture.previews
-            if capture.unstored:
-                raise ToolError(f"Execution error running {name}: {capture.unstored_text()}")
+            job = Job(ctx, "run_replicate_model", total=1)
+            await job.progress.send(f"running {name}")
+            prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
+            unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
+            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
+                                            prompt=_prompt_of(given), unstored=unstored)
+            if unstored:
+                raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -121,11 +120,13 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
         except ImageGenError as exc:
             raise ToolError(f"Execution error running {name}: {exc}") from None
-        records = [image_record(s).model_dump() for s in stored]
+        await job.announce()
+        stored = job.stored
+        records = [job.record(s).model_dump() for s in stored]
         result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
                            result=output, metrics=prediction.get("metrics"), images=records)
         summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return build_result(result.model_dump(), stored, previews, describe(summary, images=records, output=output))
+        return job.answer(result, stored, describe(summary, images=records, output=output))
 
     @mcp.tool(
         name="get_replicate_model_schema",
@@ -255,62 +256,45 @@ def _prompt_of(inputs: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-@dataclass
-class _Capture:
-    """Downloads and stores every file a prediction output names, keeping the rest of the output as it is."""
+def _unstored_text(unstored: list[tuple[str, str | None]], stored: list[Any]) -> str:
+    """One line: why the first image was not stored, where the others still are, and which were stored."""
+    (text, _), *others = unstored
+    if others:
+        links = ", ".join(link or "(sent inline, no other copy)" for _, link in others)
+        text += f" {len(others)} more output image(s) could not be stored either; they are at: {links}."
+    if stored:
+        text += " Stored: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in stored) + "."
+    return text
 
-    state: "AppState"
-    provider: Any
-    model: str
-    prediction: dict[str, Any]
-    previews: Previews
-    prompt: str
-    stored: list[StoredImage] = field(default_factory=list)
-    unstored: list[tuple[str, str | None]] = field(default_factory=list)   # (why, provider link) per image not stored
 
-    async def outputs(self, value: Any, depth: int) -> Any:
-        if depth > MAX_DEPTH:
-            return value
-        if _is_file(value):
-            return await self._file(value)
-        if isinstance(value, dict):
-            return {k: await self.outputs(v, depth + 1) for k, v in value.items()}
-        if isinstance(value, list):
-            return [await self.outputs(v, depth + 1) for v in value]
+async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, prediction: dict[str, Any],
+                           depth: int, prompt: str, unstored: list[tuple[str, str | None]]) -> Any:
+    if depth > MAX_DEPTH:
         return value
-
-    async def _file(self, value: str) -> Any:
+    if _is_file(value):
         try:
-            data, mime = await self.provider.fetch_output(value)
+            data, mime = await provider.fetch_output(value)
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
+        meta = {"tool": "run_replicate_model", "model": model, "provider": "replicate", "provider_model": model,
+                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None}
+        link = None if value.startswith("data:") else value
         try:
-            info = inspect_image(data, max_pixels=self.state.settings.calls.max_image_pixels)
+            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"], source_url=link)
+        except ProviderUnavailable as exc:   # the store failed: the other files are still paid for, say each
+            unstored.append((str(exc), link))
+            return {"url": link, "stored": False, "note": str(exc)}
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
-        meta = {"width": info.width, "height": info.height, "tool": "run_replicate_model", "model": self.model,
-                "provider": "replicate", "provider_model": self.model, "prediction_id": self.prediction["id"],
-                "parameters": None, "prompt": self.prompt, "seed": None}
-        link = None if value.startswith("data:") else value
-        try:
-            image = await store_output(data, info.mime_type, meta, self.state.storage, previews=self.previews,
-                                       provider="replicate", job_id=self.prediction["id"], source_url=link)
-        except ProviderUnavailable as exc:   # the store failed: the other files are still paid for, say each
-            self.unstored.append((str(exc), link))
-            return {"url": link, "stored": False, "note": str(exc)}
-        self.stored.append(image)
-        return image_record(image).model_dump()
-
-    def unstored_text(self) -> str:
-        """One line: why the first image was not stored, where the others still are, and which were stored."""
-        (text, _), *others = self.unstored
-        if others:
-            links = ", ".join(link or "(sent inline, no other copy)" for _, link in others)
-            text += f" {len(others)} more output image(s) could not be stored either; they are at: {links}."
-        if self.stored:
-            text += " Stored: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in self.stored) + "."
-        return text
+        return job.record(image).model_dump()
+    if isinstance(value, dict):
+        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
+                for v in value]
+    return value
 
 
 def _is_token_list(output: Any) -> bool:

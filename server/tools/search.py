@@ -7,6 +7,7 @@ hand the model only the text; previews come along only for a few images.
 """
 
 import base64
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio
@@ -19,7 +20,6 @@ from providers import Registry, all_specs
 from server.catalog import Filters, Page
 from server.config import Settings
 from server.icons import icons
-from server.results import image_link
 from server.storage import StorageError
 from server.thumbnails import thumbnail
 from server.tools._common import clean_text, state_of
@@ -51,8 +51,8 @@ class SearchResult(BaseModel):
     next_cursor: str | None = Field(default=None, description="pass as cursor for the next page; null at the end")
 
 
-def hit_of(row: dict[str, Any], storage: Any) -> SearchHit:
-    link = image_link.get()
+def hit_of(row: dict[str, Any], storage: Any, link: Callable[[str], str] | None = None) -> SearchHit:
+    """A catalog row as the result shows it; ``link`` is the application state's browser-link builder."""
     image_id = row["id"]
     url = link(image_id) if link is not None and storage.kind == "local" else storage.url_for(image_id)
     user_prompt = row.get("user_prompt") or None
@@ -106,7 +106,7 @@ async def search_result(state: Any, filters: Filters, limit: int, cursor: str | 
                         previews: bool) -> CallToolResult:
     """The search_images answer (browse_images gives the same one to hosts without apps)."""
     page = await search_page(state.storage, filters, limit, cursor)
-    hits = [hit_of(row, state.storage) for row in page.rows]
+    hits = [hit_of(row, state.storage, state.links) for row in page.rows]
     result = SearchResult(images=hits, total=page.total or 0, next_cursor=page.next_cursor)
     text = describe(hits, page, filters) + ("" if hits else await _unknown_names(state.storage, filters))
     content: list[Any] = [TextContent(type="text", text=text)]
@@ -174,7 +174,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name="gallery_link",
         title="Link to the image gallery",
         annotations=READS,
-        icons=icons("open"),
+        icons=icons("gallery"),
         description=(
             "A signed link to this server's image gallery: a web page where the user can browse, search, "
             "download and delete every stored image. Give the link to the user; it expires."),

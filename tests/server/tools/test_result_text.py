@@ -47,6 +47,28 @@ async def test_a_partly_failed_call_names_the_failed_item_and_why(server, replic
     assert image["uri"] in text and image["url"] in text
 
 
+ARTICLE = ("# Tides\n\nAt dawn the fishing boats leave the harbour while gulls circle the lighthouse.\n\n"
+           "## The market\n\nBy noon the fish market is crowded with traders and baskets of silver sardines.\n")
+
+
+async def test_illustrate_content_text_names_each_illustrations_image_url_and_error(
+        server, replicate_fake: FakeReplicate) -> None:
+    replicate_fake.fail_predictions(1, error="NSFW content detected")
+    async with Client(server) as client:
+        result = await client.call_tool("illustrate_content", {"content": ARTICLE, "count": 2})
+    text = text_of(result)
+    assert not result.is_error
+    items = result.structured_content["illustrations"]
+    [made] = [i for i in items if i["image"]]
+    [failed] = [i for i in items if i["error"]]
+    assert "1 failed" in text.splitlines()[0]
+    assert f"Illustration {made['index'] + 1}: {made['image']['uri']}" in text
+    assert f"url: {made['image']['url']}" in text
+    assert f"Illustration {failed['index'] + 1} failed (GenerationFailed): " in text and "NSFW content detected" in text
+    for item in items:   # each prompt as sent, numbered like the illustrations
+        assert f"{item['index'] + 1}. {item['prompt']}" in text
+
+
 async def test_edit_image_text_has_the_uri_url_and_prompt(server) -> None:
     async with Client(server) as client:
         first = await client.call_tool("generate_image", {"prompt": "a cat"})
