@@ -11,7 +11,7 @@ provider endpoints (``*_BASE_URL``, or each vendor's default) and the hosts in
 else must be http(s) without credentials and resolve only to public addresses: no
 private, loopback, link-local (cloud metadata), shared, reserved or multicast address,
 including IPv6 forms that carry one of those in an embedded IPv4 address
-(``::ffff:a.b.c.d``, ``::a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``;
+(``::ffff:a.b.c.d``, ``::a.b.c.d``, SIIT ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``;
 Teredo and local-use NAT64 are refused outright).
 
 DNS rebinding: the name is resolved once, every address is checked, and the connection
@@ -50,6 +50,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _DEFAULT_PORT = {"http": 80, "https": 443}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")            # RFC 6052: the IPv4 address is the low 32 bits
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")            # deprecated IPv4-compatible form
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 6145): a translator sends it to the IPv4
 _NOT_GLOBAL_V6 = (ipaddress.ip_network("64:ff9b:1::/48"),)  # RFC 8215 local-use NAT64 (Python calls it global)
 ALLOW_HINT = "an operator can allow a host with EASEL_ALLOWED_FETCH_HOSTS"
 
@@ -72,7 +73,7 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
         return [address.sixtofour]
     if address.teredo is not None:
         return list(address.teredo)
-    if address in _NAT64 or (address in _V4_COMPATIBLE and int(address) > 1):
+    if address in _NAT64 or address in _V4_TRANSLATED or (address in _V4_COMPATIBLE and int(address) > 1):
         return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
     return []
 

@@ -82,7 +82,9 @@ class Gallery:
 
     def _with_session(self, response: Response, exp: int, request: Request) -> Response:
         response.set_cookie(COOKIE, self._session(exp), max_age=max(0, exp - int(self.clock())), path="/gallery",
-                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                            httponly=True, samesite="strict",
+                            # behind a TLS proxy we see plain HTTP; the public URL says what the browser uses
+                            secure=request.url.scheme == "https" or self.signer.base_url.startswith("https://"))
         return response
 
     def _bearer_ok(self, request: Request) -> bool:

@@ -5,7 +5,8 @@ read. Every file the model outputs is downloaded at once (Replicate deletes
 outputs after an hour), through the fetch guard like every provider download:
 images are stored (the same store path as the other tools) and replaced in
 ``result`` by their stored record; a file at an address the guard refuses stays
-a URL with a note saying why; other values come back as they are.
+a URL with a note saying why; other values come back as they are. When the store fails,
+the error names the images already stored and the provider link of every image that was not.
 """
 
 import json
@@ -18,7 +19,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from providers import Registry
-from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused
+from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
 from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
@@ -106,7 +107,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             job = Job(ctx, "run_replicate_model", total=1)
             await job.progress.send(f"running {name}")
             prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
-            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0)
+            unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
+            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
+                                            prompt=_prompt_of(given), unstored=unstored)
+            if unstored:
+                raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
             if _is_token_list(output) and await _is_iterator(provider, name, version):
                 output = "".join(output)
         except ConfigError as exc:
@@ -251,8 +256,25 @@ def _is_file(value: Any) -> bool:
     return isinstance(value, str) and (value.startswith(("https://", "http://")) or value.startswith("data:"))
 
 
+def _prompt_of(inputs: dict[str, Any]) -> str:
+    """The model's prompt input, recorded with its images so search_images finds them by it."""
+    prompt = inputs.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _unstored_text(unstored: list[tuple[str, str | None]], stored: list[Any]) -> str:
+    """One line: why the first image was not stored, where the others still are, and which were stored."""
+    (text, _), *others = unstored
+    if others:
+        links = ", ".join(link or "(sent inline, no other copy)" for _, link in others)
+        text += f" {len(others)} more output image(s) could not be stored either; they are at: {links}."
+    if stored:
+        text += " Stored: " + ", ".join(f"{URI_PREFIX}{s.image_id}" for s in stored) + "."
+    return text
+
+
 async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, prediction: dict[str, Any],
-                           depth: int) -> Any:
+                           depth: int, prompt: str, unstored: list[tuple[str, str | None]]) -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -261,19 +283,23 @@ async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, pred
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         meta = {"tool": "run_replicate_model", "model": model, "provider": "replicate", "provider_model": model,
-                "prediction_id": prediction["id"], "parameters": None, "prompt": "", "seed": None}
+                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None}
+        link = None if value.startswith("data:") else value
         try:
-            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"],
-                                    source_url=None if value.startswith("data:") else value)
+            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"], source_url=link)
+        except ProviderUnavailable as exc:   # the store failed: the other files are still paid for, say each
+            unstored.append((str(exc), link))
+            return {"url": link, "stored": False, "note": str(exc)}
         except InvalidImage:
             return {"url": value if not value.startswith("data:") else None, "mime_type": mime, "bytes": len(data),
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
         return job.record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1)
+        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1) for v in value]
+        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
+                for v in value]
     return value
 
 

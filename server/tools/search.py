@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
@@ -89,13 +90,26 @@ def describe(hits: list[SearchHit], page: Page, filters: Filters) -> str:
     return "\n".join(lines)
 
 
+async def _unknown_names(storage: Any, filters: Filters) -> str:
+    """For an empty answer: each model, provider or tool filter no stored image carries, and the names that are."""
+    catalog = getattr(storage, "catalog", None)
+    asked = {k: v for k in ("model", "provider", "tool") if (v := getattr(filters, k))}
+    if catalog is None or not asked:
+        return ""
+    facets = await anyio.to_thread.run_sync(catalog.facets_sync)
+    notes = [f" No image has {k} {v!r}; the stored images have: {', '.join(facets[k]) or 'none'}."
+             for k, v in asked.items() if v.lower() not in {f.lower() for f in facets[k]}]
+    return "".join(notes)
+
+
 async def search_result(state: Any, filters: Filters, limit: int, cursor: str | None, *,
                         previews: bool) -> CallToolResult:
     """The search_images answer (browse_images gives the same one to hosts without apps)."""
     page = await search_page(state.storage, filters, limit, cursor)
     hits = [hit_of(row, state.storage, state.links) for row in page.rows]
     result = SearchResult(images=hits, total=page.total or 0, next_cursor=page.next_cursor)
-    content: list[Any] = [TextContent(type="text", text=describe(hits, page, filters))]
+    text = describe(hits, page, filters) + ("" if hits else await _unknown_names(state.storage, filters))
+    content: list[Any] = [TextContent(type="text", text=text)]
     content += [ResourceLink(type="resource_link", uri=h.uri, name=h.uri.rsplit("/", 1)[-1],
                              mime_type=row.get("mime_type"), description=h.prompt[:200])
                 for h, row in zip(hits, page.rows, strict=True)]

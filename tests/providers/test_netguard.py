@@ -34,13 +34,14 @@ def host() -> Iterator[FileHost]:
     "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:a00:1::",
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",     # Teredo
     "64:ff9b:1::a00:1",                          # local-use NAT64
+    "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",     # IPv4-translated (SIIT, RFC 6145)
 ])
 def test_private_addresses_and_ipv6_forms_embedding_them_are_refused(address: str) -> None:
     assert not address_allowed(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize("address", [PUBLIC, "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8",
-                                     "64:ff9b::808:808", "2002:808:808::1"])
+                                     "64:ff9b::808:808", "2002:808:808::1", "::ffff:0:808:808"])
 def test_public_addresses_pass(address: str) -> None:
     assert address_allowed(ipaddress.ip_address(address))
 

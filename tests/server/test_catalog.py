@@ -95,6 +95,10 @@ async def test_filters_by_model_provider_tool_date_and_size(settings: Settings, 
         assert bad.is_error and "since" in text_of(bad) and "YYYY-MM-DD" in text_of(bad)
         bad = await client.call_tool("search_images", {"cursor": "bm90IGEgY3Vyc29y"})
         assert bad.is_error and "cursor" in text_of(bad)
+        # a name no image carries: the assistant learns which names the catalog has, rather than "none"
+        _, missed = await search(client, model="flux", tool="generate")
+        assert "model 'flux'" in text_of(missed) and "Flux 1.1 Pro" in text_of(missed)
+        assert "tool 'generate'" in text_of(missed) and "generate_image" in text_of(missed)
 
 
 async def test_pages_through_thousands_without_gaps_and_previews_stay_off_for_big_pages(

@@ -4,6 +4,7 @@ rebinding with a local DNS answer), symlink swaps, bad inputs, link secrets and 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -264,6 +265,31 @@ async def test_when_storing_fails_the_error_gives_the_providers_link(settings: S
     text = one_clear_line(result, contains="could not be stored: Could not store the image")
     [download] = replicate_fake.downloads
     assert f"{replicate_fake.url}{download.path}" in text and "No space left on device" in text
+
+
+class FillsUp(LocalStorage):
+    """A disk with room for one image."""
+
+    async def put(self, data: bytes, mime_type: str, metadata: dict[str, Any]) -> Any:
+        if any(self.root.rglob("*.json")):
+            raise StorageError(f"Could not store the image in {self.root}: No space left on device.")
+        return await super().put(data, mime_type, metadata)
+
+
+async def test_a_model_whose_outputs_fill_the_disk_names_every_file_not_stored(
+        settings: Settings, tmp_path: Path, replicate_fake: FakeReplicate) -> None:
+    """Three paid-for files, room for one: the error names the stored one and where the other two still are."""
+    version = replicate_fake.add_model("acme/triptych", output="images", count=3)
+    server = build_server(settings, storage=FillsUp(tmp_path / "small"))
+    async with Client(server) as client:
+        result = await client.call_tool("run_replicate_model", {"model_name": f"acme/triptych:{version}",
+                                                                "model_inputs": {"prompt": "a fox"}})
+        text = one_clear_line(result, contains="No space left on device")
+        kept = re.search(r"Stored: (easel://images/\S+)\.$", text.strip())
+        assert kept, text
+        assert (await client.read_resource(kept[1])).contents[0].blob
+    first, *rest = [f"{replicate_fake.url}{d.path}" for d in replicate_fake.downloads]
+    assert len(rest) == 2 and all(link in text for link in rest) and first not in text, text
 
 
 def test_one_wait_window_default_and_the_retry_and_speed_settings_reach_the_providers() -> None:

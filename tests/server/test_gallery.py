@@ -209,6 +209,24 @@ def test_expired_links_and_sessions_are_refused(tmp_path: Path) -> None:
     assert other._check_session(f"{exp}.{sig}") == "invalid"
 
 
+def test_behind_a_tls_proxy_the_session_cookie_is_secure() -> None:
+    """EASEL_PUBLIC_URL=https://…: the proxy speaks plain HTTP to us, the browser HTTPS to it; the
+    cookie must still be Secure, or the browser sends it over any plain-HTTP request to that host."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from server.gallery import Gallery
+
+    for base, secure in (("https://img.example.com", True), ("http://127.0.0.1:8000", False)):
+        gallery = Gallery(object(), secret=b"k" * 32, base_url=base, ttl=60)
+        app = Starlette(routes=[Route(p, h, methods=m) for p, m, h in gallery.routes()])
+        with TestClient(app, base_url="http://127.0.0.1:8000") as http:
+            opened = http.get(gallery.link().removeprefix(base), follow_redirects=False)
+        assert opened.status_code == 303
+        assert ("; secure" in opened.headers["set-cookie"].lower()) is secure, opened.headers["set-cookie"]
+
+
 # ----------------------------------------------------------------------------- easel-mcp gallery + a browser
 
 

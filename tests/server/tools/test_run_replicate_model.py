@@ -107,3 +107,18 @@ async def test_the_assistant_can_read_a_models_inputs_first(server, replicate_fa
     schema = json.loads(text_of(result)) if result.structured_content is None else result.structured_content
     body = schema.get("result", schema)
     assert "style" in body["input"]["properties"]
+
+
+async def test_images_from_any_model_are_found_by_the_prompt_they_were_made_from(
+        server, replicate_fake: FakeReplicate) -> None:
+    """search_images reads prompts: an image run_replicate_model stored must carry the model's prompt input."""
+    version = replicate_fake.add_model("acme/painter", output="images", count=1)
+    async with Client(server) as client:
+        ran = await client.call_tool("run_replicate_model", {
+            "model_name": f"acme/painter:{version}", "model_inputs": {"prompt": "a lighthouse in a storm"}})
+        assert not ran.is_error, text_of(ran)
+        uri = ran.structured_content["images"][0]["uri"]
+        found = await client.call_tool("search_images", {"query": "lighthouse"})
+    assert not found.is_error, text_of(found)
+    assert [hit["uri"] for hit in found.structured_content["images"]] == [uri]
+    assert "a lighthouse in a storm" in text_of(found)
