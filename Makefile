@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test bench prompts clean
+.PHONY: run test lint bench prompts clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## start the server (stdio by default; ARGS="--transport http" for HTTP)
 	$(BIN)/easel-mcp $(ARGS)
 
-test: $(STAMP)  ## run the whole test suite
+test: lint  ## the static checks, then the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff (pyflakes, imports, bugbear) and mypy; `make test` runs these first
+	$(BIN)/ruff check server providers bench tests
+	$(BIN)/mypy server providers
 
 bench: $(STAMP)  ## measure start-up, overhead, concurrency, memory and storage at scale
 	$(BIN)/python bench/run.py $(ARGS)

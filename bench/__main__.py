@@ -42,10 +42,10 @@ from pathlib import Path
 
 import anyio
 
-from bench.common import TOKEN, Context, Row
-from bench.concurrency import bench_concurrency, bench_http, requests_row
 from bench.catalog import bench_catalog
 from bench.cold import bench_cold
+from bench.common import TOKEN, Context, Row
+from bench.concurrency import bench_concurrency, bench_http, requests_row
 from bench.memory import bench_memory
 from bench.overhead import bench_overhead
 from bench.pictures import MIB, jpeg_of_about, png_of_about

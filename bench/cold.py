@@ -10,7 +10,6 @@ from pathlib import Path
 
 from bench.common import Context, Row, children, cpu_seconds, server_env, stdio_session
 
-
 BARE_SERVER = Path(__file__).with_name("bare_server.py")
 
 

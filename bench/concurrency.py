@@ -10,10 +10,22 @@ from contextlib import AsyncExitStack
 
 from mcp import Client
 
-from bench.common import (Context, Row, call, children, count_requests, cpu_seconds, forget_outputs, gather,
-                          http_server, n_requests, server_env, set_fake, stdio_session)
+from bench.common import (
+    Context,
+    Row,
+    call,
+    children,
+    count_requests,
+    cpu_seconds,
+    forget_outputs,
+    gather,
+    http_server,
+    n_requests,
+    server_env,
+    set_fake,
+    stdio_session,
+)
 from bench.pictures import Factory
-
 
 ARTICLE = """# The lighthouse keepers
 
@@ -76,7 +88,7 @@ async def bench_concurrency(ctx: Context) -> None:
 
             cpu0, own0 = cpu_seconds(pid), own_cpu()
             started = time.perf_counter()
-            results = await gather(*[lambda i=i: call(client, "generate_image", {"prompt": f"lighthouse {run}.{i}"})
+            results = await gather(*[lambda i=i, run=run: call(client, "generate_image", {"prompt": f"lighthouse {run}.{i}"})
                                      for i in range(8)])
             eight = time.perf_counter() - started
             server_cpu.append((cpu_seconds(pid) - cpu0) / 8 * 1000)
@@ -123,7 +135,7 @@ async def bench_http(ctx: Context) -> None:
                 single = time.perf_counter() - started
                 cpu0 = cpu_seconds(pid)
                 started = time.perf_counter()
-                await gather(*[lambda c=c, i=i: call(c, "generate_image", {"prompt": f"lighthouse {run}.{i}"})
+                await gather(*[lambda c=c, i=i, run=run: call(c, "generate_image", {"prompt": f"lighthouse {run}.{i}"})
                                for i, c in enumerate(clients)])
                 eight = time.perf_counter() - started
                 server_cpu.append((cpu_seconds(pid) - cpu0) / 8 * 1000)

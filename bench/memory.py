@@ -9,8 +9,20 @@ from pathlib import Path
 
 import anyio
 
-from bench.common import (Context, Row, call, children, count_requests, forget_outputs, gather, n_requests,
-                          proc_kib, server_env, set_fake, stdio_session)
+from bench.common import (
+    Context,
+    Row,
+    call,
+    children,
+    count_requests,
+    forget_outputs,
+    gather,
+    n_requests,
+    proc_kib,
+    server_env,
+    set_fake,
+    stdio_session,
+)
 from bench.pictures import MIB, Factory, image_info
 
 

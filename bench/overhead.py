@@ -8,8 +8,21 @@ import time
 
 import httpx
 
-from bench.common import (FLUX, TOKEN, Context, Row, call, count_requests, flux_payload, forget_outputs, n_requests,
-                          pct, server_env, set_fake, stdio_session)
+from bench.common import (
+    FLUX,
+    TOKEN,
+    Context,
+    Row,
+    call,
+    count_requests,
+    flux_payload,
+    forget_outputs,
+    n_requests,
+    pct,
+    server_env,
+    set_fake,
+    stdio_session,
+)
 from bench.pictures import Factory, image_info
 
 

@@ -49,7 +49,7 @@ async def bench_storage(ctx: Context) -> None:
         assert len(first.resources) >= 1 and first.next_cursor
         uri = f"easel://images/{ids[len(ids) // 2]}"
         await client.read_resource(uri, cache_mode="bypass")
-        for run in range(ctx.args.runs):
+        for _ in range(ctx.args.runs):
             tl, tr, tp = [], [], []
             for _ in range(reps):
                 started = time.perf_counter()

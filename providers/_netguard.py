@@ -161,7 +161,7 @@ class FetchPolicy:
             except (OSError, UnicodeError, ValueError):
                 raise FetchRefused(f"the host {host!r} could not be resolved") from None
             if not addresses:
-                raise FetchRefused(f"the host {host!r} could not be resolved")
+                raise FetchRefused(f"the host {host!r} could not be resolved") from None
         for address in addresses:
             if not address_allowed(address):
                 plain = str(getattr(address, "ipv4_mapped", None) or address)
@@ -189,7 +189,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     def _proxy_for(self, url: httpx.URL, host: str) -> httpx.AsyncHTTPTransport | None:
         proxy = self._proxy_env.get(url.scheme) or self._proxy_env.get("all")
-        if not proxy or urllib.request.proxy_bypass_environment(host, self._proxy_env):
+        # proxy_bypass_environment is what httpx's NO_PROXY handling mirrors; typeshed omits it (undocumented)
+        if not proxy or urllib.request.proxy_bypass_environment(host, self._proxy_env):  # type: ignore[attr-defined]
             return None
         if proxy not in self._via_proxy:
             self._via_proxy[proxy] = httpx.AsyncHTTPTransport(verify=self._verify, proxy=proxy)

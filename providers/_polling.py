@@ -103,7 +103,8 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
 
     try:
         with anyio.fail_after(config.timeout):
-            job_id, state = await config.retry.run(submit_once, delay=submit_retry or config.retry.creating)
+            job_id, first = await config.retry.run(submit_once, delay=submit_retry or config.retry.creating)
+            state = first
             await progress(f"{vendor} {noun} {job_id} {state.status}")
             delay = config.poll_interval
             last = state.status
@@ -116,14 +117,14 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
                     await progress(f"{vendor} {noun} {job_id} {state.status}")
             return job_id, state
     except TimeoutError:
-        job_id = created[0] if created else None
-        canceled = await _cancel_quietly(cancel, job_id)
-        after = ("" if not job_id else " and was canceled" if canceled else
+        pending = created[0] if created else None
+        canceled = await _cancel_quietly(cancel, pending)
+        after = ("" if not pending else " and was canceled" if canceled else
                  f"; {vendor} cannot cancel {noun}s, so it may still finish" if cancel is None else
                  "; it could not be canceled (it had already started), so it may still finish")
         raise GenerationTimeout(
-            f"{vendor} {noun} {job_id or '(not created)'} did not finish within {config.timeout:g} s{after}. "
-            "Try again, or raise EASEL_TIMEOUT.", provider=provider, job_id=job_id) from None
+            f"{vendor} {noun} {pending or '(not created)'} did not finish within {config.timeout:g} s{after}. "
+            "Try again, or raise EASEL_TIMEOUT.", provider=provider, job_id=pending) from None
     except BaseException:
         if created and (state is None or not state.terminal):
             await _cancel_quietly(cancel, created[0])

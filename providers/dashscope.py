@@ -43,8 +43,18 @@ from providers._polling import SUBMITTED, TaskState
 from providers._tasks import TaskApiProvider
 from providers.base import CHINESE_FIRST, ModelSpec, Price
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, InsufficientCredit,
-    InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    FieldError,
+    GenerationFailed,
+    InsufficientCredit,
+    InvalidInput,
+    InvalidRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.types import ChatReply, GenerationRequest, ImageSize, ProgressFn
 

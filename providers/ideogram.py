@@ -45,8 +45,18 @@ from providers._http import parse_retry_after
 from providers._ideogram_style import ideogram_style
 from providers.base import ImageProvider, ModelSpec, Option, Price, ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, FieldError, GenerationFailed, GenerationTimeout,
-    InsufficientCredit, InvalidInput, InvalidRequest, ProviderError, ProviderUnavailable, RateLimited,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    FieldError,
+    GenerationFailed,
+    GenerationTimeout,
+    InsufficientCredit,
+    InvalidInput,
+    InvalidRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
     UnknownModel,
 )
 from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
@@ -96,8 +106,8 @@ def _price(usd: float, tier: str) -> Price:
     return Price(usd, source=f"Ideogram list price for {tier} (developer.puter.com, Jun 2026)", checked="2026-12-01")
 
 
-_DIRECT = dict(native_style=True, supports_seed=True, supports_negative_prompt=True, max_batch=MAX_BATCH,
-               supports_palette=True, preference=0)
+_DIRECT: dict[str, Any] = dict(native_style=True, supports_seed=True, supports_negative_prompt=True,
+                               max_batch=MAX_BATCH, supports_palette=True, preference=0)
 
 # Each name is also served by Replicate (providers/replicate.py) when IDEOGRAM_API_KEY is unset.
 MODELS: list[ModelSpec] = [
@@ -170,7 +180,7 @@ class IdeogramProvider(ImageProvider):
         self._speed = str(config.extra.get("rendering_speed", "DEFAULT")).upper()
         if self._speed not in RENDERING_SPEEDS:
             raise ConfigError(f"Ideogram rendering_speed must be one of {', '.join(RENDERING_SPEEDS)}.")
-        self._auth = {"Api-Key": config.api_key}
+        self._auth = {"Api-Key": config.api_key or ""}   # never empty: ImageProvider refuses a missing key
         self._http = self._http_client(DEFAULT_BASE_URL, base_url=config.base_url or DEFAULT_BASE_URL,
                                        follow_redirects=True,
                                        timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)))

@@ -34,8 +34,15 @@ from providers._polling import SUBMITTED, TaskState
 from providers._tasks import TaskApiProvider
 from providers.base import CHINESE_FIRST, EDIT, ModelSpec, Price
 from providers.errors import (
-    AuthenticationError, FieldError, GenerationFailed, InvalidInput, InvalidRequest,
-    ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    FieldError,
+    GenerationFailed,
+    InvalidInput,
+    InvalidRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.types import AspectRatio, ChatReply, GenerationRequest, ImageSize, ProgressFn
 

@@ -35,14 +35,37 @@ import httpx
 from providers._ideogram_style import ideogram_style
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
-    CHINESE_FIRST, EDIT, GENERATE, MULTILINGUAL, ImageProvider, ModelSpec, Price, ProviderConfig,
+    CHINESE_FIRST,
+    EDIT,
+    GENERATE,
+    MULTILINGUAL,
+    ImageProvider,
+    ModelSpec,
+    Price,
+    ProviderConfig,
 )
 from providers.errors import (
-    AuthenticationError, ConfigError, FieldError, GenerationFailed,
-    InsufficientCredit, InvalidInput, ProviderError, ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    ConfigError,
+    FieldError,
+    GenerationFailed,
+    InsufficientCredit,
+    InvalidInput,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.types import (
-    AspectRatio, ChatReply, GeneratedImage, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat, ProgressFn,
+    AspectRatio,
+    ChatReply,
+    GeneratedImage,
+    GenerationRequest,
+    ImageSize,
+    ImageStyle,
+    InputImage,
+    OutputFormat,
+    ProgressFn,
 )
 
 __all__ = ["MODELS", "ReplicateProvider"]
@@ -507,7 +530,9 @@ class ReplicateProvider(ImageProvider):
         prediction = await self.run_prediction(model, None, payload, quiet)
         output = prediction.get("output")
         text = "".join(str(o) for o in output) if isinstance(output, list) else str(output or "")
-        metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
+        metrics = prediction.get("metrics")
+        if not isinstance(metrics, dict):
+            metrics = {}
         tokens_in, tokens_out = metrics.get("input_token_count"), metrics.get("output_token_count")
         return ChatReply(text=text, model=model, input_tokens=tokens_in if isinstance(tokens_in, int) else None,
                          output_tokens=tokens_out if isinstance(tokens_out, int) else None)

@@ -69,7 +69,7 @@ class RetryPolicy:
         """Run ``call``; when it raises one of ``errors`` that ``delay(exc, attempt)`` gives a wait for
         (None: not retryable; default ``idempotent``), wait and try again, at most ``retries`` more
         times. ``on_retry(exc, wait, attempt)`` hears of each retry before its wait."""
-        decide = delay or self.idempotent
+        decide: Callable[[Any, int], float | None] = delay or self.idempotent
         attempt = 0
         while True:
             try:

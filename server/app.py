@@ -27,9 +27,9 @@ from providers import Registry
 from providers.errors import ImageGenError
 from server.auth import auth_options
 from server.config import Settings
-from server.state import AppState
 from server.icons import icons
 from server.links import LinkSigner
+from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.local import LocalStorage
 
@@ -204,7 +204,7 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
             await registry.aclose()
 
     auth = auth_options(settings)   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
-    from server.tools.browse import make_apps   # browse_images as an MCP App (ui:// resource)
+    from server.tools.browse import make_apps  # browse_images as an MCP App (ui:// resource)
 
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
                          version=_version(), lifespan=lifespan, icons=icons("server"),
@@ -267,14 +267,14 @@ def _error_kind(exc: BaseException) -> str:
     inner: BaseException | None = exc
     argument = False
     for _ in range(4):
+        if inner is None:
+            break
         inner = inner.__cause__ or inner.__context__
         if isinstance(inner, ValidationError):
             return "InvalidArguments"
         if isinstance(inner, ImageGenError):
             return type(inner).__name__
         argument = argument or isinstance(inner, ArgumentError)
-        if inner is None:
-            break
     return "InvalidArguments" if argument else type(exc).__name__
 
 

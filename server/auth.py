@@ -13,6 +13,7 @@ from typing import Any
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
+from pydantic import AnyHttpUrl
 
 from server.config import Settings
 
@@ -40,4 +41,4 @@ def auth_options(settings: Settings) -> dict[str, Any]:
         return {}
     return {"token_verifier": StaticTokenVerifier(settings.http.auth_token),
             # issuer_url is required by the SDK but unused: no OAuth server, no metadata routes.
-            "auth": AuthSettings(issuer_url="https://easel-mcp.invalid", resource_server_url=None)}
+            "auth": AuthSettings(issuer_url=AnyHttpUrl("https://easel-mcp.invalid"), resource_server_url=None)}

@@ -151,7 +151,8 @@ def estimated_cost(record: dict[str, Any]) -> float | None:
             return float(value)
         if isinstance(value, dict) and isinstance(value.get("usd"), int | float):
             return float(value["usd"])
-    spec = _prices().get((record.get("model"), record.get("provider")))
+    model, provider = record.get("model"), record.get("provider")
+    spec = _prices().get((model, provider)) if isinstance(model, str) and isinstance(provider, str) else None
     if spec is None or spec.price is None:
         return None
     if spec.price.per == "megapixel":

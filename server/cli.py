@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.http import serve_http
 
+    assert signer is not None   # link_signer() gave one above for every transport but stdio
     anyio.run(serve_http, server, settings, args, signer)
 
 

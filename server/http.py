@@ -48,7 +48,7 @@ log = logging.getLogger("easel.http")
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 _HAS_PORT = re.compile(r":(\d+|\*)$")
-SHUTDOWN_CLOSE_TIMEOUT = 3.0   # after the drain: open SSE streams are closed after this long
+SHUTDOWN_CLOSE_TIMEOUT = 3     # after the drain: open SSE streams are closed after this long
 
 
 def is_loopback(host: str) -> bool:

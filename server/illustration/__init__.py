@@ -17,14 +17,26 @@ from __future__ import annotations
 
 from providers.types import ImageStyle
 from server.illustration.assemble import (
-    MAX_PROMPT_CHARS, THUMBNAIL_NEGATIVE_PROMPT, THUMBNAIL_PALETTE, card_name, compose, thumbnail_prompt_v2,
+    MAX_PROMPT_CHARS,
+    THUMBNAIL_NEGATIVE_PROMPT,
+    THUMBNAIL_PALETTE,
+    card_name,
+    compose,
+    thumbnail_prompt_v2,
     thumbnail_scenes,
 )
 from server.illustration.planner import Analysed, analyse, plan_scenes, summary
 from server.illustration.sources import SceneRejected, check_caller_scenes, check_model_scenes, scene_messages
 from server.illustration.text import clean, detect_language
 from server.illustration.types import (
-    ContentAnalysis, IllustrationPlan, IllustrationPrompt, PlannedScene, Purpose, SceneSource, Section, Target,
+    ContentAnalysis,
+    IllustrationPlan,
+    IllustrationPrompt,
+    PlannedScene,
+    Purpose,
+    SceneSource,
+    Section,
+    Target,
 )
 from server.illustration.vocabulary import NEGATIVE, cohesion, gloss
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.illustration.keywords import en_names, en_subjects, en_words, lemma, template_for, zh_tokens
@@ -25,7 +26,15 @@ from server.illustration.shots import choose_shot
 from server.illustration.text import (
     CJK_RUN,
     HAN,
-    clean, detect_language, is_list_section, one_line, plain, sentences, shorten, split, strip_noise,
+    clean,
+    detect_language,
+    is_list_section,
+    one_line,
+    plain,
+    sentences,
+    shorten,
+    split,
+    strip_noise,
 )
 from server.illustration.types import ContentAnalysis, PlannedScene, Purpose, Section
 from server.illustration.vocabulary import ANIMATE_EN, LIGHT_CUES_RE, TEMPLATES, Template, concrete_en, gloss
@@ -83,7 +92,7 @@ def analyse(content: str) -> Analysed:
             else:
                 scored.append(_Sentence(s, score_en(s, people) - (3 if listy[i] else 0)))
                 for key, weight in en_subjects(s, people):
-                    subjects[key] += weight
+                    subjects[key] += weight  # type: ignore[assignment]  # float weights; typeshed's Counter says int
         per_section.append(tuple(scored))
         whole.update(subjects)
         sections.append(Section(i, section_title, body, tuple(w for w, _ in subjects.most_common(_SECTION_SUBJECTS))))
@@ -175,11 +184,11 @@ def _picks(a: Analysed, count: int, purpose: Purpose) -> list[tuple[int | None, 
     return _split_moments(picked, count) if a.analysis.language == "zh" else list(picked)
 
 
-def _split_moments(picked: list[tuple[int | None, _Sentence]], count: int) -> list[tuple[int | None, _Sentence]]:
+def _split_moments(picked: Sequence[tuple[int | None, _Sentence]], count: int) -> list[tuple[int | None, _Sentence]]:
     """Too few sentences for ``count`` pictures: a Chinese sentence with more than one picturable
     action (学员们…作画，墙上挂满了作品) gives one picture per action, before any moment is repeated."""
     out = list(picked)
-    for n, (section, s) in enumerate(list(out)):
+    for section, s in list(out):
         if len(out) >= count:
             break
         groups = action_clauses(list(s.tokens))

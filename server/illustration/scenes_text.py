@@ -13,7 +13,8 @@ import re
 
 from server.illustration.keywords import EN_FUNCTION_WORDS, en_subjects, en_words, zh_tokens
 from server.illustration.vocabulary import gloss
-from server.illustration.zh_english import ing as _ing, is_person_name, zh_scene_en
+from server.illustration.zh_english import ing as _ing
+from server.illustration.zh_english import is_person_name, zh_scene_en
 
 __all__ = ["MAX_SCENE_WORDS", "en_scene", "score_en", "score_zh", "zh_scene", "zh_scene_en"]
 

@@ -229,7 +229,7 @@ _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)]*\s+|(?<=[。！？；])[�
 
 def sentences(text: str) -> list[str]:
     """Sentences of a section (Chinese and English punctuation; list lines count as sentences)."""
-    out = []
+    out: list[str] = []
     for line in text.split("\n"):
         line = plain(line)
         out.extend(s.strip() for s in _SENTENCE_SPLIT.split(line) if s and s.strip())

@@ -369,7 +369,7 @@ def parse(tokens: list[tuple[str, str]], role: str) -> _Clause:
             if not ing and word not in _EXISTENTIAL:
                 mode = "drop"     # 出锅: its noun is not an object of the verb before
                 continue
-            c.verbs.append(_Verb(ing, word, c.ba))
+            c.verbs.append(_Verb(ing or "", word, c.ba))   # "" and None read alike below
             c.ba = None
             if len(word) > 1 and word.endswith("到"):
                 mode, prep = "place", "to"       # 带到屋顶: carrying … to the rooftop
@@ -399,10 +399,11 @@ def _render(c: _Clause, previous_subject: bool) -> tuple[str, bool]:
         else:
             actions.append(" ".join(x for x in (v.ing, obj, v.after) if x))
     if c.existential and c.subject is None:
-        shown = next((v for v in verbs if v.obj), None)
+        shown = next(((v, v.obj) for v in verbs if v.obj), None)
         if shown is None:
             return "", False
-        return " ".join(x for x in (shown.obj.text(), shown.ing, shown.after, extras, places) if x), False
+        v, thing = shown
+        return " ".join(x for x in (thing.text(), v.ing, v.after, extras, places) if x), False
     action = " and ".join(a for a in actions if a)
     subject = c.subject.text() if c.subject else ""
     if not subject and action:

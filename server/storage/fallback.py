@@ -37,6 +37,17 @@ class Uploader(Storage, Protocol):
     async def upload(self, image_id: str, data: bytes, mime_type: str, record: dict[str, Any]) -> StoredImage:
         """Store bytes under an id that already exists locally, with its complete metadata record."""
 
+    # Also needed of the primary: the fallback deletes, keeps sidecars and syncs records through it.
+    async def delete(self, image_id: str) -> None: ...
+
+    async def read_sidecar(self, image_id: str, suffix: str) -> bytes | None: ...
+
+    async def write_sidecar(self, image_id: str, suffix: str, data: bytes) -> None: ...
+
+    async def record_months(self) -> dict[str, str | None]: ...
+
+    async def record_versions(self, month: str) -> dict[str, str]: ...
+
 
 class FallbackStorage:
     def __init__(self, primary: Uploader, local: LocalStorage, *, retry_interval: float = 30.0,

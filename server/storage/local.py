@@ -28,7 +28,15 @@ from typing import Any
 import anyio
 
 from server.storage import (
-    ID_PATTERN, ImageNotFound, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
+    ID_PATTERN,
+    ImageNotFound,
+    StorageError,
+    StoredImage,
+    image_key,
+    image_uri,
+    make_image_id,
+    mime_of,
+    now_iso,
 )
 
 __all__ = ["LocalStorage"]
@@ -188,7 +196,7 @@ class LocalStorage:
     async def record_versions(self, month: str) -> dict[str, str]:
         """image id -> mtime of its record, for one month."""
         def versions() -> dict[str, str]:
-            out = {}
+            out: dict[str, str] = {}
             try:
                 entries = list(os.scandir(self.root / month))
             except (FileNotFoundError, NotADirectoryError):

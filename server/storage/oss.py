@@ -42,7 +42,15 @@ import anyio
 from providers.errors import ConfigError
 from providers.retry import RetryPolicy
 from server.storage import (
-    ImageNotFound, Storage, StorageError, StoredImage, image_key, image_uri, make_image_id, mime_of, now_iso,
+    ImageNotFound,
+    Storage,
+    StorageError,
+    StoredImage,
+    image_key,
+    image_uri,
+    make_image_id,
+    mime_of,
+    now_iso,
 )
 from server.storage.oss_settings import OssSettings
 

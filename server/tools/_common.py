@@ -2,7 +2,7 @@
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -36,6 +36,10 @@ def literal_of(values: list[str]) -> Any:
     return Literal[tuple(values)]  # type: ignore[valid-type]
 
 
+@overload
+def clean_text(value: str, field: str, *, required: Literal[True]) -> str: ...
+@overload
+def clean_text(value: str | None, field: str, *, required: bool = False) -> str | None: ...
 def clean_text(value: str | None, field: str, *, required: bool = False) -> str | None:
     """Refuse control characters; refuse blank text where text is required."""
     if value is None:

@@ -10,12 +10,19 @@ from providers import EDIT, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
-from server.jobs import Work, images_answer, run_job
-from server.inputs import InputError, InputLimits, resolve_images
 from server.icons import icons
+from server.inputs import InputError, InputLimits, resolve_images
+from server.jobs import Work, images_answer, run_job
 from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    ArgumentError,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 __all__ = ["register"]
@@ -49,7 +56,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         ctx: Context,
         images: Annotated[list[str], Field(description="Reference images (easel:// URI, https URL, data: URI "
                                            "or allowed local path). May be empty.", max_length=14)] = [],  # noqa: B006
-        model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],
+        model: Annotated[literal_of(edit_models), Field(description="Which model edits.")] = edit_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         aspect_ratio: Annotated[AspectRatio, inline_enum(AspectRatio, "Output shape; match_input_image keeps "
                                                          "the first image's shape. A model without this ratio "
                                                          "uses its nearest one.")] = AspectRatio.MATCH_INPUT_IMAGE,

@@ -11,12 +11,19 @@ from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
+from server.icons import icons
 from server.jobs import Finished, Work, images_answer, run_job, split_count
 from server.prompts import apply_style
-from server.icons import icons
 from server.results import GenerateResult
 from server.tools._common import (
-    GENERATES, MAX_SEED, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    MAX_SEED,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 __all__ = ["register"]
@@ -42,7 +49,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                      f"{settings.calls.max_prompt_chars} characters.",
                                      min_length=1, max_length=settings.calls.max_prompt_chars)],
         ctx: Context,
-        model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],
+        model: Annotated[literal_of(gen_models), Field(description="Which model makes the image.")] = gen_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         size: Annotated[ImageSize, inline_enum(ImageSize, "Shape: square 1:1, landscape 4:3, portrait 3:4, "
                                                           "wide 16:9, tall 9:16.")] = ImageSize.SQUARE,
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "Visual style; any adds nothing.")] = ImageStyle.ANY,

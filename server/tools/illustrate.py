@@ -17,16 +17,31 @@ from providers.base import ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
-from server.illustration import (
-    MAX_CONTENT_CHARS, MAX_COUNT, IllustrationPlan, Purpose, Target, analyse, plan_illustrations, prompt_lines,
-)
 from server.icons import icons
+from server.illustration import (
+    MAX_CONTENT_CHARS,
+    MAX_COUNT,
+    IllustrationPlan,
+    Purpose,
+    Target,
+    analyse,
+    plan_illustrations,
+    prompt_lines,
+)
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
 from server.jobs import Finished, Work, run_job
 from server.results import ErrorRecord, ImageRecord, build_result
 from server.tools._common import (
-    GENERATES, MAX_SEED, ArgumentError, clean_text, inline_enum, literal_of, models_description, state_of, tool_error,
+    GENERATES,
+    MAX_SEED,
+    ArgumentError,
+    clean_text,
+    inline_enum,
+    literal_of,
+    models_description,
+    state_of,
+    tool_error,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +118,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                                   description=SCENES_HELP)] = None,
         purpose: Annotated[Purpose, inline_enum(Purpose, "illustration, cover or thumbnail.")] = Purpose.ILLUSTRATION,
         style: Annotated[ImageStyle, inline_enum(ImageStyle, "One style for the whole set.")] = ImageStyle.ANY,
-        model: Annotated[literal_of(gen_models), Field(description="Which model makes the images.")] = gen_models[0],
+        model: Annotated[literal_of(gen_models), Field(description="Which model makes the images.")] = gen_models[0],  # type: ignore[valid-type]  # Literal built at start-up
         size: Annotated[ImageSize, inline_enum(ImageSize, "Shape of every image.")] = ImageSize.LANDSCAPE,
         name: Annotated[str | None, Field(max_length=120, description="For thumbnail: the name shown on the "
                                           "card (defaults to the text's title).")] = None,
@@ -126,8 +141,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             analysed = await anyio.to_thread.run_sync(analyse, text)
             attempt = None
-            if scenes is None and purpose != Purpose.THUMBNAIL and state.settings.calls.prompt_model:
-                attempt = await _ask(state, analysed.analysis, wanted, purpose, target)
+            prompt_model = state.settings.calls.prompt_model
+            if scenes is None and purpose != Purpose.THUMBNAIL and prompt_model:
+                attempt = await _ask(state, prompt_model, analysed.analysis, wanted, purpose, target)
             plan = await anyio.to_thread.run_sync(lambda: plan_illustrations(
                 text, wanted, purpose, seed=seed, name=label, style=style, target=target, scenes=scenes,
                 model_scenes=attempt.scenes if attempt else None, notes=(attempt.note,) if attempt else (),
@@ -144,6 +160,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=True,
                                       prompt_model=model_use, illustrations=items, images=[])
             return build_result(result.model_dump(), [], None, _text(plan, spec, attempt, dry_run=True))
+        assert provider is not None   # resolved above whenever this is not a dry run
 
         requests = [GenerationRequest(prompt=p.prompt, size=size, style=style,
                                       seed=seed if spec.supports_seed else None, negative_prompt=p.negative_prompt,
@@ -174,8 +191,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                              announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
 
 
-async def _ask(state: "AppState", analysis: Any, count: int, purpose: Purpose, target: Target) -> ModelAttempt:
-    provider_name, model = state.settings.calls.prompt_model
+async def _ask(state: "AppState", prompt_model: tuple[str, str], analysis: Any, count: int, purpose: Purpose,
+               target: Target) -> ModelAttempt:
+    provider_name, model = prompt_model
     lang = target.writes(analysis.language)
     try:
         provider = state.registry.provider(provider_name)

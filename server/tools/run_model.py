@@ -11,7 +11,7 @@ the error names the images already stored and the provider link of every image t
 
 import json
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
 from server.config import Settings
+from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
-from server.icons import icons
 from server.jobs import Job
 from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
 from server.storage import URI_PREFIX
@@ -31,6 +31,7 @@ from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
 if TYPE_CHECKING:
+    from providers.replicate import ReplicateProvider
     from server.state import AppState
 
 __all__ = ["register"]
@@ -101,7 +102,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         name, version = split_ref(model_name, version)
         given = merge_inputs(model_inputs, inputs_json)
         try:
-            provider = state.registry.provider("replicate")
+            provider = _replicate(state.registry)
             inputs = await _convert_inputs(given, state, provider, depth=0)
             job = Job(ctx, "run_replicate_model", total=1)
             await job.progress.send(f"running {name}")
@@ -145,7 +146,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         state = state_of(ctx)
         name, version = split_ref(model_name, version)
         try:
-            found = await state.registry.provider("replicate").model_schema(name, version)
+            found = await _replicate(state.registry).model_schema(name, version)
         except ImageGenError as exc:
             raise tool_error(exc) from None
         schemas = (found.get("openapi_schema") or {}).get("components", {}).get("schemas", {})
@@ -154,13 +155,18 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         return build_result(body, [], None, schema_text(body, schemas))
 
 
+def _replicate(registry: Registry) -> "ReplicateProvider":
+    """The provider named "replicate" is always providers.replicate's class (the registry builds it)."""
+    return cast("ReplicateProvider", registry.provider("replicate"))
+
+
 def merge_inputs(model_inputs: dict[str, Any], inputs_json: str) -> dict[str, Any]:
     """model_inputs and inputs_json together; a key given twice with different values is refused."""
     if not inputs_json.strip():
         return model_inputs
     try:
         parsed = json.loads(inputs_json)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ArgumentError(f"inputs_json: not valid JSON ({exc.msg} at character {exc.pos}); send one JSON "
                             "object, e.g. {\"prompt\": \"a red fox\"}.") from None
     if not isinstance(parsed, dict):

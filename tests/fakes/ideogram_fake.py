@@ -234,7 +234,7 @@ class IdeogramFake(VendorFake):
             names = self._render(task)
             exp = int(self.clock() + self.url_ttl)
             data = []
-            for index, name in enumerate(names):
+            for name in names:
                 safe = self._unsafe <= 0
                 if not safe:
                     self._unsafe -= 1

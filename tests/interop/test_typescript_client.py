@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ def test_the_typescript_sdk_client(node: str, env: dict[str, str], transport: st
     # The server's progress, in the order it reached the client: before the response, strictly
     # increasing, ending at the number of images.
     sent = gen["wireProgressValues"]
-    assert sent and all(a < b for a, b in zip(sent, sent[1:])) and sent[-1] == 2, why
+    assert sent and all(a < b for a, b in pairwise(sent)) and sent[-1] == 2, why
     assert gen["wireProgressAfterResponse"] == [], why
     # What onprogress was given. SDK 1.32.2 dispatches notifications a microtask later than
     # responses, so progress arriving in the same read as the response can be dropped with a

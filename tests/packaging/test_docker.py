@@ -19,9 +19,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.support.processes import free_port, http_client, wait_healthy
 from tests.support.replicate import FAST, TOKEN
-from tests.support.processes import http_client
-from tests.support.processes import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(1200)  # a cold build downloads the base image and every wheel

@@ -12,8 +12,16 @@ import pytest
 from providers.base import ProviderConfig
 from providers.dashscope import MODELS, DashScopeProvider
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, GenerationFailed, GenerationTimeout, InsufficientCredit,
-    InvalidInput, ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    GenerationFailed,
+    GenerationTimeout,
+    InsufficientCredit,
+    InvalidInput,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.types import GenerationRequest, ImageSize
 from tests.fakes.dashscope_fake import DashScopeFake

@@ -17,13 +17,23 @@ import pytest
 
 from providers import provider_classes
 from providers.base import ImageProvider, ModelSpec, ProviderConfig
-from providers.dashscope import MODELS as DASHSCOPE_MODELS, DashScopeProvider
+from providers.dashscope import MODELS as DASHSCOPE_MODELS
+from providers.dashscope import DashScopeProvider
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, GenerationTimeout, InvalidInput, ProviderUnavailable, RateLimited,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    GenerationTimeout,
+    InvalidInput,
+    ProviderUnavailable,
+    RateLimited,
 )
-from providers.ideogram import MODELS as IDEOGRAM_MODELS, IdeogramProvider
-from providers.modelscope import MODELS as MODELSCOPE_MODELS, ModelScopeProvider
-from providers.replicate import MODELS as REPLICATE_MODELS, ReplicateProvider
+from providers.ideogram import MODELS as IDEOGRAM_MODELS
+from providers.ideogram import IdeogramProvider
+from providers.modelscope import MODELS as MODELSCOPE_MODELS
+from providers.modelscope import ModelScopeProvider
+from providers.replicate import MODELS as REPLICATE_MODELS
+from providers.replicate import ReplicateProvider
 from providers.types import GenerationRequest
 from tests.fakes.dashscope_fake import DashScopeFake
 from tests.fakes.ideogram_fake import IdeogramFake

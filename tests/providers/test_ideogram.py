@@ -12,7 +12,12 @@ import pytest
 
 from providers.base import ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, ContentRejected, GenerationTimeout, InvalidInput, ProviderUnavailable,
+    AuthenticationError,
+    ConfigError,
+    ContentRejected,
+    GenerationTimeout,
+    InvalidInput,
+    ProviderUnavailable,
     RateLimited,
 )
 from providers.ideogram import MODELS, IdeogramProvider, ideogram_style

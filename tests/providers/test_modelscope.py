@@ -11,8 +11,15 @@ import pytest
 
 from providers.base import ProviderConfig
 from providers.errors import (
-    AuthenticationError, ConfigError, GenerationFailed, GenerationTimeout, InvalidInput, InvalidRequest,
-    ProviderUnavailable, RateLimited, UnknownModel,
+    AuthenticationError,
+    ConfigError,
+    GenerationFailed,
+    GenerationTimeout,
+    InvalidInput,
+    InvalidRequest,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownModel,
 )
 from providers.modelscope import MODELS, ModelScopeProvider
 from providers.types import AspectRatio, GenerationRequest, ImageSize, InputImage

@@ -23,10 +23,10 @@ from server.inputs import InputError, InputLimits, resolve_images
 from server.links import LinkSigner
 from server.storage import StorageError
 from server.storage.local import LocalStorage
+from tests.fakes.file_host import FileHost
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.support.images import png
 from tests.support.results import files_in, text_of
-from tests.fakes.file_host import FileHost
 
 pytestmark = pytest.mark.anyio
 EASEL = [sys.executable, "-m", "server"]

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 
 from server.config import Settings
 from server.storage.local import LocalStorage
-from tests.support.results import text_of
 from tests.support.processes import EASEL, free_port, http_server
+from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -285,7 +285,7 @@ def browser() -> Iterator[Any]:
 
 def test_the_page_in_a_real_browser(env: dict[str, str], settings: Settings, browser: Any,
                                     tmp_path: Path) -> None:
-    from playwright.sync_api import expect    # its waits need no eval, which the page's CSP forbids
+    from playwright.sync_api import expect  # its waits need no eval, which the page's CSP forbids
 
     ids = fill(settings.storage.dir)
     with gallery_process(env) as link:

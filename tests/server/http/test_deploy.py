@@ -8,8 +8,8 @@ import base64
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -27,8 +27,8 @@ from server.config import Settings
 from server.links import LinkSigner, link_secret
 from server.storage import image_key
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.support.replicate import TOKEN as REPLICATE_TOKEN
 from tests.support.processes import EASEL, INITIALIZE, MCP_HEADERS, bearer, easel, free_port, http_client, http_server
+from tests.support.replicate import TOKEN as REPLICATE_TOKEN
 
 pytestmark = pytest.mark.anyio
 

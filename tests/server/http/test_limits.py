@@ -5,9 +5,9 @@ expire when idle, on streamable HTTP and on SSE. Limits are made small; every wa
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from providers.base import CHINESE_FIRST
+from providers.types import ImageStyle
 from server.illustration import (
     MAX_CONTENT_CHARS,
     MAX_PROMPT_CHARS,
@@ -22,14 +24,12 @@ from server.illustration import (
     ContentAnalysis,
     IllustrationPlan,
     Purpose,
+    Target,
     analyze_content,
     detect_language,
     plan_illustrations,
-    Target,
     thumbnail_prompt_v2,
 )
-from providers.base import CHINESE_FIRST
-from providers.types import ImageStyle
 
 WANX = Target("Wanx 2.1 T2I Plus (DashScope)", CHINESE_FIRST, negative_prompt=True)
 

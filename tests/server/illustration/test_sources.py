@@ -18,8 +18,8 @@ from server.illustration.shots import _GENERIC
 from server.illustration.vocabulary import DEFAULT_TEMPLATE, META_PATTERNS, TEMPLATES
 from tests.fakes.chat_fake import ChatFake, scenes_reply
 from tests.fakes.replicate_fake import FakeReplicate
-from tests.support.results import text_of
 from tests.server.illustration.eval_texts import EVAL
+from tests.support.results import text_of
 
 CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 SPECS = {s.name: s for s in all_specs()}

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -144,7 +145,7 @@ async def test_slow_models_are_polled_until_done_with_progress(server, replicate
     assert not results[0].is_error
     assert any("processing" in m for m in messages)
     assert messages[-1].startswith("stored ")
-    assert len(values) >= 3 and all(a < b for a, b in zip(values, values[1:])), values   # spec: must increase
+    assert len(values) >= 3 and all(a < b for a, b in pairwise(values)), values   # spec: must increase
     assert values[-1] == 1
 
 

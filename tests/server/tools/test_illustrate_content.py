@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import anyio
 import pytest
 from mcp import Client
@@ -74,7 +76,7 @@ async def test_all_illustrations_are_generated_concurrently(server, replicate_fa
     assert len({i["image"]["sha256"] for i in data["illustrations"]}) == 4
     sent = [c.json["input"]["prompt"] for c in replicate_fake.creates]
     assert sorted(sent) == sorted(i["prompt"] for i in data["illustrations"])
-    assert done[-1] == 4 and all(a < b for a, b in zip(done, done[1:])), done   # four jobs, one rising count
+    assert done[-1] == 4 and all(a < b for a, b in pairwise(done)), done   # four jobs, one rising count
 
 
 async def test_one_failed_illustration_does_not_sink_the_others(server, replicate_fake: FakeReplicate) -> None:
