@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from server.config import Settings
 from server.storage.local import LocalStorage
-from tests.support.processes import EASEL, free_port, http_server
+from tests.support.processes import EASEL, free_port, http_server, stop
 from tests.support.results import text_of
 
 pytestmark = pytest.mark.anyio
@@ -258,11 +258,7 @@ def gallery_process(env: dict[str, str]) -> Iterator[str]:
                     time.sleep(0.05)
         yield match[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 CHROMIUM = "/usr/bin/chromium"

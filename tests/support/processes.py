@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -54,6 +55,17 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], stderr: Callable[[], 
     raise AssertionError("server did not become healthy")
 
 
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a process and reap it, killing it if it ignores the signal (bounded)."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 @contextmanager
 def easel(args: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A healthy easel-mcp process on a free port, its stderr kept in ``log``: (process, base URL)."""
@@ -66,13 +78,7 @@ def easel(args: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[sub
         wait_healthy(base, proc, log.read_text)
         yield proc, base
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         assert proc.stdout is not None and proc.stdout.read() == b"", "HTTP server wrote to stdout"
 
 
