@@ -20,7 +20,7 @@ The mechanics (deadline, polling, retries, cancel on timeout) are ``providers._p
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ import httpx
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import ImageProvider, ModelSpec, ProviderConfig
 from providers.errors import ProviderError, ProviderUnavailable
-from providers.types import GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
 
 __all__ = ["TaskApiProvider"]
 
@@ -110,6 +110,12 @@ class TaskApiProvider(ImageProvider):
     async def _cancel(self, task_id: str) -> None:
         raise NotImplementedError
 
+    async def cancel_task(self, task_id: str) -> bool:
+        if not self.can_cancel:
+            return False
+        await self._cancel(task_id)
+        return True
+
     @abstractmethod
     async def _outputs(self, task_id: str, state: TaskState, request: GenerationRequest,
                        progress: ProgressFn) -> list[str]:
@@ -121,12 +127,31 @@ class TaskApiProvider(ImageProvider):
     def _seed_of(self, request: GenerationRequest) -> int | None:
         return request.seed
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]:
         payload = {"model": spec.provider_model, **spec.build(request)}
+        return await self._finish(spec, request, payload, lambda: self._submit(payload), progress, hooks)
+
+    can_resume = True
+
+    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """The task fetched by id (GET, the same as a poll), waited for and downloaded; nothing is submitted."""
+        payload = {"model": spec.provider_model, **spec.build(request)}
+
+        async def fetch() -> tuple[str, TaskState]:
+            return task_id, await self._poll(task_id)
+
+        async with self._slots:
+            return await self._finish(spec, request, payload, fetch, progress, hooks)
+
+    async def _finish(self, spec: ModelSpec, request: GenerationRequest, payload: dict[str, Any],
+                      submit: Callable[[], Awaitable[tuple[str, TaskState]]], progress: ProgressFn,
+                      hooks: TaskHooks | None) -> list[GeneratedImage]:
         task_id, state = await run_task(provider=self.name, vendor=self.vendor, config=self.config,
-                                        submit=lambda: self._submit(payload), poll=self._poll,
-                                        cancel=self._cancel if self.can_cancel else None, progress=progress, noun=self.noun)
+                                        submit=submit, poll=self._poll,
+                                        cancel=self._cancel if self.can_cancel else None, progress=progress,
+                                        noun=self.noun, hooks=hooks)
         images = []
         for url in await self._outputs(task_id, state, request, progress):
             data, mime = await self.fetch_output(url)

@@ -22,7 +22,7 @@ from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
            "ModelSpec", "Option", "Price", "ProviderConfig"]
@@ -163,16 +163,31 @@ class ImageProvider(ABC):
         self._slots = anyio.CapacityLimiter(max(1, config.concurrency))
         self._rate = RateLimiter(config.rate)
 
-    async def generate(self, spec: ModelSpec, request: GenerationRequest,
-                       progress: ProgressFn) -> list[GeneratedImage]:
-        """Run one job under this provider's concurrency and rate limits."""
+    async def generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                       hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """Run one job under this provider's concurrency and rate limits; ``hooks`` hears its task id."""
         async with self._slots:
             await self._rate.acquire()
-            return await self._generate(spec, request, progress)
+            return await self._generate(spec, request, progress, hooks)
 
     @abstractmethod
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]: ...
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]: ...
+
+    #: Whether a task created earlier, by this or another process, can be fetched by its id (``resume``).
+    can_resume: ClassVar[bool] = False
+
+    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """Fetch the task ``task_id`` (made for ``request``) by id, wait for it to finish and download its
+        outputs, as ``generate`` would have: nothing is submitted, so nothing is paid again. Vendors that
+        answer synchronously have no task to fetch and refuse."""
+        raise InvalidRequest(f"{self.vendor} answers synchronously: there is no task {task_id} to resume.")
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Ask the vendor to cancel the task ``task_id`` (made by any process); False when it offers no way to.
+        Raises the vendor's error (ProviderError) when the request fails."""
+        return False
 
     _http: httpx.AsyncClient   # output downloads (and, for most vendors, the API calls too)
 

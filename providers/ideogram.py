@@ -59,7 +59,7 @@ from providers.errors import (
     RateLimited,
     UnknownModel,
 )
-from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn, TaskHooks
 
 __all__ = ["IdeogramProvider", "MODELS", "ideogram_style", "palette_members"]
 
@@ -201,8 +201,9 @@ class IdeogramProvider(ImageProvider):
             raise ProviderUnavailable(f"{VENDOR} sent a reply without a data list.", provider=NAME, status=200)
         return body
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        # one synchronous request: there is no task id to report (hooks) or to resume later
         fields = {"rendering_speed": self._speed, **spec.build(request)}   # a tier's own speed wins
         await progress(f"{VENDOR} generating {request.count} image(s)")
         try:
