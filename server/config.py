@@ -10,7 +10,8 @@
 * ``inputs``: reference images (allowed directories, size bounds);
 * ``storage``: where images go; the OSS block is parsed by ``server/storage/oss_settings.py``;
 * ``http`` and ``limits``: the HTTP deployment and its connection and session bounds;
-* ``gallery``: the catalog index and the gallery page.
+* ``gallery``: the catalog index and the gallery page;
+* ``jobs``: when a long call answers with a job handle, and the job records' leases.
 
 Vendor keys keep their usual names and are named only by their provider classes; server
 settings use the EASEL_ prefix. A missing vendor key is not an error until that vendor is used.
@@ -30,7 +31,7 @@ from providers.errors import ConfigError
 from server.envvars import choice, flag, items, number
 from server.storage.oss_settings import OssSettings
 
-__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "LimitSettings",
+__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "JobSettings", "LimitSettings",
            "ProviderSettings", "ResultSettings", "Settings", "StorageSettings"]
 
 MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
@@ -141,6 +142,29 @@ def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig])
     if not configs[provider].api_key:
         raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {provider_classes()[provider].key_env}.")
     return provider, model
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Calls that outlive a host's patience become jobs (server.jobbook; docs/jobs.md)."""
+
+    # EASEL_RETURN_AFTER: seconds before a still-running call answers with a job handle (None: never).
+    # Hosts commonly give up at 60 s; 45 leaves room for a slow network and the answer itself.
+    return_after: float | None = 45.0
+    lease: float = 30.0               # EASEL_JOB_LEASE: seconds a job's owner holds it without renewing
+    renew: float = 10.0               # EASEL_JOB_RENEW: seconds between renewals (and scans for orphans)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobSettings:
+        d = cls()
+        raw = (env.get("EASEL_RETURN_AFTER") or "").strip().lower()
+        after = None if raw in ("off", "0") else number(env, "EASEL_RETURN_AFTER", d.return_after or 45.0, 0.01, 3600)
+        lease = number(env, "EASEL_JOB_LEASE", d.lease, 0.5, 3600)
+        renew = number(env, "EASEL_JOB_RENEW", min(d.renew, lease / 3), 0.1, 3600)
+        if renew >= lease:
+            raise ConfigError(f"EASEL_JOB_RENEW ({renew:g}) must be shorter than EASEL_JOB_LEASE ({lease:g}), so a "
+                              "living owner renews its lease before it expires.")
+        return cls(return_after=after, lease=lease, renew=renew)
 
 
 @dataclass(frozen=True)
@@ -290,6 +314,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     gallery: GallerySettings = field(default_factory=GallerySettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
     # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
     # plus the origins of every provider's base-URL variable
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
@@ -306,5 +331,5 @@ class Settings:
         return cls(providers=providers, calls=CallSettings.from_env(env, providers),
                    results=ResultSettings.from_env(env), inputs=inputs, storage=storage,
                    http=HttpSettings.from_env(env), limits=LimitSettings.from_env(env),
-                   gallery=GallerySettings.from_env(env, storage), fetch=fetch,
+                   gallery=GallerySettings.from_env(env, storage), jobs=JobSettings.from_env(env), fetch=fetch,
                    log_format=choice(env, "EASEL_LOG_FORMAT", ("text", "json"), cls.log_format))

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "clip", "describe", "image_record"]
+__all__ = ["ErrorRecord", "GenerateResult", "JobHandle", "ImageRecord", "build_result", "clip", "describe", "image_record"]
 
 
 #: How much of a model's own output (text or JSON) the text content carries. Claude Code cuts tool
@@ -58,9 +58,21 @@ class ErrorRecord(BaseModel):
     message: str
 
 
+class JobHandle(BaseModel):
+    """A call that was still running when it answered (EASEL_RETURN_AFTER), or a check_job answer."""
+
+    id: str = Field(description="pass it to check_job or cancel_job")
+    uri: str = Field(description="easel://jobs/<id>: the job record as JSON")
+    status: str = Field(description="running, succeeded, partial, failed or cancelled")
+    done: int = Field(description="images stored so far")
+    total: int = Field(description="images asked for")
+
+
 class GenerateResult(BaseModel):
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
+    job: JobHandle | None = Field(default=None, description="set when the call answered before its work ended "
+                                  "(or by check_job): call check_job with job.id for the rest")
 
 
 def image_record(stored: StoredImage, link: Callable[[str], str] | None = None) -> ImageRecord:

@@ -1,6 +1,6 @@
 """edit_image: a prompt plus reference images becomes a new stored image (each model has its own limit)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
@@ -12,7 +12,7 @@ from providers.types import AspectRatio, GenerationRequest, OutputFormat
 from server.config import Settings
 from server.icons import icons
 from server.inputs import InputError, InputLimits, resolve_images
-from server.jobs import Work, images_answer, run_job
+from server.jobs import Finished, Work, answers, images_answer, run_job
 from server.results import GenerateResult
 from server.tools._common import (
     GENERATES,
@@ -82,6 +82,11 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
         return await run_job(
             ctx, "edit_image", [Work(spec, provider, request, metadata=record)], total=1,
-            announce=f"sending {len(inputs)} reference image(s) to {spec.name}",
-            answer=lambda done: images_answer(
-                done, f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(done.images)} image(s)."))
+            context={"model": spec.name, "inputs": len(inputs)},
+            announce=f"sending {len(inputs)} reference image(s) to {spec.name}")
+
+
+@answers("edit_image")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[GenerateResult, str]:
+    return images_answer(done, f"Edited with {context['model']} ({context['inputs']} reference image(s)): "
+                               f"{len(done.images)} image(s).")

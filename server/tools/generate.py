@@ -1,7 +1,7 @@
 """generate_image: a prompt becomes 1-4 stored images."""
 
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
@@ -12,7 +12,7 @@ from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
 from server.config import Settings
 from server.icons import icons
-from server.jobs import Finished, Work, images_answer, run_job, split_count
+from server.jobs import Finished, Work, answers, images_answer, run_job, split_count
 from server.prompts import apply_style
 from server.results import GenerateResult
 from server.tools._common import (
@@ -78,12 +78,14 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                      label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", metadata=record)
                 for i, req in enumerate(requests)]
 
-        def answer(done: Finished) -> tuple[GenerateResult, str]:
-            failed = f"; {len(done.errors)} failed." if done.errors else "."
-            return images_answer(done, f"Generated {len(done.images)} image(s) with {spec.name}{failed}")
+        return await run_job(ctx, "generate_image", work, total=count, context={"model": spec.name},
+                             announce=f"submitting {count} image(s) to {spec.name}")
 
-        return await run_job(ctx, "generate_image", work, total=count,
-                             announce=f"submitting {count} image(s) to {spec.name}", answer=answer)
+
+@answers("generate_image")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[GenerateResult, str]:
+    failed = f"; {len(done.errors)} failed." if done.errors else "."
+    return images_answer(done, f"Generated {len(done.images)} image(s) with {context['model']}{failed}")
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:

@@ -30,8 +30,8 @@ from server.illustration import (
 )
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
-from server.jobs import Finished, Work, run_job
-from server.results import ErrorRecord, ImageRecord, build_result
+from server.jobs import Finished, Work, answers, error_record, run_job
+from server.results import ErrorRecord, ImageRecord, JobHandle, build_result
 from server.tools._common import (
     GENERATES,
     MAX_SEED,
@@ -86,6 +86,8 @@ class IllustrateResult(BaseModel):
     illustrations: list[Illustration]
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
+    job: JobHandle | None = Field(default=None, description="set when the call answered before its work ended "
+                                  "(or by check_job): call check_job with job.id for the rest")
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
@@ -172,23 +174,29 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                      metadata={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
 
-        def answer(done: Finished) -> tuple[IllustrateResult, str]:
-            shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
-            for item, outcome in zip(items, done.outcomes, strict=True):
-                if outcome.images:
-                    item.image = shown[outcome.images[0].image_id]
-                if outcome.error is not None:
-                    item.error = ErrorRecord(item=f"illustration {item.index + 1}",
-                                             kind=type(outcome.error).__name__, message=str(outcome.error))
-            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
-                                      dry_run=False, prompt_model=model_use, illustrations=items,
-                                      images=done.records, errors=done.errors)
-            summary = (f"Illustrated the text with {len(done.images)} image(s) from {spec.name}"
-                       + (f"; {len(done.errors)} failed." if done.errors else "."))
-            return result, "\n".join([summary, *_outcome_lines(items), _text(plan, spec, attempt, dry_run=False)])
+        context = {"model": spec.name, "analysis": planned["analysis"], "style_cohesion": plan.style_cohesion,
+                   "prompt_model": model_use.model_dump() if model_use else None,
+                   "illustrations": [i.model_dump() for i in items], "plan_text": _text(plan, spec, attempt, dry_run=False)}
+        return await run_job(ctx, "illustrate_content", work, total=len(work), context=context,
+                             announce=f"generating {len(work)} illustration(s) with {spec.name}")
 
-        return await run_job(ctx, "illustrate_content", work, total=len(work),
-                             announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
+
+@answers("illustrate_content")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[IllustrateResult, str]:
+    """Each illustration with its image or its error, so far or in the end (any process can answer)."""
+    items = [Illustration.model_validate(i) for i in context["illustrations"]]
+    shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
+    for item, outcome in zip(items, done.outcomes, strict=True):
+        if outcome.images:
+            item.image = shown[outcome.images[0].image_id]
+        if outcome.error is not None:
+            item.error = error_record(f"illustration {item.index + 1}", outcome.error)
+    result = IllustrateResult(analysis=context["analysis"], style_cohesion=context["style_cohesion"], dry_run=False,
+                              prompt_model=context["prompt_model"], illustrations=items, images=done.records,
+                              errors=done.errors)
+    summary = (f"Illustrated the text with {len(done.images)} image(s) from {context['model']}"
+               + (f"; {len(done.errors)} failed." if done.errors else "."))
+    return result, "\n".join([summary, *_outcome_lines(items), context["plan_text"]])
 
 
 async def _ask(state: "AppState", prompt_model: tuple[str, str], analysis: Any, count: int, purpose: Purpose,

@@ -1,0 +1,554 @@
+"""Jobs that outlive a call: the record in the store, the lease, check, cancel, resume (docs/jobs.md).
+
+Every image call runs as a job owned by the server's lifespan, not by the request: the request
+waits for it up to EASEL_RETURN_AFTER seconds and then answers with what is stored so far and a
+job handle, while the work goes on. Cancelling the request before it answered still cancels the
+job (and its provider tasks), as before.
+
+The job record (``jobs/<id>/record.json`` in the shared document store, ``AppState.docs``) holds
+the tool, the context its answer is built from, one entry per unit of work (provider, model, the
+request without image bytes, the provider's task ids as soon as they are known, the stored image
+ids, the error), the status, times, and the owner with its lease. Any replica answers
+``check_job`` from it; the owner answers from memory. A running job is also listed under
+``jobs-running/<id>``, so finding orphans does not read every job ever made.
+
+The owner renews its lease every EASEL_JOB_RENEW seconds. A job whose lease has expired (its
+process died) is claimed by whichever process first *creates* ``jobs/<id>/claim-<epoch>``: the
+store's one exclusive operation, since neither backend can compare-and-swap a replace. The new
+owner fetches each unfinished unit's task by id (``ImageProvider.resume``: nothing is paid
+twice), stores its images and finishes the record. A unit without a task id (its process died
+before the vendor answered the create request) is marked failed, never resubmitted: the task may
+exist and be paid for, and resubmitting would pay again. An owner that finds a later claim than
+its own has lost the job and stops writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from providers import all_specs
+from providers.errors import ImageGenError
+from providers.types import AspectRatio, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat
+from server.jobs import ANSWERS, Job, RecordedError, Work, WorkOutcome, finished_of
+from server.previews import Previews
+from server.results import ImageRecord, JobHandle, build_result, image_record
+from server.storage import StorageError, StoredImage, now_iso
+
+if TYPE_CHECKING:
+    from mcp.server.subscriptions import SubscriptionBus
+
+    from server.state import AppState
+
+__all__ = ["JOB_PREFIX", "JobBook", "JobRecord", "UnitRecord", "job_uri", "load_record", "units_of"]
+
+log = logging.getLogger("easel.jobs")
+
+JOB_PREFIX = "easel://jobs/"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED = "running", "succeeded", "partial", "failed", "cancelled"
+Body = Callable[[Job, list[WorkOutcome]], Awaitable[CallToolResult]]
+
+
+def job_uri(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+class UnitRecord(BaseModel):
+    """One unit of work as the record keeps it: enough to answer for it and to resume it."""
+
+    label: str = ""
+    provider: str
+    model: str = Field(description="the public model name")
+    request: dict[str, Any] = Field(default_factory=dict, description="the request, reference images by source")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    task_ids: list[str] = Field(default_factory=list, description="the provider's task ids, once known")
+    images: list[str] = Field(default_factory=list, description="stored image ids")
+    error: dict[str, str] | None = None
+    finished: bool = False
+
+
+class JobRecord(BaseModel):
+    id: str
+    tool: str
+    status: str = RUNNING
+    created: str
+    updated: str
+    ended: str | None = None
+    total: int
+    done: int = 0
+    owner: str
+    lease_until: float = Field(description="Unix time the owner's lease ends unless renewed")
+    epoch: int = 0
+    context: dict[str, Any] = Field(default_factory=dict, description="what the tool's answer is built from")
+    units: list[UnitRecord] = Field(default_factory=list)
+    error: str | None = None
+    result: dict[str, Any] | None = Field(default=None, description="the final answer (structured, text)")
+
+    def handle(self) -> JobHandle:
+        return JobHandle(id=self.id, uri=job_uri(self.id), status=self.status, done=self.done, total=self.total)
+
+    def public(self) -> dict[str, Any]:
+        """The record as easel://jobs/<id> shows it: no final answer (its links are in check_job's result)."""
+        return self.model_dump(exclude={"result"})
+
+
+def units_of(work: list[Work]) -> list[UnitRecord]:
+    return [UnitRecord(label=w.label, provider=w.spec.provider, model=w.spec.name, request=_request_json(w.request),
+                       metadata=w.metadata) for w in work]
+
+
+def _request_json(request: GenerationRequest) -> dict[str, Any]:
+    body = asdict(request)
+    body["input_images"] = [{"mime_type": i.mime_type, "source": i.source} for i in request.input_images]
+    return body
+
+
+def _request_of(body: dict[str, Any]) -> GenerationRequest:
+    enums = {"size": ImageSize, "style": ImageStyle, "aspect_ratio": AspectRatio, "output_format": OutputFormat}
+    fields: dict[str, Any] = {k: (enums[k](v) if k in enums and v is not None else v) for k, v in body.items()}
+    fields["input_images"] = tuple(InputImage(data=None, mime_type=i["mime_type"], source=i.get("source", ""))
+                                   for i in body.get("input_images") or [])
+    return GenerationRequest(**fields)
+
+
+def _status(images: int, errors: int) -> str:
+    return SUCCEEDED if not errors else PARTIAL if images else FAILED
+
+
+class LiveJob:
+    """A job this process runs: its record (written on every change), its cancel scope, its answer."""
+
+    def __init__(self, book: JobBook, record: JobRecord, job: Job, outcomes: list[WorkOutcome]) -> None:
+        self.book, self.record, self.job, self.outcomes = book, record, job, outcomes
+        job.listener = self
+        self.scope = anyio.CancelScope()
+        self.ended = anyio.Event()
+        self.result: CallToolResult | None = None
+        self.error: BaseException | None = None
+        self.detached = False
+        self.lost = False           # another process claimed the job: stop writing its record
+        self._lock = anyio.Lock()
+
+    # -- the record ----------------------------------------------------------------------------
+    async def save(self) -> None:
+        async with self._lock:
+            if self.lost:
+                return
+            self.record.updated = now_iso()
+            try:
+                await self.book.docs.write(self.book.record_key(self.record.id),
+                                           self.record.model_dump_json().encode())
+            except StorageError as exc:   # the job goes on; only another replica's view is stale
+                log.warning("job %s: could not write its record: %s", self.record.id, exc)
+
+    async def task(self, unit: int, task_id: str) -> None:
+        self.record.units[unit].task_ids.append(task_id)
+        await self.save()
+
+    async def stored(self, unit: int, image: StoredImage) -> None:
+        ids = self.record.units[unit].images
+        if image.image_id not in ids:   # a resumed unit stores again what its task made: the same ids
+            ids.append(image.image_id)
+            self.record.done += 1
+        await self.save()
+
+    async def unit_ended(self, unit: int, error: ImageGenError | None) -> None:
+        record = self.record.units[unit]
+        record.finished = True
+        if error is not None:
+            record.error = {"kind": getattr(error, "kind", type(error).__name__), "message": str(error)}
+        await self.save()
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self, body: Body) -> None:
+        try:
+            with self.scope:
+                self.result = await body(self.job, self.outcomes)
+        except Exception as exc:   # ToolError (nothing made) or a bug: the call or check_job reports it
+            self.error = exc
+            if not isinstance(exc, ToolError):
+                log.exception("job %s (%s) failed", self.record.id, self.record.tool)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._end()
+
+    async def _end(self) -> None:
+        r = self.record
+        structured = self.result.structured_content if self.result is not None else None
+        if self.scope.cancel_called and self.result is None:
+            r.status = CANCELLED
+        elif self.result is None:
+            r.status, r.error = FAILED, str(self.error or "the job ended without an answer")
+        else:
+            r.status = _status(r.done, len((structured or {}).get("errors") or []))
+        if self.result is not None:
+            text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
+            r.result = {"structured": structured, "text": text}
+        for unit in r.units:
+            unit.finished = True
+        r.ended = now_iso()
+        keys = [self.book.running_key(r.id)]
+        if not self.detached:
+            # answered in time: the call carries the result, nobody will ask for the job by its id
+            self.ended.set()
+            keys.append(self.book.record_key(r.id))
+        else:
+            await self.save()
+        if not self.lost:
+            for key in keys:
+                try:
+                    await self.book.docs.delete(key)
+                except StorageError as exc:
+                    log.warning("job %s: could not delete %s: %s", r.id, key, exc)
+        self.ended.set()
+        if self.detached:
+            await self.book.announce(r.id, new_images=r.done > 0)
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+    def abandon(self) -> None:
+        """Shutting down: stop waiting, leave the provider tasks running for the process that resumes it."""
+        for hooks in self.job.hooks:
+            hooks.leave_running = True
+        self.lost = True   # the record stays as it is (running, its lease ends soon) for the next owner
+        self.scope.cancel()
+
+    # -- answering -----------------------------------------------------------------------------
+    def answer(self) -> CallToolResult:
+        """The answer so far (or the final one), in the tool's own shape, with the job handle."""
+        if self.result is not None:
+            return _with_job(self.result, self.record)
+        finished = finished_of(self.outcomes, self.job.record)
+        structured, text = ANSWERS[self.record.tool](self.record.context, finished)
+        return _with_job(self.job.answer(structured, finished.images, text), self.record)
+
+
+def _with_job(result: CallToolResult, record: JobRecord) -> CallToolResult:
+    """``result`` with ``job`` set in its structured content and the job's state said in its text."""
+    structured = dict(result.structured_content or {})
+    structured["job"] = record.handle().model_dump()
+    content = list(result.content)
+    if content and isinstance(content[0], TextContent):
+        content[0] = TextContent(type="text", text=content[0].text + "\n" + _job_text(record))
+    else:
+        content.insert(0, TextContent(type="text", text=_job_text(record)))
+    return CallToolResult(content=content, structured_content=structured, is_error=result.is_error)
+
+
+def _job_text(record: JobRecord) -> str:
+    if record.status == RUNNING:
+        return (f"Job {record.id} is still running ({record.done} of {record.total} image(s) stored so far); the "
+                "images are being paid for and will be stored. Call check_job with job_id "
+                f"\"{record.id}\" to get them (it waits up to 50 s), or cancel_job to stop.")
+    said = {SUCCEEDED: "succeeded", PARTIAL: "finished with some failures", FAILED: "failed",
+            CANCELLED: "was cancelled"}[record.status]
+    return f"Job {record.id} {said}: {record.done} of {record.total} image(s) stored." + (
+        f" {record.error}" if record.error and record.status == FAILED else "")
+
+
+class JobBook:
+    """This process's jobs: runs them in the lifespan's task group, keeps their records and leases, answers
+    and cancels any job by id, and resumes orphans (``serve``)."""
+
+    def __init__(self, state: AppState, bus: SubscriptionBus | None = None) -> None:
+        self.state = state
+        self.docs = state.docs
+        self.settings = state.settings.jobs
+        self.owner = uuid.uuid4().hex
+        self.live: dict[str, LiveJob] = {}
+        self.bus = bus
+        self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @staticmethod
+    def record_key(job_id: str) -> str:
+        return f"jobs/{job_id}/record.json"
+
+
+    @staticmethod
+    def running_key(job_id: str) -> str:
+        return f"jobs-running/{job_id}"
+
+    # -- the lifespan ----------------------------------------------------------------------------
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the jobs' task group; renew leases and adopt orphans every EASEL_JOB_RENEW seconds."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            while True:
+                await self._renew()
+                await self._adopt_orphans()
+                await anyio.sleep(self.settings.renew)
+
+    async def shutdown(self) -> None:
+        """Hand running jobs over: their provider tasks keep running, their leases lapse, the next process
+        on this store resumes them."""
+        for live in list(self.live.values()):
+            if not live.ended.is_set():
+                live.record.lease_until = 0
+                await live.save()
+                live.abandon()
+
+    # -- a call ------------------------------------------------------------------------------------
+    async def call(self, ctx: Any, tool: str, *, total: int, context: dict[str, Any], body: Body,
+                   work: list[Work] | None = None, units: list[UnitRecord] | None = None) -> CallToolResult:
+        """Run ``body`` as a job; answer with its result, or with a job handle once EASEL_RETURN_AFTER passes.
+        ``body`` gets one outcome per unit of ``work``; a tool that runs no ``Work`` describes its ``units``."""
+        outcomes = [WorkOutcome(w) for w in work or []]
+        units = units if units is not None else units_of(work or [])
+        assert self._tg is not None, "JobBook.serve runs in the lifespan"
+        now = now_iso()
+        record = JobRecord(id=uuid.uuid4().hex, tool=tool, created=now, updated=now, total=total, owner=self.owner,
+                           lease_until=time.time() + self.settings.lease, context=context, units=units)
+        live = LiveJob(self, record, Job(ctx, tool, total), outcomes)
+        await live.save()
+        await self._mark_running(record.id)
+        self.live[record.id] = live
+        self._tg.start_soon(live.run, body)
+        try:
+            with anyio.move_on_after(self.settings.return_after or math.inf):
+                await live.ended.wait()
+        except anyio.get_cancelled_exc_class():
+            # the call was cancelled before it answered: cancel everything, as a call always did
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                live.cancel()
+                await live.ended.wait()
+            raise
+        if live.ended.is_set():
+            if live.result is None:
+                raise live.error or ToolError(f"{tool} was cancelled.")
+            return live.result            # finished in time: the answer is exactly the tool's own
+        live.detached = True
+        live.job.detach()
+        return live.answer()
+
+    async def _mark_running(self, job_id: str) -> None:
+        try:
+            await self.docs.write(self.running_key(job_id), self.owner.encode())
+        except StorageError as exc:
+            log.warning("job %s: could not mark it running (another process cannot resume it): %s", job_id, exc)
+
+    # -- check and cancel ------------------------------------------------------------------------------
+    async def load(self, job_id: str) -> JobRecord | None:
+        if job_id in self.live:
+            return self.live[job_id].record
+        return await load_record(self.docs, job_id)
+
+    async def check(self, job_id: str, wait: float) -> CallToolResult:
+        """The job's answer after waiting up to ``wait`` seconds for it to end."""
+        deadline = time.monotonic() + wait
+        while True:
+            live = self.live.get(job_id)
+            if live is not None and not live.lost:
+                with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+                    await live.ended.wait()
+                return live.answer()
+            record = await self.load(job_id)
+            if record is None:
+                raise ToolError(f"job_id: no job {job_id!r} on this server (jobs are kept in its store).")
+            if record.status != RUNNING or time.monotonic() >= deadline:
+                return await self._answer_from(record)
+            await anyio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))   # another replica runs it
+
+    async def cancel(self, job_id: str) -> CallToolResult:
+        live = self.live.get(job_id)
+        if live is not None and not live.lost:
+            if not live.ended.is_set():
+                live.cancel()
+                with anyio.move_on_after(30):
+                    await live.ended.wait()
+            return live.answer()
+        record = await self.load(job_id)
+        if record is None:
+            raise ToolError(f"job_id: no job {job_id!r} on this server (jobs are kept in its store).")
+        if record.status == RUNNING:   # another process runs it: cancel its tasks, then tell it (or take it over)
+            await self._cancel_tasks(record)
+            await self.docs.write(f"jobs/{job_id}/cancel", self.owner.encode())
+            if record.lease_until < time.time() and await self._claim(record):
+                await self._end_cancelled(record)
+        return await self._answer_from(record)
+
+    async def _cancel_tasks(self, record: JobRecord) -> None:
+        for unit in record.units:
+            if unit.finished or not unit.task_ids:
+                continue
+            try:
+                await self.state.registry.provider(unit.provider).cancel_task(unit.task_ids[-1])
+            except ImageGenError as exc:
+                log.warning("job %s: could not cancel %s task %s: %s", record.id, unit.provider, unit.task_ids[-1], exc)
+
+    async def _end_cancelled(self, record: JobRecord) -> None:
+        record.status, record.ended, record.updated = CANCELLED, now_iso(), now_iso()
+        await self.docs.write(self.record_key(record.id), record.model_dump_json().encode())
+        await self.docs.delete(self.running_key(record.id))
+        await self.announce(record.id, new_images=False)
+
+    async def _answer_from(self, record: JobRecord) -> CallToolResult:
+        """Any process's answer for a job it does not run, from the record and the stored images."""
+        storage = self.state.storage
+        ids = [i for u in record.units for i in u.images]
+        images = [await _stored(storage, i) for i in ids]
+        previews = Previews(self.state.settings)
+        for image in images:
+            await previews.add(image.image_id, (await storage.get(image.image_id))[0])
+        if record.result is not None:
+            structured, text = dict(record.result.get("structured") or {}), str(record.result.get("text", ""))
+        else:
+            outcomes = await self._outcomes(record, images, runnable=False)
+            finished = finished_of(outcomes, lambda s: _record_of(s, self.state))
+            model, text = ANSWERS[record.tool](record.context, finished)
+            structured = model.model_dump()
+        return _with_job(build_result(structured, images, previews.made, text), record)
+
+    async def _outcomes(self, record: JobRecord, images: list[StoredImage], *, runnable: bool) -> list[WorkOutcome]:
+        """The record's units as outcomes: to answer from (``runnable`` False), or to resume. A resumed unit
+        fetches its task again (storing its images again costs nothing: the store deduplicates); a unit
+        that never learnt its task id is not resubmitted (it may exist and be paid for)."""
+        by_id = {s.image_id: s for s in images}
+        outcomes = []
+        for unit in record.units:
+            spec = next((s for s in all_specs() if s.provider == unit.provider and s.name == unit.model), None)
+            if spec is None:   # run_replicate_model: no catalog model, nothing to rebuild
+                continue
+            if runnable and not unit.finished and not unit.task_ids:
+                unit.finished, unit.error = True, {"kind": "NotResubmitted", "message": (
+                    "the server running this job stopped before the provider confirmed the request; it was not "
+                    "sent again, so it is not paid for twice. Call the tool again for this image.")}
+            provider = self.state.registry.provider(unit.provider) if runnable and not unit.finished else None
+            kept = unit.finished or not runnable
+            outcome = WorkOutcome(Work(spec, provider, _request_of(unit.request), unit.label, unit.metadata),
+                                  images=[by_id[i] for i in unit.images if i in by_id] if kept else [],
+                                  task_id=unit.task_ids[-1] if unit.task_ids else None, finished=unit.finished)
+            if unit.error is not None:
+                outcome.error = RecordedError(unit.error.get("kind", "Error"), unit.error.get("message", ""))
+            outcomes.append(outcome)
+        return outcomes
+
+    # -- leases and orphans --------------------------------------------------------------------------
+    async def _renew(self) -> None:
+        for job_id, live in list(self.live.items()):
+            if live.ended.is_set() or live.lost:   # its record has the rest; check_job reads it from there
+                self.live.pop(job_id, None)
+                continue
+            try:
+                if await self.docs.read(f"jobs/{job_id}/claim-{live.record.epoch + 1}") is not None:
+                    log.warning("job %s was claimed by another process; this one stops", job_id)
+                    live.lost = True
+                    live.cancel()
+                    continue
+                if await self.docs.read(f"jobs/{job_id}/cancel") is not None:
+                    live.cancel()
+                    continue
+            except StorageError as exc:
+                log.warning("job %s: could not check its claims: %s", job_id, exc)
+            live.record.lease_until = time.time() + self.settings.lease
+            await live.save()
+
+    async def _claim(self, record: JobRecord) -> bool:
+        """Take over a job whose owner's lease has expired: only one process creates the next claim."""
+        if not await self.docs.create(f"jobs/{record.id}/claim-{record.epoch + 1}", self.owner.encode()):
+            return False
+        record.epoch += 1
+        record.owner = self.owner
+        record.lease_until = time.time() + self.settings.lease
+        return True
+
+    async def _adopt_orphans(self) -> None:
+        try:
+            keys = await self.docs.list("jobs-running/")
+        except StorageError as exc:
+            log.warning("could not list running jobs: %s", exc)
+            return
+        for key in keys:
+            job_id = key.rsplit("/", 1)[-1]
+            if job_id in self.live:
+                continue
+            try:
+                await self._adopt(job_id)
+            except StorageError as exc:
+                log.warning("job %s: could not resume it: %s", job_id, exc)
+
+    async def _adopt(self, job_id: str) -> None:
+        record = await self.load(job_id)
+        if record is None or record.status != RUNNING:
+            await self.docs.delete(self.running_key(job_id))   # ended, or its record never got written
+            return
+        if record.lease_until > time.time() or not await self._claim(record):
+            return
+        log.warning("resuming job %s (%s): its process stopped renewing its lease", job_id, record.tool)
+        if await self.docs.read(f"jobs/{job_id}/cancel") is not None:
+            await self._cancel_tasks(record)
+            await self._end_cancelled(record)
+            return
+        images = [await _stored(self.state.storage, i) for u in record.units for i in u.images]
+        try:
+            outcomes = await self._outcomes(record, images, runnable=True)
+        except ImageGenError as exc:   # e.g. this process has no key for the provider
+            outcomes, record.error = [], f"could not resume: {exc}"
+        job = Job(None, record.tool, record.total, state=self.state)
+        live = LiveJob(self, record, job, outcomes)
+        live.detached = True
+        self.live[job_id] = live
+        await live.save()
+
+        async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
+            if not outcomes:
+                raise ToolError(record.error or f"{record.tool} jobs cannot be resumed by another process; "
+                                "its provider tasks: " + ", ".join(t for u in record.units for t in u.task_ids))
+            finished = await job.run_units(outcomes, f"resuming job {job_id}")
+            structured, text = ANSWERS[record.tool](record.context, finished)
+            return job.answer(structured, finished.images, text)
+
+        assert self._tg is not None
+        self._tg.start_soon(live.run, body)
+
+    # -- notifications ---------------------------------------------------------------------------------
+    async def announce(self, job_id: str, *, new_images: bool) -> None:
+        """``resources/updated`` for the job's URI to its subscribers, in both protocol eras (and the resource
+        list changed when a detached job stored images nobody was told of). Best effort."""
+        uri = job_uri(job_id)
+        events: list[Any] = [ResourceUpdated(uri=uri)] + ([ResourcesListChanged()] if new_images else [])
+        if self.bus is not None:
+            for event in events:
+                try:
+                    await self.bus.publish(event)
+                except Exception:
+                    log.debug("subscription event not published", exc_info=True)
+        for session in list(self.sessions.get(uri, ())):
+            try:
+                await session.send_resource_updated(uri)
+            except Exception:   # the client went away
+                self.sessions[uri].discard(session)
+
+
+async def _stored(storage: Any, image_id: str) -> StoredImage:
+    m = await storage.metadata(image_id)
+    return StoredImage(image_id, str(m.get("mime_type", "")), int(m.get("bytes") or 0), str(m.get("sha256", "")), m,
+                       storage.url_for(image_id), storage.kind)
+
+
+def _record_of(stored: StoredImage, state: AppState) -> ImageRecord:
+    return image_record(stored, state.links)
+
+
+async def load_record(docs: Any, job_id: str) -> JobRecord | None:
+    """A job's record from the store; None when there is none (StorageError for an id that cannot be a key)."""
+    if not _JOB_ID.fullmatch(job_id):
+        return None
+    data = await docs.read(JobBook.record_key(job_id))
+    return JobRecord.model_validate_json(data) if data else None
