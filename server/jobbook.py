@@ -188,16 +188,16 @@ class LiveJob:
 
     async def _end(self) -> None:
         r = self.record
-        structured = self.result.structured_content if self.result is not None else None
-        if self.scope.cancel_called and self.result is None:
-            r.status = CANCELLED
-        elif self.result is None:
-            r.status, r.error = FAILED, str(self.error or "the job ended without an answer")
-        else:
-            r.status = _status(r.done, len((structured or {}).get("errors") or []))
         if self.result is not None:
+            structured = self.result.structured_content or {}
             text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
             r.result = {"structured": structured, "text": text}
+            r.done = max(r.done, len(structured.get("images") or []))
+            r.status = _status(r.done, len(structured.get("errors") or []))
+        elif self.scope.cancel_called:
+            r.status = CANCELLED
+        else:
+            r.status, r.error = FAILED, str(self.error or "the job ended without an answer")
         for unit in r.units:
             unit.finished = True
         r.ended = now_iso()
@@ -234,8 +234,13 @@ class LiveJob:
         if self.result is not None:
             return _with_job(self.result, self.record)
         finished = finished_of(self.outcomes, self.job.record)
-        structured, text = ANSWERS[self.record.tool](self.record.context, finished)
+        structured, text = ANSWERS[self.record.tool](_context(self.record), finished)
         return _with_job(self.job.answer(structured, finished.images, text), self.record)
+
+
+def _context(record: JobRecord) -> dict[str, Any]:
+    """What a tool's answer is built from: its own context, and the provider task ids known so far."""
+    return {**record.context, "status": record.status, "task_ids": [t for u in record.units for t in u.task_ids]}
 
 
 def _with_job(result: CallToolResult, record: JobRecord) -> CallToolResult:
@@ -411,7 +416,7 @@ class JobBook:
         else:
             outcomes = await self._outcomes(record, images, runnable=False)
             finished = finished_of(outcomes, lambda s: _record_of(s, self.state))
-            model, text = ANSWERS[record.tool](record.context, finished)
+            model, text = ANSWERS[record.tool](_context(record), finished)
             structured = model.model_dump()
         return _with_job(build_result(structured, images, previews.made, text), record)
 

@@ -24,8 +24,9 @@ from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
-from server.jobs import Job
-from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
+from server.jobbook import UnitRecord
+from server.jobs import Finished, Job, WorkOutcome, answers
+from server.results import MAX_OUTPUT_CHARS, JobHandle, build_result, clip, describe
 from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
@@ -61,6 +62,17 @@ class RunResult(BaseModel):
     result: Any = Field(description="the model's output; image files replaced by their stored records")
     metrics: dict[str, Any] | None = None
     images: list[dict[str, Any]] = Field(default_factory=list)
+    job: JobHandle | None = Field(default=None, description="set when the call answered before the model ended "
+                                  "(or by check_job): call check_job with job.id for the rest")
+
+
+@answers("run_replicate_model")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[RunResult, str]:
+    """A run that has no answer of its own yet (still going, failed or cancelled): the prediction, no output."""
+    prediction = (context.get("task_ids") or [""])[-1]
+    status = "processing" if context.get("status") == "running" else str(context.get("status"))
+    result = RunResult(model_name=context["model_name"], status=status, prediction_id=prediction, result=None)
+    return result, f"{context['model_name']}: {status} (prediction {prediction or 'not created yet'})."
 
 
 def split_ref(model_name: str, version: str | None) -> tuple[str, str | None]:
@@ -104,30 +116,39 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         try:
             provider = _replicate(state.registry)
             inputs = await _convert_inputs(given, state, provider, depth=0)
-            job = Job(ctx, "run_replicate_model", total=1)
-            await job.progress.send(f"running {name}")
-            prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
-            unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
-            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
-                                            prompt=_prompt_of(given), unstored=unstored)
-            if unstored:
-                raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
-            if _is_token_list(output) and await _is_iterator(provider, name, version):
-                output = "".join(output)
-        except ConfigError as exc:
-            raise tool_error(exc) from None
-        except InvalidInput as exc:
-            fields = "; ".join(str(f) for f in exc.fields) or str(exc)
-            raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
         except ImageGenError as exc:
-            raise ToolError(f"Execution error running {name}: {exc}") from None
-        await job.announce()
-        stored = job.stored
-        records = [job.record(s).model_dump() for s in stored]
-        result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
-                           result=output, metrics=prediction.get("metrics"), images=records)
-        summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return job.answer(result, stored, describe(summary, images=records, output=output))
+            raise tool_error(exc) from None
+
+        async def body(job: Job, _: list[WorkOutcome]) -> CallToolResult:
+            try:
+                await job.progress.send(f"running {name}")
+                prediction = await provider.run_prediction(name, version, inputs, job.progress.send, job.task_hooks(0))
+                unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
+                output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
+                                                prompt=_prompt_of(given), unstored=unstored)
+                if unstored:
+                    raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
+                if _is_token_list(output) and await _is_iterator(provider, name, version):
+                    output = "".join(output)
+            except ConfigError as exc:
+                raise tool_error(exc) from None
+            except InvalidInput as exc:
+                fields = "; ".join(str(f) for f in exc.fields) or str(exc)
+                raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
+            except ImageGenError as exc:
+                raise ToolError(f"Execution error running {name}: {exc}") from None
+            await job.announce()
+            stored = job.stored
+            records = [job.record(s).model_dump() for s in stored]
+            result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
+                               result=output, metrics=prediction.get("metrics"), images=records)
+            summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
+            return job.answer(result, stored, describe(summary, images=records, output=output))
+
+        book = state.jobs
+        assert book is not None, "the lifespan starts the job book"
+        return await book.call(ctx, "run_replicate_model", total=1, context={"model_name": name}, body=body,
+                               units=[UnitRecord(provider="replicate", model=name)])
 
     @mcp.tool(
         name="get_replicate_model_schema",
