@@ -1,0 +1,169 @@
+"""Calls that outlive EASEL_RETURN_AFTER: a running job handle, check_job, cancel_job, the job
+record as a resource, and resources/updated when it ends (in-process, both protocol eras)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp.types import ImageContent, ResourceLink, ResourceUpdatedNotification
+
+from server.app import build_server
+from server.config import Settings
+from tests.fakes.replicate_fake import FakeReplicate
+from tests.support.replicate import TOKEN
+from tests.support.results import text_of
+
+pytestmark = pytest.mark.anyio
+
+ERAS = ["auto", "legacy"]   # 2026-07-28 (in-process dispatch) and the initialize handshake
+
+
+@pytest.fixture
+def job_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "EASEL_RETURN_AFTER": "0.3"}
+
+
+@pytest.fixture
+def job_server(job_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    return build_server(Settings.from_env(job_env))
+
+
+async def served_bytes(fake: FakeReplicate) -> list[bytes]:
+    """What the fake made for its predictions, fetched from its own output links."""
+    urls = [u for p in fake.predictions.values() for u in ([p["output"]] if isinstance(p["output"], str)
+                                                            else p["output"] or [])]
+    async with httpx.AsyncClient() as http:
+        return [(await http.get(u)).content for u in urls]
+
+
+async def start_running(client: Client, fake: FakeReplicate, count: int = 1) -> dict[str, Any]:
+    fake.hold = True
+    result = await client.call_tool("generate_image", {"prompt": "a lighthouse", "count": count})
+    assert not result.is_error, text_of(result)
+    return result.model_dump()["structured_content"] | {"_text": text_of(result)}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_slow_call_answers_with_a_running_job_and_check_job_returns_the_stored_images(
+        job_server, replicate_fake: FakeReplicate, mode: str) -> None:
+    async with Client(job_server, mode=mode) as client:
+        first = await start_running(client, replicate_fake, count=2)
+        job = first["job"]
+        assert job["status"] == "running" and job["done"] == 0 and job["total"] == 2
+        assert job["uri"] == f"easel://jobs/{job['id']}" and first["images"] == []
+        assert "check_job" in first["_text"] and job["id"] in first["_text"] and "paid for" in first["_text"]
+
+        still = await client.call_tool("check_job", {"job_id": job["id"], "wait": 0})
+        assert still.structured_content["job"]["status"] == "running"
+
+        replicate_fake.release()
+        done = await client.call_tool("check_job", {"job_id": job["id"], "wait": 20})
+        body = done.structured_content
+        assert body["job"]["status"] == "succeeded" and body["job"]["done"] == 2
+        assert len(body["images"]) == 2 and body["errors"] == []
+        links = [c for c in done.content if isinstance(c, ResourceLink)]
+        previews = [c for c in done.content if isinstance(c, ImageContent)]
+        assert [str(link.uri) for link in links] == [i["uri"] for i in body["images"]] and len(previews) == 2
+        text = text_of(done)
+        assert all(i["uri"] in text and i["url"] in text for i in body["images"]) and "succeeded" in text
+        stored = [base64.b64decode((await client.read_resource(i["uri"])).contents[0].blob) for i in body["images"]]
+        assert sorted(stored) == sorted(await served_bytes(replicate_fake))   # byte-identical
+        assert len(replicate_fake.creates) == 2
+
+
+async def test_a_call_that_ends_in_time_answers_as_before_and_leaves_no_job(
+        job_server, replicate_fake: FakeReplicate, job_env: dict[str, str]) -> None:
+    async with Client(job_server) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox"})
+    assert not result.is_error and result.structured_content.get("job") is None
+    assert "check_job" not in text_of(result)
+    state = Path(job_env["EASEL_STORAGE_DIR"]) / "state"
+    assert [p for p in state.rglob("*") if p.is_file()] == []   # nobody holds its id: no record kept
+
+
+async def test_cancel_job_cancels_the_prediction_and_keeps_the_job_cancelled(
+        job_server, replicate_fake: FakeReplicate) -> None:
+    async with Client(job_server) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        result = await client.call_tool("cancel_job", {"job_id": job["id"]})
+        assert not result.is_error, text_of(result)
+        assert result.structured_content["job"]["status"] == "cancelled" and "cancelled" in text_of(result)
+        [pid] = replicate_fake.cancels
+        assert replicate_fake.predictions[pid]["status"] == "canceled"
+        again = await client.call_tool("check_job", {"job_id": job["id"], "wait": 0})
+        assert again.structured_content["job"]["status"] == "cancelled"
+
+
+async def test_bad_job_arguments_get_one_clear_line_each(job_server) -> None:
+    async with Client(job_server) as client:
+        unknown = await client.call_tool("check_job", {"job_id": "0" * 32})
+        wrong = await client.call_tool("cancel_job", {"job_id": "../../etc"})
+        too_long = await client.call_tool("check_job", {"job_id": "0" * 32, "wait": 600})
+    assert unknown.is_error and text_of(unknown).startswith("job_id: no job") and "\n" not in text_of(unknown)
+    assert wrong.is_error and text_of(wrong).startswith("job_id: no job")
+    assert too_long.is_error and "wait" in text_of(too_long) and "50" in text_of(too_long)
+
+
+async def test_the_job_record_reads_as_json_without_secrets(job_server, replicate_fake: FakeReplicate) -> None:
+    async with Client(job_server) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        with anyio.fail_after(10):   # the record learns the prediction id as soon as Replicate answers
+            while not (record := await read_job(client, job["uri"]))["units"][0]["task_ids"]:
+                await anyio.sleep(0.02)
+        [pid] = replicate_fake.predictions
+        assert record["id"] == job["id"] and record["status"] == "running" and record["tool"] == "generate_image"
+        assert record["units"][0]["task_ids"] == [pid] and record["units"][0]["model"] == "Flux 1.1 Pro"
+        assert record["units"][0]["request"]["prompt"].endswith("a lighthouse") and record["lease_until"] > 0
+        assert TOKEN not in json.dumps(record) and "result" not in record
+        templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+        assert "easel://jobs/{job_id}" in templates
+        replicate_fake.release()
+        await client.call_tool("check_job", {"job_id": job["id"], "wait": 20})
+        ended = await read_job(client, job["uri"])
+        assert ended["status"] == "succeeded" and len(ended["units"][0]["images"]) == 1 and ended["ended"]
+
+
+async def read_job(client: Client, uri: str) -> dict[str, Any]:
+    return json.loads((await client.read_resource(uri)).contents[0].text)
+
+
+async def test_a_listening_client_hears_when_its_job_ends(job_server, replicate_fake: FakeReplicate) -> None:
+    """2026-07-28: subscriptions/listen for the job's URI, served by the SDK from our bus."""
+    async with Client(job_server) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        async with client.listen(resource_subscriptions=[job["uri"]]) as sub:
+            replicate_fake.release()
+            with anyio.fail_after(20):
+                event = await sub.__anext__()
+        assert event == ResourceUpdated(uri=job["uri"])
+
+
+async def test_a_subscribed_handshake_era_client_gets_resources_updated(
+        job_server, replicate_fake: FakeReplicate) -> None:
+    """The initialize handshake: resources/subscribe, then notifications/resources/updated."""
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            heard.append(str(message.params.uri))
+
+    async with Client(job_server, mode="legacy", message_handler=on_message) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        with warnings.catch_warnings():   # deprecated for 2026 servers; this is the handshake era
+            warnings.simplefilter("ignore")
+            await client.subscribe_resource(job["uri"])
+        replicate_fake.release()
+        with anyio.fail_after(20):
+            while job["uri"] not in heard:
+                await anyio.sleep(0.02)
