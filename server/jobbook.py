@@ -140,6 +140,7 @@ class LiveJob:
         self.result: CallToolResult | None = None
         self.error: BaseException | None = None
         self.detached = False
+        self.ending = False
         self.lost = False           # another process claimed the job: stop writing its record
         self._lock = anyio.Lock()
 
@@ -187,6 +188,7 @@ class LiveJob:
                 await self._end()
 
     async def _end(self) -> None:
+        self.ending = True    # from here on the call waits for the end rather than answering with a handle
         r = self.record
         if self.result is not None:
             structured = self.result.structured_content or {}
@@ -202,9 +204,7 @@ class LiveJob:
             unit.finished = True
         r.ended = now_iso()
         keys = [self.book.running_key(r.id)]
-        if not self.detached:
-            # answered in time: the call carries the result, nobody will ask for the job by its id
-            self.ended.set()
+        if not self.detached:   # answered in time: the call carries the result, nobody will ask for it by id
             keys.append(self.book.record_key(r.id))
         else:
             await self.save()
@@ -284,7 +284,6 @@ class JobBook:
     def record_key(job_id: str) -> str:
         return f"jobs/{job_id}/record.json"
 
-
     @staticmethod
     def running_key(job_id: str) -> str:
         return f"jobs-running/{job_id}"
@@ -327,6 +326,8 @@ class JobBook:
         self._tg.start_soon(live.run, body)
         try:
             with anyio.move_on_after(self.settings.return_after or math.inf):
+                await live.ended.wait()
+            if live.ending:   # its work is done; only the record's clean-up is left
                 await live.ended.wait()
         except anyio.get_cancelled_exc_class():
             # the call was cancelled before it answered: cancel everything, as a call always did
@@ -453,8 +454,7 @@ class JobBook:
             try:
                 if await self.docs.read(f"jobs/{job_id}/claim-{live.record.epoch + 1}") is not None:
                     log.warning("job %s was claimed by another process; this one stops", job_id)
-                    live.lost = True
-                    live.cancel()
+                    live.abandon()   # its tasks are the new owner's now: stop waiting, do not cancel them
                     continue
                 if await self.docs.read(f"jobs/{job_id}/cancel") is not None:
                     live.cancel()
@@ -516,7 +516,7 @@ class JobBook:
                 raise ToolError(record.error or f"{record.tool} jobs cannot be resumed by another process; "
                                 "its provider tasks: " + ", ".join(t for u in record.units for t in u.task_ids))
             finished = await job.run_units(outcomes, f"resuming job {job_id}")
-            structured, text = ANSWERS[record.tool](record.context, finished)
+            structured, text = ANSWERS[record.tool](_context(record), finished)
             return job.answer(structured, finished.images, text)
 
         assert self._tg is not None
@@ -534,11 +534,11 @@ class JobBook:
                     await self.bus.publish(event)
                 except Exception:
                     log.debug("subscription event not published", exc_info=True)
-        for session in list(self.sessions.get(uri, ())):
+        for session in self.sessions.pop(uri, set()):   # a job ends once
             try:
                 await session.send_resource_updated(uri)
             except Exception:   # the client went away
-                self.sessions[uri].discard(session)
+                log.debug("resources/updated not delivered", exc_info=True)
 
 
 async def _stored(storage: Any, image_id: str) -> StoredImage:

@@ -55,7 +55,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
     @mcp.tool(
         name="cancel_job",
         title="Cancel a running job",
-        icons=icons("job"),
+        icons=icons("cancel-job"),
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
                                     open_world_hint=True),
         description=(
