@@ -167,3 +167,45 @@ async def test_a_subscribed_handshake_era_client_gets_resources_updated(
         with anyio.fail_after(20):
             while job["uri"] not in heard:
                 await anyio.sleep(0.02)
+
+
+async def test_a_job_handed_over_at_shutdown_keeps_its_prediction_and_the_next_server_finishes_it(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """Closing the connection ends the lifespan: a job that already answered is left running at the vendor
+    (not cancelled), its lease lapses at once, and the next server on the store resumes it by id."""
+    env = {**job_env, "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.2"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        with anyio.fail_after(10):
+            while not (await read_job(client, job["uri"]))["units"][0]["task_ids"]:
+                await anyio.sleep(0.02)
+    assert replicate_fake.cancels == []
+    replicate_fake.release()
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            while (done := await client.call_tool("check_job", {"job_id": job["id"], "wait": 2})
+                   ).structured_content["job"]["status"] == "running":
+                pass
+        assert done.structured_content["job"]["status"] == "succeeded", text_of(done)
+        [image] = done.structured_content["images"]
+        data = base64.b64decode((await client.read_resource(image["uri"])).contents[0].blob)
+    assert [data] == await served_bytes(replicate_fake) and len(replicate_fake.creates) == 1
+
+
+async def test_cancel_job_on_another_replica_reaches_the_provider_and_stops_the_owner(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    env = {**job_env, "EASEL_JOB_RENEW": "0.2"}
+    async with Client(build_server(Settings.from_env(env))) as owner:
+        job = (await start_running(owner, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        with anyio.fail_after(10):
+            while not (await read_job(owner, job["uri"]))["units"][0]["task_ids"]:
+                await anyio.sleep(0.02)
+        async with Client(build_server(Settings.from_env(env))) as other:
+            asked = await other.call_tool("cancel_job", {"job_id": job["id"]})
+            assert not asked.is_error, text_of(asked)
+            [pid] = replicate_fake.cancels                     # the other replica cancelled the prediction
+            ended = await other.call_tool("check_job", {"job_id": job["id"], "wait": 20})
+        assert ended.structured_content["job"]["status"] == "cancelled", text_of(ended)
+        assert replicate_fake.predictions[pid]["status"] == "canceled"
