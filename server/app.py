@@ -29,7 +29,8 @@ from providers.errors import ImageGenError
 from server.auth import auth_options
 from server.config import Settings
 from server.icons import icons
-from server.jobbook import JOB_PREFIX, JobBook, load_record
+from server.job_records import JOB_PREFIX, load_record
+from server.jobbook import JobBook
 from server.links import LinkSigner
 from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError

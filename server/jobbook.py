@@ -5,12 +5,8 @@ waits for it up to EASEL_RETURN_AFTER seconds and then answers with what is stor
 job handle, while the work goes on. Cancelling the request before it answered still cancels the
 job (and its provider tasks), as before.
 
-The job record (``jobs/<id>/record.json`` in the shared document store, ``AppState.docs``) holds
-the tool, the context its answer is built from, one entry per unit of work (provider, model, the
-request without image bytes, the provider's task ids as soon as they are known, the stored image
-ids, the error), the status, times, and the owner with its lease. Any replica answers
-``check_job`` from it; the owner answers from memory. A running job is also listed under
-``jobs-running/<id>``, so finding orphans does not read every job ever made.
+The job record (server.job_records, in the shared document store ``AppState.docs``) is written on
+every change. Any replica answers ``check_job`` from it; the owner answers from memory.
 
 The owner renews its lease every EASEL_JOB_RENEW seconds. A job whose lease has expired (its
 process died) is claimed by whichever process first *creates* ``jobs/<id>/claim-<epoch>``: the
@@ -26,11 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,14 +32,29 @@ import anyio.abc
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, Field
 
 from providers import all_specs
 from providers.errors import ImageGenError
-from providers.types import AspectRatio, GenerationRequest, ImageSize, ImageStyle, InputImage, OutputFormat
+from server.job_records import (
+    CANCELLED,
+    FAILED,
+    RUNNING,
+    JobRecord,
+    UnitRecord,
+    answer_context,
+    cancel_key,
+    job_status,
+    job_uri,
+    load_record,
+    record_key,
+    request_of,
+    running_key,
+    units_of,
+    with_job,
+)
 from server.jobs import ANSWERS, Job, RecordedError, Work, WorkOutcome, finished_of
 from server.previews import Previews
-from server.results import ImageRecord, JobHandle, build_result, image_record
+from server.results import ImageRecord, build_result, image_record
 from server.storage import StorageError, StoredImage, now_iso
 
 if TYPE_CHECKING:
@@ -53,80 +62,11 @@ if TYPE_CHECKING:
 
     from server.state import AppState
 
-__all__ = ["JOB_PREFIX", "JobBook", "JobRecord", "UnitRecord", "job_uri", "load_record", "units_of"]
+__all__ = ["JobBook", "LiveJob"]
 
 log = logging.getLogger("easel.jobs")
 
-JOB_PREFIX = "easel://jobs/"
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
-RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED = "running", "succeeded", "partial", "failed", "cancelled"
 Body = Callable[[Job, list[WorkOutcome]], Awaitable[CallToolResult]]
-
-
-def job_uri(job_id: str) -> str:
-    return JOB_PREFIX + job_id
-
-
-class UnitRecord(BaseModel):
-    """One unit of work as the record keeps it: enough to answer for it and to resume it."""
-
-    label: str = ""
-    provider: str
-    model: str = Field(description="the public model name")
-    request: dict[str, Any] = Field(default_factory=dict, description="the request, reference images by source")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    task_ids: list[str] = Field(default_factory=list, description="the provider's task ids, once known")
-    images: list[str] = Field(default_factory=list, description="stored image ids")
-    error: dict[str, str] | None = None
-    finished: bool = False
-
-
-class JobRecord(BaseModel):
-    id: str
-    tool: str
-    status: str = RUNNING
-    created: str
-    updated: str
-    ended: str | None = None
-    total: int
-    done: int = 0
-    owner: str
-    lease_until: float = Field(description="Unix time the owner's lease ends unless renewed")
-    epoch: int = 0
-    context: dict[str, Any] = Field(default_factory=dict, description="what the tool's answer is built from")
-    units: list[UnitRecord] = Field(default_factory=list)
-    error: str | None = None
-    result: dict[str, Any] | None = Field(default=None, description="the final answer (structured, text)")
-
-    def handle(self) -> JobHandle:
-        return JobHandle(id=self.id, uri=job_uri(self.id), status=self.status, done=self.done, total=self.total)
-
-    def public(self) -> dict[str, Any]:
-        """The record as easel://jobs/<id> shows it: no final answer (its links are in check_job's result)."""
-        return self.model_dump(exclude={"result"})
-
-
-def units_of(work: list[Work]) -> list[UnitRecord]:
-    return [UnitRecord(label=w.label, provider=w.spec.provider, model=w.spec.name, request=_request_json(w.request),
-                       metadata=w.metadata) for w in work]
-
-
-def _request_json(request: GenerationRequest) -> dict[str, Any]:
-    body = asdict(request)
-    body["input_images"] = [{"mime_type": i.mime_type, "source": i.source} for i in request.input_images]
-    return body
-
-
-def _request_of(body: dict[str, Any]) -> GenerationRequest:
-    enums = {"size": ImageSize, "style": ImageStyle, "aspect_ratio": AspectRatio, "output_format": OutputFormat}
-    fields: dict[str, Any] = {k: (enums[k](v) if k in enums and v is not None else v) for k, v in body.items()}
-    fields["input_images"] = tuple(InputImage(data=None, mime_type=i["mime_type"], source=i.get("source", ""))
-                                   for i in body.get("input_images") or [])
-    return GenerationRequest(**fields)
-
-
-def _status(images: int, errors: int) -> str:
-    return SUCCEEDED if not errors else PARTIAL if images else FAILED
 
 
 class LiveJob:
@@ -195,11 +135,13 @@ class LiveJob:
             text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
             r.result = {"structured": structured, "text": text}
             r.done = max(r.done, len(structured.get("images") or []))
-            r.status = _status(r.done, len(structured.get("errors") or []))
+            r.status = job_status(r.done, len(structured.get("errors") or []))
         elif self.scope.cancel_called:
             r.status = CANCELLED
         else:
             r.status, r.error = FAILED, str(self.error or "the job ended without an answer")
+        if self.detached and r.status != CANCELLED and await self._cancel_asked():
+            r.status = CANCELLED   # cancel_job on another replica: its tasks ended "canceled" before we heard
         for unit in r.units:
             unit.finished = True
         r.ended = now_iso()
@@ -221,6 +163,12 @@ class LiveJob:
     def cancel(self) -> None:
         self.scope.cancel()
 
+    async def _cancel_asked(self) -> bool:
+        try:
+            return await self.book.docs.read(cancel_key(self.record.id)) is not None
+        except StorageError:
+            return False
+
     def abandon(self) -> None:
         """Shutting down: stop waiting, leave the provider tasks running for the process that resumes it."""
         for hooks in self.job.hooks:
@@ -232,38 +180,10 @@ class LiveJob:
     def answer(self) -> CallToolResult:
         """The answer so far (or the final one), in the tool's own shape, with the job handle."""
         if self.result is not None:
-            return _with_job(self.result, self.record)
+            return with_job(self.result, self.record)
         finished = finished_of(self.outcomes, self.job.record)
-        structured, text = ANSWERS[self.record.tool](_context(self.record), finished)
-        return _with_job(self.job.answer(structured, finished.images, text), self.record)
-
-
-def _context(record: JobRecord) -> dict[str, Any]:
-    """What a tool's answer is built from: its own context, and the provider task ids known so far."""
-    return {**record.context, "status": record.status, "task_ids": [t for u in record.units for t in u.task_ids]}
-
-
-def _with_job(result: CallToolResult, record: JobRecord) -> CallToolResult:
-    """``result`` with ``job`` set in its structured content and the job's state said in its text."""
-    structured = dict(result.structured_content or {})
-    structured["job"] = record.handle().model_dump()
-    content = list(result.content)
-    if content and isinstance(content[0], TextContent):
-        content[0] = TextContent(type="text", text=content[0].text + "\n" + _job_text(record))
-    else:
-        content.insert(0, TextContent(type="text", text=_job_text(record)))
-    return CallToolResult(content=content, structured_content=structured, is_error=result.is_error)
-
-
-def _job_text(record: JobRecord) -> str:
-    if record.status == RUNNING:
-        return (f"Job {record.id} is still running ({record.done} of {record.total} image(s) stored so far); the "
-                "images are being paid for and will be stored. Call check_job with job_id "
-                f"\"{record.id}\" to get them (it waits up to 50 s), or cancel_job to stop.")
-    said = {SUCCEEDED: "succeeded", PARTIAL: "finished with some failures", FAILED: "failed",
-            CANCELLED: "was cancelled"}[record.status]
-    return f"Job {record.id} {said}: {record.done} of {record.total} image(s) stored." + (
-        f" {record.error}" if record.error and record.status == FAILED else "")
+        structured, text = ANSWERS[self.record.tool](answer_context(self.record), finished)
+        return with_job(self.job.answer(structured, finished.images, text), self.record)
 
 
 class JobBook:
@@ -280,13 +200,8 @@ class JobBook:
         self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
         self._tg: anyio.abc.TaskGroup | None = None
 
-    @staticmethod
-    def record_key(job_id: str) -> str:
-        return f"jobs/{job_id}/record.json"
-
-    @staticmethod
-    def running_key(job_id: str) -> str:
-        return f"jobs-running/{job_id}"
+    record_key = staticmethod(record_key)
+    running_key = staticmethod(running_key)
 
     # -- the lifespan ----------------------------------------------------------------------------
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -383,8 +298,8 @@ class JobBook:
         if record is None:
             raise ToolError(f"job_id: no job {job_id!r} on this server (jobs are kept in its store).")
         if record.status == RUNNING:   # another process runs it: cancel its tasks, then tell it (or take it over)
+            await self.docs.write(cancel_key(job_id), self.owner.encode())   # first: the owner reads it at its end
             await self._cancel_tasks(record)
-            await self.docs.write(f"jobs/{job_id}/cancel", self.owner.encode())
             if record.lease_until < time.time() and await self._claim(record):
                 await self._end_cancelled(record)
         return await self._answer_from(record)
@@ -417,9 +332,9 @@ class JobBook:
         else:
             outcomes = await self._outcomes(record, images, runnable=False)
             finished = finished_of(outcomes, lambda s: _record_of(s, self.state))
-            model, text = ANSWERS[record.tool](_context(record), finished)
+            model, text = ANSWERS[record.tool](answer_context(record), finished)
             structured = model.model_dump()
-        return _with_job(build_result(structured, images, previews.made, text), record)
+        return with_job(build_result(structured, images, previews.made, text), record)
 
     async def _outcomes(self, record: JobRecord, images: list[StoredImage], *, runnable: bool) -> list[WorkOutcome]:
         """The record's units as outcomes: to answer from (``runnable`` False), or to resume. A resumed unit
@@ -437,7 +352,7 @@ class JobBook:
                     "sent again, so it is not paid for twice. Call the tool again for this image.")}
             provider = self.state.registry.provider(unit.provider) if runnable and not unit.finished else None
             kept = unit.finished or not runnable
-            outcome = WorkOutcome(Work(spec, provider, _request_of(unit.request), unit.label, unit.metadata),
+            outcome = WorkOutcome(Work(spec, provider, request_of(unit.request), unit.label, unit.metadata),
                                   images=[by_id[i] for i in unit.images if i in by_id] if kept else [],
                                   task_id=unit.task_ids[-1] if unit.task_ids else None, finished=unit.finished)
             if unit.error is not None:
@@ -456,7 +371,7 @@ class JobBook:
                     log.warning("job %s was claimed by another process; this one stops", job_id)
                     live.abandon()   # its tasks are the new owner's now: stop waiting, do not cancel them
                     continue
-                if await self.docs.read(f"jobs/{job_id}/cancel") is not None:
+                if await self.docs.read(cancel_key(job_id)) is not None:
                     live.cancel()
                     continue
             except StorageError as exc:
@@ -496,7 +411,7 @@ class JobBook:
         if record.lease_until > time.time() or not await self._claim(record):
             return
         log.warning("resuming job %s (%s): its process stopped renewing its lease", job_id, record.tool)
-        if await self.docs.read(f"jobs/{job_id}/cancel") is not None:
+        if await self.docs.read(cancel_key(job_id)) is not None:
             await self._cancel_tasks(record)
             await self._end_cancelled(record)
             return
@@ -516,7 +431,7 @@ class JobBook:
                 raise ToolError(record.error or f"{record.tool} jobs cannot be resumed by another process; "
                                 "its provider tasks: " + ", ".join(t for u in record.units for t in u.task_ids))
             finished = await job.run_units(outcomes, f"resuming job {job_id}")
-            structured, text = ANSWERS[record.tool](_context(record), finished)
+            structured, text = ANSWERS[record.tool](answer_context(record), finished)
             return job.answer(structured, finished.images, text)
 
         assert self._tg is not None
@@ -549,11 +464,3 @@ async def _stored(storage: Any, image_id: str) -> StoredImage:
 
 def _record_of(stored: StoredImage, state: AppState) -> ImageRecord:
     return image_record(stored, state.links)
-
-
-async def load_record(docs: Any, job_id: str) -> JobRecord | None:
-    """A job's record from the store; None when there is none (StorageError for an id that cannot be a key)."""
-    if not _JOB_ID.fullmatch(job_id):
-        return None
-    data = await docs.read(JobBook.record_key(job_id))
-    return JobRecord.model_validate_json(data) if data else None

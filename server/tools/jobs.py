@@ -15,7 +15,8 @@ from pydantic import Field
 from providers import Registry
 from server.config import Settings
 from server.icons import icons
-from server.jobbook import JOB_PREFIX, JobBook
+from server.job_records import JOB_PREFIX
+from server.jobbook import JobBook
 from server.tools._common import state_of
 
 __all__ = ["register", "register_subscriptions"]

@@ -24,7 +24,7 @@ from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
-from server.jobbook import UnitRecord
+from server.job_records import UnitRecord
 from server.jobs import Finished, Job, WorkOutcome, answers
 from server.results import MAX_OUTPUT_CHARS, JobHandle, build_result, clip, describe
 from server.storage import URI_PREFIX
