@@ -52,7 +52,7 @@ from server.job_records import (
     units_of,
     with_job,
 )
-from server.jobs import ANSWERS, Job, RecordedError, Work, WorkOutcome, finished_of
+from server.jobs import ANSWERS, RESUMES, Job, RecordedError, Work, WorkOutcome, finished_of
 from server.previews import Previews
 from server.results import ImageRecord, build_result, image_record
 from server.storage import StorageError, StoredImage, now_iso
@@ -97,8 +97,10 @@ class LiveJob:
                 log.warning("job %s: could not write its record: %s", self.record.id, exc)
 
     async def task(self, unit: int, task_id: str) -> None:
-        self.record.units[unit].task_ids.append(task_id)
-        await self.save()
+        ids = self.record.units[unit].task_ids
+        if task_id not in ids:   # a resumed task reports its id again
+            ids.append(task_id)
+            await self.save()
 
     async def stored(self, unit: int, image: StoredImage) -> None:
         ids = self.record.units[unit].images
@@ -426,12 +428,17 @@ class JobBook:
         self.live[job_id] = live
         await live.save()
 
+        context = answer_context(record)
+        resume = RESUMES.get(record.tool)
+
         async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
+            if resume is not None and context["task_ids"]:
+                return await resume(job, context)
             if not outcomes:
-                raise ToolError(record.error or f"{record.tool} jobs cannot be resumed by another process; "
-                                "its provider tasks: " + ", ".join(t for u in record.units for t in u.task_ids))
+                raise ToolError(record.error or "the server running it stopped before the provider confirmed the "
+                                "request; it was not sent again, so it is not paid for twice. Call the tool again.")
             finished = await job.run_units(outcomes, f"resuming job {job_id}")
-            structured, text = ANSWERS[record.tool](answer_context(record), finished)
+            structured, text = ANSWERS[record.tool](context, finished)
             return job.answer(structured, finished.images, text)
 
         assert self._tg is not None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -41,7 +41,8 @@ from server.results import ErrorRecord, GenerateResult, ImageRecord, build_resul
 from server.storage import Storage, StorageError, StoredImage
 
 __all__ = ["ANSWERS", "Finished", "Job", "JobListener", "Progress", "RecordedError", "Work", "WorkOutcome",
-           "answers", "error_record", "finished_of", "images_answer", "run_job", "split_count", "store_image"]
+           "RESUMES", "answers", "error_record", "finished_of", "images_answer", "resumes", "run_job", "split_count",
+           "store_image"]
 
 log = logging.getLogger("easel.jobs")
 
@@ -115,6 +116,19 @@ ANSWERS: dict[str, Answer] = {}
 def answers(tool: str) -> Callable[[Answer], Answer]:
     def register(fn: Answer) -> Answer:
         ANSWERS[tool] = fn
+        return fn
+    return register
+
+
+#: How a tool whose work is not a list of ``Work`` (run_replicate_model) finishes a job another process
+#: started, from its context and the provider task ids the record kept (``context["task_ids"]``).
+Resume = Callable[["Job", dict[str, Any]], Awaitable[CallToolResult]]
+RESUMES: dict[str, Resume] = {}
+
+
+def resumes(tool: str) -> Callable[[Resume], Resume]:
+    def register(fn: Resume) -> Resume:
+        RESUMES[tool] = fn
         return fn
     return register
 

@@ -11,6 +11,7 @@ the error names the images already stored and the provider link of every image t
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -20,12 +21,13 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from providers import Registry
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
+from providers.types import TaskHooks
 from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
 from server.job_records import UnitRecord
-from server.jobs import Finished, Job, WorkOutcome, answers
+from server.jobs import Finished, Job, WorkOutcome, answers, resumes
 from server.results import MAX_OUTPUT_CHARS, JobHandle, build_result, clip, describe
 from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
@@ -64,6 +66,44 @@ class RunResult(BaseModel):
     images: list[dict[str, Any]] = Field(default_factory=list)
     job: JobHandle | None = Field(default=None, description="set when the call answered before the model ended "
                                   "(or by check_job): call check_job with job.id for the rest")
+
+
+async def _run(job: Job, provider: "ReplicateProvider", context: dict[str, Any],
+               predict: Callable[[TaskHooks], Awaitable[dict[str, Any]]]) -> CallToolResult:
+    """The prediction (created, or fetched by id when resumed), its outputs stored, the answer."""
+    name, version = context["model_name"], context.get("version")
+    try:
+        prediction = await predict(job.task_hooks(0))
+        unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
+        output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
+                                        prompt=context.get("prompt", ""), unstored=unstored)
+        if unstored:
+            raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
+        if _is_token_list(output) and await _is_iterator(provider, name, version):
+            output = "".join(output)
+    except ConfigError as exc:
+        raise tool_error(exc) from None
+    except InvalidInput as exc:
+        fields = "; ".join(str(f) for f in exc.fields) or str(exc)
+        raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
+    except ImageGenError as exc:
+        raise ToolError(f"Execution error running {name}: {exc}") from None
+    await job.announce()
+    stored = job.stored
+    records = [job.record(s).model_dump() for s in stored]
+    result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
+                       result=output, metrics=prediction.get("metrics"), images=records)
+    summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
+    return job.answer(result, stored, describe(summary, images=records, output=output))
+
+
+@resumes("run_replicate_model")
+async def _resume(job: Job, context: dict[str, Any]) -> CallToolResult:
+    """Another process's run whose process died: its prediction fetched by id, its outputs stored."""
+    provider = _replicate(job.state.registry)
+    prediction_id = context["task_ids"][-1]
+    return await _run(job, provider, context, lambda hooks: provider.resume_prediction(
+        prediction_id, job.progress.send, hooks))
 
 
 @answers("run_replicate_model")
@@ -119,35 +159,16 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         except ImageGenError as exc:
             raise tool_error(exc) from None
 
+        context = {"model_name": name, "version": version, "prompt": _prompt_of(given)}
+
         async def body(job: Job, _: list[WorkOutcome]) -> CallToolResult:
-            try:
-                await job.progress.send(f"running {name}")
-                prediction = await provider.run_prediction(name, version, inputs, job.progress.send, job.task_hooks(0))
-                unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
-                output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
-                                                prompt=_prompt_of(given), unstored=unstored)
-                if unstored:
-                    raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
-                if _is_token_list(output) and await _is_iterator(provider, name, version):
-                    output = "".join(output)
-            except ConfigError as exc:
-                raise tool_error(exc) from None
-            except InvalidInput as exc:
-                fields = "; ".join(str(f) for f in exc.fields) or str(exc)
-                raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
-            except ImageGenError as exc:
-                raise ToolError(f"Execution error running {name}: {exc}") from None
-            await job.announce()
-            stored = job.stored
-            records = [job.record(s).model_dump() for s in stored]
-            result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
-                               result=output, metrics=prediction.get("metrics"), images=records)
-            summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-            return job.answer(result, stored, describe(summary, images=records, output=output))
+            await job.progress.send(f"running {name}")
+            return await _run(job, provider, context, lambda hooks: provider.run_prediction(
+                name, version, inputs, job.progress.send, hooks))
 
         book = state.jobs
         assert book is not None, "the lifespan starts the job book"
-        return await book.call(ctx, "run_replicate_model", total=1, context={"model_name": name}, body=body,
+        return await book.call(ctx, "run_replicate_model", total=1, context=context, body=body,
                                units=[UnitRecord(provider="replicate", model=name)])
 
     @mcp.tool(

@@ -209,3 +209,33 @@ async def test_cancel_job_on_another_replica_reaches_the_provider_and_stops_the_
             ended = await other.call_tool("check_job", {"job_id": job["id"], "wait": 20})
         assert ended.structured_content["job"]["status"] == "cancelled", text_of(ended)
         assert replicate_fake.predictions[pid]["status"] == "canceled"
+
+
+async def test_run_replicate_model_is_resumed_by_its_prediction_id(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    version = replicate_fake.add_model("acme/painter", output="images", count=2)
+    env = {**job_env, "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.2"}
+    replicate_fake.hold = True
+    async with Client(build_server(Settings.from_env(env))) as client:
+        first = await client.call_tool("run_replicate_model", {"model_name": f"acme/painter:{version}",
+                                                               "model_inputs": {"prompt": "a fox"}})
+        job = first.structured_content["job"]
+        assert job["status"] == "running" and first.structured_content["status"] == "processing", text_of(first)
+        with anyio.fail_after(10):
+            while not (await read_job(client, job["uri"]))["units"][0]["task_ids"]:
+                await anyio.sleep(0.02)
+    replicate_fake.release()
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            while (done := await client.call_tool("check_job", {"job_id": job["id"], "wait": 2})
+                   ).structured_content["job"]["status"] == "running":
+                pass
+        body = done.structured_content
+        assert body["job"]["status"] == "succeeded" and body["status"] == "succeeded", text_of(done)
+        [pid] = replicate_fake.predictions
+        assert body["prediction_id"] == pid and len(body["images"]) == 2
+        assert [r["uri"] for r in body["result"]] == [i["uri"] for i in body["images"]]
+        stored = [base64.b64decode((await client.read_resource(i["uri"])).contents[0].blob) for i in body["images"]]
+        record = await read_job(client, job["uri"])
+    assert sorted(stored) == sorted(await served_bytes(replicate_fake)) and len(replicate_fake.creates) == 1
+    assert record["units"][0]["task_ids"] == [pid] and record["epoch"] == 1
