@@ -20,8 +20,8 @@ from server.jobs import Work
 from server.results import JobHandle
 from server.storage.docs import DocStore
 
-__all__ = ["CANCELLED", "FAILED", "JOB_PREFIX", "PARTIAL", "RUNNING", "SUCCEEDED", "JobRecord", "UnitRecord",
-           "answer_context", "cancel_key", "job_status", "job_text", "job_uri", "load_record", "record_key", "request_of", "running_key", "units_of", "with_job"]
+__all__ = ["CANCELLED", "FAILED", "JOB_PREFIX", "PARTIAL", "RUNNING", "RUNNING_PREFIX", "SUCCEEDED", "JobRecord", "UnitRecord",
+           "answer_context", "cancel_key", "claim_key", "job_status", "job_text", "job_uri", "load_record", "record_key", "request_of", "running_key", "units_of", "with_job"]
 
 JOB_PREFIX = "easel://jobs/"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -99,14 +99,22 @@ def record_key(job_id: str) -> str:
     return f"jobs/{job_id}/record.json"
 
 
+def claim_key(job_id: str, epoch: int) -> str:
+    """Created (create-if-absent) by the process that takes the job over for ``epoch``: one winner."""
+    return f"jobs/{job_id}/claim-{epoch}"
+
+
 def cancel_key(job_id: str) -> str:
     """A cancel_job received by a replica that does not run the job; the owner acts on it."""
     return f"jobs/{job_id}/cancel"
 
 
+RUNNING_PREFIX = "jobs-running/"
+
+
 def running_key(job_id: str) -> str:
     """Present while the job runs, so that looking for orphans does not read every job ever made."""
-    return f"jobs-running/{job_id}"
+    return RUNNING_PREFIX + job_id
 
 
 async def load_record(docs: DocStore, job_id: str) -> JobRecord | None:

@@ -39,10 +39,12 @@ from server.job_records import (
     CANCELLED,
     FAILED,
     RUNNING,
+    RUNNING_PREFIX,
     JobRecord,
     UnitRecord,
     answer_context,
     cancel_key,
+    claim_key,
     job_status,
     job_uri,
     load_record,
@@ -81,20 +83,30 @@ class LiveJob:
         self.error: BaseException | None = None
         self.detached = False
         self.ending = False
+        self.written = False        # the record (and its running mark) is in the store
         self.lost = False           # another process claimed the job: stop writing its record
         self._lock = anyio.Lock()
 
     # -- the record ----------------------------------------------------------------------------
     async def save(self) -> None:
+        """Write the record (the first time, also its running mark, so that it can be resumed)."""
         async with self._lock:
             if self.lost:
                 return
             self.record.updated = now_iso()
             try:
-                await self.book.docs.write(self.book.record_key(self.record.id),
-                                           self.record.model_dump_json().encode())
+                await self.book.docs.write(record_key(self.record.id), self.record.model_dump_json().encode())
+                if not self.written:
+                    await self.book.docs.write(running_key(self.record.id), self.book.owner.encode())
+                    self.written = True
             except StorageError as exc:   # the job goes on; only another replica's view is stale
                 log.warning("job %s: could not write its record: %s", self.record.id, exc)
+
+    async def _note(self) -> None:
+        """Save what a unit learnt, once anyone may ask for it: a job that has not answered yet is saved only
+        when a task id is learnt (a resume then fetches that task again: free, the store deduplicates)."""
+        if self.detached:
+            await self.save()
 
     async def task(self, unit: int, task_id: str) -> None:
         ids = self.record.units[unit].task_ids
@@ -107,14 +119,14 @@ class LiveJob:
         if image.image_id not in ids:   # a resumed unit stores again what its task made: the same ids
             ids.append(image.image_id)
             self.record.done += 1
-        await self.save()
+        await self._note()
 
     async def unit_ended(self, unit: int, error: ImageGenError | None) -> None:
         record = self.record.units[unit]
         record.finished = True
         if error is not None:
             record.error = {"kind": getattr(error, "kind", type(error).__name__), "message": str(error)}
-        await self.save()
+        await self._note()
 
     # -- running -------------------------------------------------------------------------------
     async def run(self, body: Body) -> None:
@@ -147,12 +159,12 @@ class LiveJob:
         for unit in r.units:
             unit.finished = True
         r.ended = now_iso()
-        keys = [self.book.running_key(r.id)]
+        keys = [running_key(r.id)]
         if not self.detached:   # answered in time: the call carries the result, nobody will ask for it by id
-            keys.append(self.book.record_key(r.id))
+            keys.append(record_key(r.id))
         else:
             await self.save()
-        if not self.lost:
+        if not self.lost and self.written:
             for key in keys:
                 try:
                     await self.book.docs.delete(key)
@@ -202,9 +214,6 @@ class JobBook:
         self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
         self._tg: anyio.abc.TaskGroup | None = None
 
-    record_key = staticmethod(record_key)
-    running_key = staticmethod(running_key)
-
     # -- the lifespan ----------------------------------------------------------------------------
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Own the jobs' task group; renew leases and adopt orphans every EASEL_JOB_RENEW seconds."""
@@ -221,8 +230,9 @@ class JobBook:
         on this store resumes them."""
         for live in list(self.live.values()):
             if not live.ended.is_set():
-                live.record.lease_until = 0
-                await live.save()
+                if live.written:
+                    live.record.lease_until = 0
+                    await live.save()
                 live.abandon()
 
     # -- a call ------------------------------------------------------------------------------------
@@ -236,9 +246,7 @@ class JobBook:
         now = now_iso()
         record = JobRecord(id=uuid.uuid4().hex, tool=tool, created=now, updated=now, total=total, owner=self.owner,
                            lease_until=time.time() + self.settings.lease, context=context, units=units)
-        live = LiveJob(self, record, Job(ctx, tool, total), outcomes)
-        await live.save()
-        await self._mark_running(record.id)
+        live = LiveJob(self, record, Job(ctx, tool, total), outcomes)   # saved once a task id is known
         self.live[record.id] = live
         self._tg.start_soon(live.run, body)
         try:
@@ -258,13 +266,8 @@ class JobBook:
             return live.result            # finished in time: the answer is exactly the tool's own
         live.detached = True
         live.job.detach()
+        await live.save()                 # from now on anyone may ask for it by id
         return live.answer()
-
-    async def _mark_running(self, job_id: str) -> None:
-        try:
-            await self.docs.write(self.running_key(job_id), self.owner.encode())
-        except StorageError as exc:
-            log.warning("job %s: could not mark it running (another process cannot resume it): %s", job_id, exc)
 
     # -- check and cancel ------------------------------------------------------------------------------
     async def load(self, job_id: str) -> JobRecord | None:
@@ -317,8 +320,8 @@ class JobBook:
 
     async def _end_cancelled(self, record: JobRecord) -> None:
         record.status, record.ended, record.updated = CANCELLED, now_iso(), now_iso()
-        await self.docs.write(self.record_key(record.id), record.model_dump_json().encode())
-        await self.docs.delete(self.running_key(record.id))
+        await self.docs.write(record_key(record.id), record.model_dump_json().encode())
+        await self.docs.delete(running_key(record.id))
         await self.announce(record.id, new_images=False)
 
     async def _answer_from(self, record: JobRecord) -> CallToolResult:
@@ -368,8 +371,10 @@ class JobBook:
             if live.ended.is_set() or live.lost:   # its record has the rest; check_job reads it from there
                 self.live.pop(job_id, None)
                 continue
+            if not live.written:                   # no task yet: nothing to resume, nobody holds its id
+                continue
             try:
-                if await self.docs.read(f"jobs/{job_id}/claim-{live.record.epoch + 1}") is not None:
+                if await self.docs.read(claim_key(job_id, live.record.epoch + 1)) is not None:
                     log.warning("job %s was claimed by another process; this one stops", job_id)
                     live.abandon()   # its tasks are the new owner's now: stop waiting, do not cancel them
                     continue
@@ -383,7 +388,7 @@ class JobBook:
 
     async def _claim(self, record: JobRecord) -> bool:
         """Take over a job whose owner's lease has expired: only one process creates the next claim."""
-        if not await self.docs.create(f"jobs/{record.id}/claim-{record.epoch + 1}", self.owner.encode()):
+        if not await self.docs.create(claim_key(record.id, record.epoch + 1), self.owner.encode()):
             return False
         record.epoch += 1
         record.owner = self.owner
@@ -392,7 +397,7 @@ class JobBook:
 
     async def _adopt_orphans(self) -> None:
         try:
-            keys = await self.docs.list("jobs-running/")
+            keys = await self.docs.list(RUNNING_PREFIX)
         except StorageError as exc:
             log.warning("could not list running jobs: %s", exc)
             return
@@ -408,7 +413,7 @@ class JobBook:
     async def _adopt(self, job_id: str) -> None:
         record = await self.load(job_id)
         if record is None or record.status != RUNNING:
-            await self.docs.delete(self.running_key(job_id))   # ended, or its record never got written
+            await self.docs.delete(running_key(job_id))   # ended, or its record never got written
             return
         if record.lease_until > time.time() or not await self._claim(record):
             return
@@ -424,7 +429,7 @@ class JobBook:
             outcomes, record.error = [], f"could not resume: {exc}"
         job = Job(None, record.tool, record.total, state=self.state)
         live = LiveJob(self, record, job, outcomes)
-        live.detached = True
+        live.detached = live.written = True
         self.live[job_id] = live
         await live.save()
 
