@@ -239,3 +239,36 @@ async def test_run_replicate_model_is_resumed_by_its_prediction_id(
         record = await read_job(client, job["uri"])
     assert sorted(stored) == sorted(await served_bytes(replicate_fake)) and len(replicate_fake.creates) == 1
     assert record["units"][0]["task_ids"] == [pid] and record["epoch"] == 1
+
+
+async def test_on_oss_a_job_is_recorded_claimed_and_resumed_through_the_bucket(
+        job_env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    """Two servers with nothing local in common share only the bucket: records, the running mark and the
+    claim (an OSS create with x-oss-forbid-overwrite) all go through it."""
+    from tests.fakes.oss_fake import FakeOSS
+    from tests.support.oss import AK, BUCKET, SECRET
+
+    with FakeOSS(access_key_id=AK, access_key_secret=SECRET, buckets=(BUCKET,)).running() as oss:
+        env = {**job_env, "EASEL_STORAGE": "oss", "OSS_ACCESS_KEY_ID": AK, "OSS_ACCESS_KEY_SECRET": SECRET,
+               "OSS_ENDPOINT": oss.endpoint, "OSS_BUCKET": BUCKET, "OSS_BASE_PATH": "shared",
+               "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.2", "EASEL_CATALOG": "off"}
+        first = {**env, "EASEL_STORAGE_DIR": str(tmp_path / "a")}
+        second = {**env, "EASEL_STORAGE_DIR": str(tmp_path / "b")}
+        async with Client(build_server(Settings.from_env(first))) as client:
+            job = (await start_running(client, replicate_fake))["job"]
+            with anyio.fail_after(10):
+                while not (await read_job(client, job["uri"]))["units"][0]["task_ids"]:
+                    await anyio.sleep(0.02)
+            assert oss.get(f"shared/state/jobs/{job['id']}/record.json") is not None
+            assert oss.get(f"shared/state/jobs-running/{job['id']}") is not None
+        replicate_fake.release()
+        async with Client(build_server(Settings.from_env(second))) as client:
+            with anyio.fail_after(30):
+                while (done := await client.call_tool("check_job", {"job_id": job["id"], "wait": 2})
+                       ).structured_content["job"]["status"] == "running":
+                    pass
+            assert done.structured_content["job"]["status"] == "succeeded", text_of(done)
+        assert oss.get(f"shared/state/jobs/{job['id']}/claim-1") is not None
+        assert oss.get(f"shared/state/jobs-running/{job['id']}") is None
+        assert not (tmp_path / "a" / "state").exists() and not (tmp_path / "b" / "state").exists()
+        assert len(replicate_fake.creates) == 1
