@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 
 from providers._polling import TaskState, http_timeout, run_task
-from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.base import ImageProvider, ModelSpec, ProviderConfig, resumed_request
 from providers.errors import ProviderError, ProviderUnavailable
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
 
@@ -137,7 +137,7 @@ class TaskApiProvider(ImageProvider):
     async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
                      hooks: TaskHooks | None = None) -> list[GeneratedImage]:
         """The task fetched by id (GET, the same as a poll), waited for and downloaded; nothing is submitted."""
-        payload = {"model": spec.provider_model, **spec.build(request)}
+        payload = {"model": spec.provider_model, **spec.build(resumed_request(request))}
 
         async def fetch() -> tuple[str, TaskState]:
             return task_id, await self._poll(task_id)

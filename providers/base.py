@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import anyio
@@ -22,10 +22,10 @@ from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, InputImage, ProgressFn, TaskHooks
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
-           "ModelSpec", "Option", "Price", "ProviderConfig"]
+           "ModelSpec", "Option", "Price", "ProviderConfig", "resumed_request"]
 
 GENERATE = "generate"
 EDIT = "edit"
@@ -132,6 +132,13 @@ class ProviderConfig:
     def retry(self) -> RetryPolicy:
         """The retry policy of this provider's calls (``providers/retry.py``)."""
         return RetryPolicy(retries=self.max_retries, base=self.retry_base, cap=self.retry_cap)
+
+
+def resumed_request(request: GenerationRequest) -> GenerationRequest:
+    """``request`` as a resumed task rebuilds its recorded parameters: a job record keeps no image bytes, so
+    each reference image stands as ``"<image>"`` (as the stored parameters show it anyway)."""
+    return replace(request, input_images=tuple(InputImage(data=None, mime_type=i.mime_type, url="<image>",
+                                                          source=i.source) for i in request.input_images))
 
 
 class ImageProvider(ABC):

@@ -43,6 +43,7 @@ from providers.base import (
     ModelSpec,
     Price,
     ProviderConfig,
+    resumed_request,
 )
 from providers.errors import (
     AuthenticationError,
@@ -471,11 +472,9 @@ class ReplicateProvider(ImageProvider):
                      hooks: TaskHooks | None = None) -> list[GeneratedImage]:
         """The prediction fetched by id (GET /v1/predictions/{id}), waited for and downloaded. The recorded
         parameters are the payload rebuilt from ``request``, reference images shown as "<image>"."""
-        sent = replace(request, input_images=tuple(InputImage(data=None, mime_type=img.mime_type, url="<image>",
-                                                              source=img.source) for img in request.input_images))
         async with self._slots:
             prediction = await self.resume_prediction(task_id, progress, hooks)
-        return await self._images(spec, request, prediction, spec.build(sent))
+        return await self._images(spec, request, prediction, spec.build(resumed_request(request)))
 
     async def _images(self, spec: ModelSpec, request: GenerationRequest, prediction: dict[str, Any],
                       shown: dict[str, Any]) -> list[GeneratedImage]:

@@ -54,7 +54,7 @@ from server.job_records import (
     units_of,
     with_job,
 )
-from server.jobs import ANSWERS, RESUMES, Job, RecordedError, Work, WorkOutcome, finished_of
+from server.jobs import ANSWERS, RESUMES, Job, RecordedError, Work, WorkOutcome, error_record, finished_of
 from server.previews import Previews
 from server.results import ImageRecord, build_result, image_record
 from server.storage import StorageError, StoredImage, now_iso
@@ -125,7 +125,7 @@ class LiveJob:
         record = self.record.units[unit]
         record.finished = True
         if error is not None:
-            record.error = {"kind": getattr(error, "kind", type(error).__name__), "message": str(error)}
+            record.error = error_record(record.label, error).model_dump(include={"kind", "message"})
         await self._note()
 
     # -- running -------------------------------------------------------------------------------

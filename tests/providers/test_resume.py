@@ -74,7 +74,8 @@ async def provider_for(vendor: Vendor, fake: Any) -> AsyncIterator[ImageProvider
         yield provider
 
 
-async def start_and_leave(provider: ImageProvider, spec: ModelSpec, fake: Any) -> str:
+async def start_and_leave(provider: ImageProvider, spec: ModelSpec, fake: Any,
+                          request: GenerationRequest | None = None) -> str:
     """Start a generation, learn its task id, then stop waiting as a server shutting down does."""
     ids: list[str] = []
 
@@ -83,7 +84,7 @@ async def start_and_leave(provider: ImageProvider, spec: ModelSpec, fake: Any) -
 
     hooks = TaskHooks(on_task=on_task)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(provider.generate, spec, GenerationRequest(prompt="a lighthouse"), Progress(), hooks)
+        tg.start_soon(provider.generate, spec, request or GenerationRequest(prompt="a lighthouse"), Progress(), hooks)
         with anyio.fail_after(10):
             while not ids:
                 await anyio.sleep(0.01)
@@ -127,3 +128,21 @@ async def test_ideogram_answers_synchronously_so_there_is_nothing_to_resume() ->
         assert not provider.can_resume
         with pytest.raises(InvalidRequest, match="synchronously"):
             await provider.resume(IDEOGRAM_MODELS[0], GenerationRequest(prompt="a sign"), "x", Progress())
+
+
+async def test_an_edit_task_resumes_from_a_request_whose_reference_images_kept_no_bytes_or_links() -> None:
+    """A job record keeps a reference image by its source only; the resume still rebuilds its parameters."""
+    from providers.types import InputImage
+
+    edit = next(s for s in MODELSCOPE_MODELS if s.min_input_images)
+    ref = "https://images.example.com/cat.png"
+    sent = GenerationRequest(prompt="make it blue", input_images=(InputImage(None, "image/png", url=ref, source=ref),))
+    with ModelScopeFake(api_key=KEY).running() as fake:
+        fake.hold = True
+        async with opened(ModelScopeProvider, fast_config(fake.url, KEY)) as provider:
+            task_id = await start_and_leave(provider, edit, fake, sent)
+        fake.release()
+        recorded = GenerationRequest(prompt="make it blue", input_images=(InputImage(None, "image/png", source=ref),))
+        async with opened(ModelScopeProvider, fast_config(fake.url, KEY)) as provider:
+            [image] = await provider.resume(edit, recorded, task_id, Progress())
+    assert image.prediction_id == task_id and image.parameters["image_url"] == "<image>"
