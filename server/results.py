@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "JobHandle", "ImageRecord", "build_result", "clip", "describe", "image_record"]
+__all__ = ["JOB_FIELD", "ErrorRecord", "GenerateResult", "ImageRecord", "JobHandle", "build_result", "clip", "describe",
+           "image_record"]
 
 
 #: How much of a model's own output (text or JSON) the text content carries. Claude Code cuts tool
@@ -68,11 +69,15 @@ class JobHandle(BaseModel):
     total: int = Field(description="images asked for")
 
 
+#: The ``job`` field of every image tool's result (GenerateResult, IllustrateResult, run_replicate_model's).
+JOB_FIELD = ("set when the call answered before its work ended (or by check_job): call check_job with job.id "
+             "for the rest")
+
+
 class GenerateResult(BaseModel):
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
-    job: JobHandle | None = Field(default=None, description="set when the call answered before its work ended "
-                                  "(or by check_job): call check_job with job.id for the rest")
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
 
 
 def image_record(stored: StoredImage, link: Callable[[str], str] | None = None) -> ImageRecord:

@@ -31,7 +31,7 @@ from server.illustration import (
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
 from server.jobs import Finished, Work, answers, error_record, run_job
-from server.results import ErrorRecord, ImageRecord, JobHandle, build_result
+from server.results import JOB_FIELD, ErrorRecord, ImageRecord, JobHandle, build_result
 from server.tools._common import (
     GENERATES,
     MAX_SEED,
@@ -86,8 +86,7 @@ class IllustrateResult(BaseModel):
     illustrations: list[Illustration]
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
-    job: JobHandle | None = Field(default=None, description="set when the call answered before its work ended "
-                                  "(or by check_job): call check_job with job.id for the rest")
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:

@@ -28,7 +28,7 @@ from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
 from server.job_records import UnitRecord
 from server.jobs import Finished, Job, WorkOutcome, answers, resumes
-from server.results import MAX_OUTPUT_CHARS, JobHandle, build_result, clip, describe
+from server.results import JOB_FIELD, MAX_OUTPUT_CHARS, JobHandle, build_result, clip, describe
 from server.storage import URI_PREFIX
 from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
@@ -64,8 +64,7 @@ class RunResult(BaseModel):
     result: Any = Field(description="the model's output; image files replaced by their stored records")
     metrics: dict[str, Any] | None = None
     images: list[dict[str, Any]] = Field(default_factory=list)
-    job: JobHandle | None = Field(default=None, description="set when the call answered before the model ended "
-                                  "(or by check_job): call check_job with job.id for the rest")
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
 
 
 async def _run(job: Job, provider: "ReplicateProvider", context: dict[str, Any],
