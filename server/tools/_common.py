@@ -92,10 +92,10 @@ def _references(low: int, high: int) -> str:
 
 
 def _cost(price: Price) -> str:
-    if price.usd == 0:
+    if price.amount == 0:
         return "free quota"
     unit = "MP" if price.per == "megapixel" else price.per
-    return f"~${price.usd:g}/{unit}"
+    return f"~${price.amount:g}/{unit}" if price.currency == "USD" else f"~{price.amount:g} {price.currency}/{unit}"
 
 
 def state_of(ctx: Context) -> "AppState":
