@@ -31,6 +31,7 @@ from server.icons import icons
 from server.links import LinkSigner
 from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
+from server.storage.docs import docs_for
 from server.storage.local import LocalStorage
 
 __all__ = ["AppState", "EaselServer", "build_server", "make_storage", "with_catalog"]
@@ -183,11 +184,12 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
     from server.tools import register_tools
 
     store = with_catalog(storage or make_storage(settings), settings)
+    docs = docs_for(store, settings.storage.dir)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
         registry = Registry(settings.providers.configs)
-        state = AppState(settings=settings, storage=store, registry=registry,
+        state = AppState(settings=settings, storage=store, registry=registry, docs=docs,
                          links=links.url if links is not None else None)
         try:
             async with anyio.create_task_group() as tg:

@@ -1,5 +1,6 @@
-"""The lifespan state every tool call runs with: settings, storage, the provider registry, the
-browser-link builder (HTTP transports) and the guarded HTTP client for reference images. Tools reach it through ``server.tools._common.state_of``."""
+"""The lifespan state every tool call runs with: settings, storage, the shared documents beside it
+(server.storage.docs), the provider registry, the browser-link builder (HTTP transports) and the
+guarded HTTP client for reference images. Tools reach it through ``server.tools._common.state_of``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from providers import Registry
 from providers._netguard import guarded_client
 from server.config import Settings
 from server.storage import Storage
+from server.storage.docs import DocStore
 
 __all__ = ["AppState"]
 
@@ -21,6 +23,7 @@ class AppState:
     settings: Settings
     storage: Storage
     registry: Registry
+    docs: DocStore                  # shared documents in the store: job records, the spend ledger
     links: Callable[[str], str] | None = None   # image id -> signed browser link (HTTP transports); else None
     _http: httpx.AsyncClient | None = None
 
