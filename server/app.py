@@ -29,6 +29,7 @@ from server.auth import auth_options
 from server.config import Settings
 from server.icons import icons
 from server.links import LinkSigner
+from server.spend import request_state_security
 from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.docs import docs_for
@@ -210,7 +211,8 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
 
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
                          version=_version(), lifespan=lifespan, icons=icons("server"),
-                         extensions=[make_apps(settings)], **auth)
+                         extensions=[make_apps(settings)], request_state_security=request_state_security(settings),
+                         **auth)
     server.storage = store
     server.easel_settings = settings
     register_tools(server, settings)

@@ -32,12 +32,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel
 
-from providers.base import ImageProvider, ModelSpec
+from providers.base import ImageProvider, ModelSpec, Price
 from providers.errors import ImageGenError, ProviderUnavailable
 from providers.types import GeneratedImage, GenerationRequest
 from server.images import InvalidImage, inspect_image
 from server.previews import Previews
-from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record
+from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record, total_cost
+from server.spend import Booking, image_cost
 from server.storage import Storage, StorageError, StoredImage
 
 __all__ = ["Finished", "Job", "Progress", "Work", "WorkOutcome", "images_answer", "run_job", "split_count",
@@ -144,9 +145,10 @@ class Job:
     """One tool call as the user sees it: its progress, the previews made while its images were stored,
     and how a stored image is shown (a signed browser link over HTTP, from the application state)."""
 
-    def __init__(self, ctx: Any, tool: str, total: int) -> None:
+    def __init__(self, ctx: Any, tool: str, total: int, booking: Booking | None = None) -> None:
         self.state = ctx.request_context.lifespan_context
         self.tool = tool
+        self.booking = booking   # the call's estimate in the day's ledger, settled as each unit ends
         settings = self.state.settings
         self.progress = Progress(ctx, total=total, interval=settings.calls.progress_interval)
         self.previews = Previews(settings)
@@ -159,8 +161,8 @@ class Job:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.progress.heartbeat)
             async with anyio.create_task_group() as units:
-                for outcome in outcomes:
-                    units.start_soon(self._run_one, outcome)
+                for index, outcome in enumerate(outcomes):
+                    units.start_soon(self._run_one, outcome, index)
             tg.cancel_scope.cancel()
         await self.announce()
         images = [img for o in outcomes for img in o.images]
@@ -185,6 +187,11 @@ class Job:
         if self.stored:
             await self.progress.announce_new_images()
 
+    def cost_of(self, price: Price | None, data: bytes) -> float | None:
+        """USD one image cost (server.spend): recorded in its metadata as ``cost_usd``."""
+        settings = self.state.settings
+        return image_cost(price, data, settings.spend, max_pixels=settings.calls.max_image_pixels)
+
     def record(self, stored: StoredImage) -> ImageRecord:
         return image_record(stored, self.state.links)
 
@@ -192,7 +199,7 @@ class Job:
         body = structured.model_dump() if isinstance(structured, BaseModel) else structured
         return build_result(body, images, self.previews.made, text)
 
-    async def _run_one(self, outcome: WorkOutcome) -> None:
+    async def _run_one(self, outcome: WorkOutcome, index: int = 0) -> None:
         work = outcome.work
         prefix = f"{work.label}: " if work.label else ""
 
@@ -213,12 +220,16 @@ class Job:
             outcome.error = ProviderUnavailable(
                 f"Unexpected error while generating with {work.spec.name} ({type(exc).__name__}); "
                 "see the server log.", provider=work.spec.provider)
+        if self.booking is not None:   # give back what a refused unit did not cost; re-book what was stored
+            await self.booking.settle(index, costs=[i.metadata.get("cost_usd") for i in outcome.images],
+                                      error=outcome.error)
 
     async def _store_generated(self, image: GeneratedImage, work: Work) -> StoredImage:
         metadata = {
             "prompt": image.prompt_sent, "model": work.spec.name, "provider": image.provider,
             "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
             "prediction_id": image.prediction_id, **work.metadata,
+            "cost_usd": self.cost_of(work.spec.price, image.data),
         }
         try:
             return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,
@@ -229,10 +240,11 @@ class Job:
 
 
 async def run_job(ctx: Any, tool: str, work: list[Work], *, total: int, announce: str,
-                  answer: Callable[[Finished], tuple[BaseModel, str]]) -> CallToolResult:
+                  answer: Callable[[Finished], tuple[BaseModel, str]], booking: Booking | None = None) -> CallToolResult:
     """The whole call: run ``work`` as one job, then ``answer(finished)`` gives the structured content and the
-    text, and the result carries a resource link and a preview per stored image."""
-    job = Job(ctx, tool, total)
+    text, and the result carries a resource link and a preview per stored image. ``booking`` (server.spend) is
+    the call's estimate in the ledger, settled unit by unit."""
+    job = Job(ctx, tool, total, booking)
     finished = await job.run(work, announce)
     structured, text = answer(finished)
     return job.answer(structured, finished.images, text)
@@ -240,7 +252,8 @@ async def run_job(ctx: Any, tool: str, work: list[Work], *, total: int, announce
 
 def images_answer(finished: Finished, summary: str) -> tuple[GenerateResult, str]:
     """The answer of a tool whose result is just its images: GenerateResult, described in full."""
-    result = GenerateResult(images=finished.records, errors=finished.errors)
+    result = GenerateResult(images=finished.records, errors=finished.errors,
+                            cost_usd=total_cost([r.cost_usd for r in finished.records]))
     return result, describe(summary, images=result.images, errors=result.errors)
 
 
