@@ -433,7 +433,11 @@ class DryRun:
 
     calls: list[dict[str, Any]]
     cost_usd: float | None
-    text: str
+    detail: str     # the requests, the estimate, what the budget and the threshold would do
+
+    @property
+    def text(self) -> str:
+        return f"Dry run: nothing was sent and nothing was spent. {self.detail}"
 
 
 async def dry_run(state: Any, quote: Quote, described: Sequence[Sequence[dict[str, Any]]]) -> DryRun:
@@ -445,7 +449,7 @@ async def dry_run(state: Any, quote: Quote, described: Sequence[Sequence[dict[st
         for request in requests:
             calls.append(redact({"unit": unit.label or unit.model, **request, "images": unit.images,
                                  "cost_usd": None if usd is None else round(usd / len(requests), 6)}, secrets))
-    lines = [f"Dry run: nothing was sent and nothing was spent. {quote.tool} would make {len(calls)} request(s):"]
+    lines = [f"{quote.tool} would make {len(calls)} request(s)" + (":" if calls else ".")]
     for n, call in enumerate(calls, 1):
         body = call.get("json", call.get("form"))
         text = json.dumps(body, ensure_ascii=False)
