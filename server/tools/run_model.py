@@ -64,6 +64,7 @@ class RunResult(BaseModel):
     metrics: dict[str, Any] | None = None
     images: list[dict[str, Any]] = Field(default_factory=list)
     cost_usd: float | None = Field(default=None, description=COST_TOTAL + "; null for a model not in the catalog")
+    dry_run: bool = False
     calls: list[dict[str, Any]] | None = Field(default=None, description=CALLS)
 
 
@@ -187,8 +188,8 @@ async def _dry_run(state: "AppState", provider: "ReplicateProvider", unit: spend
     """The prediction that would be created (easel:// URIs are sent as files at run time) and its estimate."""
     quote = spend.Quote("run_replicate_model", (unit,), state.settings.spend)
     planned = await spend.dry_run(state, quote, [[provider.describe_prediction(name, version, given)]])
-    result = RunResult(model_name=name, status="dry_run", prediction_id="", result=None, calls=planned.calls,
-                       cost_usd=planned.cost_usd)
+    result = RunResult(model_name=name, status="not run", prediction_id="", result=None, dry_run=True,
+                       calls=planned.calls, cost_usd=planned.cost_usd)
     return build_result(result.model_dump(), [], None, planned.text)
 
 
