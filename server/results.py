@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "clip", "cost_line", "describe",
+__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "clip", "cost_line", "describe", "money",
            "image_record", "total_cost"]
 
 
@@ -92,6 +92,13 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def money(usd: float) -> str:
+    """A dollar amount as people read it: two decimals at least, up to four when they matter ($0.10, $0.039)."""
+    text = f"{usd:.4f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
 def total_cost(costs: Sequence[float | None]) -> float | None:
     """A call's cost from its images' costs: None when any is unknown (docs/spend.md)."""
     if any(c is None for c in costs):
@@ -105,10 +112,10 @@ def cost_line(costs: Sequence[float | None]) -> str:
         return "Cost: nothing was stored, so nothing is counted."
     total = total_cost(costs)
     if total is not None:
-        return f"Estimated cost: ${total:.4g} for {len(costs)} image(s)."
+        return f"Estimated cost: {money(total)} for {len(costs)} image(s)."
     known = [c for c in costs if c is not None]
     return (f"Estimated cost: unknown ({len(costs) - len(known)} image(s) of a model without a published price"
-            + (f"; the rest: ${sum(known):.4g}" if known else "") + ").")
+            + (f"; the rest: {money(sum(known))}" if known else "") + ").")
 
 
 def describe(summary: str, *, images: Iterable[ImageRecord | Mapping[str, Any]] = (),
@@ -131,7 +138,7 @@ def describe(summary: str, *, images: Iterable[ImageRecord | Mapping[str, Any]] 
         if r.prompt and not shared:
             lines.append(f"  prompt as sent: {r.prompt}")
         facts = [f"{r.width}x{r.height}", r.mime_type] + ([f"seed {r.seed}"] if r.seed is not None else []) + (
-            [f"~${r.cost_usd:.4g}"] if r.cost_usd is not None else [])
+            [f"~{money(r.cost_usd)}"] if r.cost_usd is not None else [])
         lines.append("  " + ", ".join(facts))
         if r.note:
             lines.append(f"  note: {r.note}")

@@ -49,6 +49,7 @@ from providers.errors import (
 )
 from server.config import Settings, SpendSettings
 from server.images import InvalidImage, inspect_image
+from server.results import money
 from server.storage import StorageError
 
 if TYPE_CHECKING:
@@ -119,9 +120,9 @@ class Quote:
         """One line for a result's text."""
         total = self.total
         if total is not None:
-            return f"Estimated cost: ${total:.4g} for {self.images} image(s) with {self.models()}."
+            return f"Estimated cost: {money(total)} for {self.images} image(s) with {self.models()}."
         known = [self.unit_usd(u) for u in self.units if u.price is not None]
-        part = f" (the priced part: ${sum(k for k in known if k is not None):.4g})" if known else ""
+        part = f" (the priced part: {money(sum(k for k in known if k is not None))})" if known else ""
         return f"Estimated cost: unknown: no published price for {', '.join(self.unpriced)}{part}."
 
 
@@ -162,7 +163,7 @@ def _day(now: datetime | None = None) -> str:
 
 
 def _usd(micro: int) -> str:
-    return f"${micro / MICRO:.2f}" if micro >= 10_000 or micro == 0 else f"${micro / MICRO:.4f}"
+    return money(micro / MICRO)
 
 
 _locks: weakref.WeakKeyDictionary[Any, anyio.Lock] = weakref.WeakKeyDictionary()
@@ -295,9 +296,9 @@ class SpendApproval(BaseModel):
 
 def _question(quote: Quote, threshold: float) -> str:
     total = quote.total
-    cost = f"about ${total:.2f}" if total is not None else "an unknown amount (no published price)"
+    cost = f"about {money(total)}" if total is not None else "an unknown amount (no published price)"
     return (f"{quote.tool} will make {quote.images} image(s) with {quote.models()}, costing {cost} "
-            f"(calls over ${threshold:.2f} need your confirmation). Go ahead?")
+            f"(calls over {money(threshold)} need your confirmation). Go ahead?")
 
 
 def _can_elicit(ctx: Any) -> bool:
@@ -326,9 +327,9 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
     if threshold is None or confirm_spend or (total is not None and total <= threshold):
         return None
     message = _question(quote, threshold)
-    cost = f"${total:.2f}" if total is not None else "an unknown amount"
+    cost = money(total) if total is not None else "an unknown amount"
     if not _can_elicit(ctx) or not (_modern(ctx) or ctx.session.can_send_request):
-        raise ToolError(f"{quote.tool}: not run, nothing spent: it is estimated at {cost}, above the ${threshold:.2f} "
+        raise ToolError(f"{quote.tool}: not run, nothing spent: it is estimated at {cost}, above the {money(threshold)} "
                         "that needs the user's confirmation, and this client cannot ask the user. Ask the user "
                         "whether to spend it; if they agree, repeat the same call with confirm_spend: true.")
     if _modern(ctx):
@@ -449,7 +450,7 @@ async def dry_run(state: Any, quote: Quote, described: Sequence[Sequence[dict[st
         for request in requests:
             calls.append(redact({"unit": unit.label or unit.model, **request, "images": unit.images,
                                  "cost_usd": None if usd is None else round(usd / len(requests), 6)}, secrets))
-    lines = [f"{quote.tool} would make {len(calls)} request(s)" + (":" if calls else ".")]
+    lines = [f"{quote.tool} would make {len(calls)} request(s):"] if calls else []
     for n, call in enumerate(calls, 1):
         body = call.get("json", call.get("form"))
         text = json.dumps(body, ensure_ascii=False)
@@ -464,7 +465,10 @@ async def _limits_text(state: Any, quote: Quote) -> list[str]:
     """What the budget and the confirmation threshold would do with the real call."""
     spend: SpendSettings = state.settings.spend
     lines = []
-    if spend.budget_usd_per_day is not None:
+    if spend.budget_usd_per_day is not None and any(quote.booked_usd(u) is None for u in quote.units):
+        lines.append(f"Budget: the real call would be refused: {', '.join(quote.unpriced)} has no published price "
+                     "to count against EASEL_BUDGET_USD_PER_DAY (unless EASEL_UNKNOWN_PRICE_USD is set).")
+    elif spend.budget_usd_per_day is not None:
         limit = round(spend.budget_usd_per_day * MICRO)
         try:
             spent = await spent_today(state.docs, _day())
@@ -474,7 +478,7 @@ async def _limits_text(state: Any, quote: Quote) -> list[str]:
             lines.append(f"Budget: the ledger could not be read ({exc}).")
     threshold, total = spend.confirm_above_usd, quote.total
     if threshold is not None and (total is None or total > threshold):
-        lines.append(f"Over ${threshold:.2f} (EASEL_CONFIRM_ABOVE_USD): the real call asks the user first, or "
+        lines.append(f"Over {money(threshold)} (EASEL_CONFIRM_ABOVE_USD): the real call asks the user first, or "
                      "needs confirm_spend: true.")
     return lines
 

@@ -290,3 +290,45 @@ async def test_the_budget_refuses_before_the_user_is_asked(env: dict[str, str], 
         result = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2})
     assert result.is_error and "EASEL_BUDGET_USD_PER_DAY" in text_of(result)
     assert cb.asked == [] and replicate_fake.requests == []
+
+
+# ------------------------------------------------------------------ pieces
+
+def test_prices_in_yuan_are_converted_at_the_configured_rate() -> None:
+    from providers.base import Price
+    from server.spend import Quote, Unit
+
+    yuan = Price(0.20, currency="CNY", source="test", checked="2026-12-01")
+    spend_settings = Settings.from_env({"EASEL_USD_PER_CNY": "0.15"}).spend
+    quote = Quote("generate_image", (Unit("Wan", 2, yuan),), spend_settings)
+    assert quote.total == pytest.approx(0.06)
+    assert yuan.usd() == pytest.approx(0.20 * 0.14)                  # the documented default rate
+    with pytest.raises(Exception, match="EASEL_USD_PER_CNY"):
+        Settings.from_env({"EASEL_USD_PER_CNY": "lots"})
+
+
+def test_every_configured_secret_is_redacted_wherever_it_appears() -> None:
+    from server.spend import redact, secret_values
+
+    settings = Settings.from_env({"REPLICATE_API_TOKEN": "r8_abcdefgh", "OPENAI_API_KEY": "sk-zyxwvuts",
+                                  "EASEL_AUTH_TOKEN": "bearer-token-0123456789", "OSS_ACCESS_KEY_SECRET": "oss-secret-1"})
+    secrets = secret_values(settings)
+    assert {"r8_abcdefgh", "sk-zyxwvuts", "bearer-token-0123456789", "oss-secret-1"} <= set(secrets)
+    shown = redact({"prompt": "say r8_abcdefgh and sk-zyxwvuts", "nested": [{"x": "oss-secret-1"}],
+                    "openai_api_key": "anything", "max_tokens": 5, "data": "data:image/png;base64," + "A" * 400},
+                   secrets)
+    assert shown["prompt"] == "say [redacted] and [redacted]" and shown["nested"] == [{"x": "[redacted]"}]
+    assert shown["openai_api_key"] == "[redacted]" and shown["max_tokens"] == 5
+    assert shown["data"] == "<data:image/png;base64, 300 bytes>"
+
+
+def test_replicas_sharing_the_link_secret_open_each_other_s_request_state() -> None:
+    from server.spend import request_state_security
+
+    env = {"EASEL_LINK_SECRET": "s" * 40}
+    one, two = (request_state_security(Settings.from_env(env)) for _ in range(2))
+    assert two.codec.unseal(one.codec.seal(b"asked")) == b"asked"
+    assert Settings.from_env(env).spend.request_state_key != env["EASEL_LINK_SECRET"]   # derived, not reused
+    assert request_state_security(Settings.from_env({})) is None       # one process: the SDK's own key
+    with pytest.raises(Exception, match="EASEL_REQUEST_STATE_KEY"):
+        Settings.from_env({"EASEL_REQUEST_STATE_KEY": "short"})
