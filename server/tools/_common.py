@@ -12,7 +12,6 @@ from pydantic import WithJsonSchema
 from providers import EDIT, Registry, model_names
 from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
-
 from server import spend
 from server.results import GenerateResult, build_result
 

@@ -9,11 +9,11 @@ from pydantic import Field
 from providers import EDIT, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.inputs import InputError, InputLimits, resolve_images
 from server.jobs import Work, images_answer, run_job
-from server import spend
 from server.results import GenerateResult
 from server.tools._common import (
     CONFIRM_HELP,

@@ -10,11 +10,11 @@ from pydantic import Field
 from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.jobs import Finished, Work, images_answer, run_job, split_count
 from server.prompts import apply_style
-from server import spend
 from server.results import GenerateResult
 from server.tools._common import (
     CONFIRM_HELP,

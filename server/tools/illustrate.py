@@ -16,6 +16,7 @@ from providers import GENERATE, Registry, model_names
 from providers.base import ImageProvider, ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.illustration import (
@@ -31,7 +32,6 @@ from server.illustration import (
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
 from server.jobs import Finished, Work, run_job
-from server import spend
 from server.results import CALLS, COST_TOTAL, ErrorRecord, ImageRecord, build_result, cost_line, total_cost
 from server.tools._common import (
     CONFIRM_HELP,

@@ -21,12 +21,12 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from providers import Registry, all_specs
 from providers.base import Price
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
 from server.jobs import Job
-from server import spend
 from server.results import CALLS, COST_TOTAL, MAX_OUTPUT_CHARS, build_result, clip, describe, total_cost
 from server.storage import URI_PREFIX
 from server.tools._common import CONFIRM_HELP, DRY_RUN_HELP, GENERATES, ArgumentError, state_of, tool_error
