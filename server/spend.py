@@ -374,7 +374,7 @@ async def admit(ctx: Any, tool: str, units: Sequence[Unit], *, confirm_spend: bo
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the server holds: the values of settings fields declared ``repr=False``, at any depth (vendor
-    keys, pass-through keys such as OPENAI_API_KEY, the bearer token, the link secret, the OSS secret)."""
+    keys, the keys a model requires (ModelSpec.requires), the bearer token, the link secret, the OSS secret)."""
     found: list[str] = []
 
     def collect(value: Any) -> None:
