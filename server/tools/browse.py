@@ -132,6 +132,9 @@ document.getElementById("use").onclick = () => {
   request("ui/message", { role: "user", content: [{ type: "text", text: "Use these images: " + list.join(" ") }] }).catch(() => {});
 };
 window.addEventListener("message", (e) => {
+  // only the host that embeds this view speaks for it: another frame or window could post a forged
+  // tool result or answer (its origin is unknown to us: hosts sandbox views), but it is never our parent
+  if (e.source !== window.parent) return;
   const msg = e.data; if (!msg || msg.jsonrpc !== "2.0") return;
   if (msg.id !== undefined && pending.has(msg.id) && !msg.method) {
     const { resolve, reject } = pending.get(msg.id); pending.delete(msg.id);

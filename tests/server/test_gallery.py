@@ -372,3 +372,59 @@ def test_the_gallery_command_stays_on_loopback(env: dict[str, str]) -> None:
     done = subprocess.run([*EASEL, "gallery", "--host", "0.0.0.0"], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "loopback only" in done.stderr and done.stdout == ""
+
+
+_HOST_SCRIPT = """
+const app = document.getElementById("app"); window.seen = [];
+const images = [{uri: "easel://images/202611-aaaa.png", prompt: "a lighthouse at dusk", model: "Flux 1.1 Pro"},
+                {uri: "easel://images/202611-bbbb.png", prompt: "a red fox in fresh snow", model: "Recraft v3"}];
+window.addEventListener("message", (e) => {
+  if (e.source !== app.contentWindow) return;
+  const m = e.data; window.seen.push(m);
+  const answer = (result) => app.contentWindow.postMessage({jsonrpc: "2.0", id: m.id, result}, "*");
+  if (m.method === "ui/initialize") answer({protocolVersion: "2026-01-26", hostInfo: {name: "test-host", version: "1"},
+                                            hostCapabilities: {}, hostContext: {}});
+  if (m.method === "tools/call") answer({structuredContent: {thumbnails: {}}});
+  if (m.method === "ui/message") answer({});
+  if (m.method === "ui/notifications/initialized") {
+    app.contentWindow.postMessage({jsonrpc: "2.0", method: "ui/notifications/tool-result",
+                                   params: {structuredContent: {images}}}, "*");
+    const evil = document.createElement("iframe");          // another frame on the page tries to speak for the host
+    evil.setAttribute("sandbox", "allow-scripts");
+    evil.srcdoc = "<script>const forged = {jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: " +
+      "{structuredContent: {images: [{uri: 'easel://images/202611-evil.png', prompt: 'FORGED'}]}}};" +
+      "for (let i = 0; i < 5; i++) setTimeout(() => parent.frames[0].postMessage(forged, '*'), 50 * i);" +
+      "document.title = 'sent';</" + "script>";
+    evil.onload = () => { window.evilDone = true; };
+    document.body.appendChild(evil);
+  }
+});
+"""
+
+
+def test_the_app_view_listens_only_to_its_host(browser: Any) -> None:
+    """browse_images' view in a sandboxed frame, as hosts embed it: it renders what its host sends,
+    ignores a forged tool result posted by another frame, and hands picked images back to the host."""
+    import html
+
+    from playwright.sync_api import expect
+
+    from server.tools.browse import APP_HTML, STYLE
+
+    view = APP_HTML.replace("__STYLE__", STYLE)
+    page = browser.new_page(viewport={"width": 900, "height": 600})
+    page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)
+    page.set_content(f'<iframe id="app" sandbox="allow-scripts" style="width:880px;height:560px" '
+                     f'srcdoc="{html.escape(view, quote=True)}"></iframe><script>{_HOST_SCRIPT}</script>')
+    cards = page.frame_locator("#app").locator(".card")
+    expect(cards).to_have_count(2)
+    page.wait_for_function("window.evilDone === true")
+    page.wait_for_timeout(400)          # the forged messages (sent within 200 ms of load) have all arrived
+    expect(cards).to_have_count(2)
+    expect(page.frame_locator("#app").locator("#grid")).not_to_contain_text("FORGED")
+    cards.nth(1).click()
+    page.frame_locator("#app").locator("#use").click()
+    page.wait_for_function("window.seen.some((m) => m.method === 'ui/message')")
+    sent = page.evaluate("window.seen.find((m) => m.method === 'ui/message').params.content[0].text")
+    assert sent == "Use these images: easel://images/202611-bbbb.png"
