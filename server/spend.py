@@ -49,7 +49,7 @@ from providers.errors import (
 )
 from server.config import Settings, SpendSettings
 from server.images import InvalidImage, inspect_image
-from server.results import money
+from server.results import money, total_cost
 from server.storage import StorageError
 
 if TYPE_CHECKING:
@@ -57,15 +57,15 @@ if TYPE_CHECKING:
     from providers.types import GenerationRequest
     from server.storage.docs import DocStore
 
-__all__ = ["Booking", "DryRun", "Quote", "SpendApproval", "Unit", "admit", "dry_run", "image_cost", "redact",
-           "request_state_security", "secret_values"]
+__all__ = ["Booking", "DryRun", "Quote", "SpendApproval", "Unit", "admit", "book", "confirm", "describe_work", "dry_run",
+           "image_cost", "redact", "refused_before_charge", "request_state_security", "secret_values", "spent_today",
+           "units_of"]
 
 log = logging.getLogger("easel.spend")
 
 MICRO = 1_000_000                         # the ledger counts micro-USD: sums of floats drift
 LEDGER = "ledger"
 QUESTION_KEY = "easel_confirm_spend"      # the elicitation's key in input_requests / input_responses
-_SECRET_NAME = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.IGNORECASE)
 _KEY = re.compile(r"^(?P<id>[0-9a-f]{32})\.(?P<rev>\d+)\.(?P<micro>\d+)\.json$")
 
 
@@ -99,8 +99,7 @@ class Quote:
     @property
     def total(self) -> float | None:
         """USD, or None when any unit's price is unknown."""
-        parts = [self.unit_usd(u) for u in self.units]
-        return None if any(p is None for p in parts) else round(sum(p for p in parts if p is not None), 6)
+        return total_cost([self.unit_usd(u) for u in self.units])
 
     @property
     def unpriced(self) -> list[str]:
@@ -328,10 +327,12 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
         return None
     message = _question(quote, threshold)
     cost = money(total) if total is not None else "an unknown amount"
+    cannot_ask = ToolError(f"{quote.tool}: not run, nothing spent: it is estimated at {cost}, above the "
+                           f"{money(threshold)} that needs the user's confirmation, and this client cannot ask the "
+                           "user. Ask the user whether to spend it; if they agree, repeat the same call with "
+                           "confirm_spend: true.")
     if not _can_elicit(ctx) or not (_modern(ctx) or ctx.session.can_send_request):
-        raise ToolError(f"{quote.tool}: not run, nothing spent: it is estimated at {cost}, above the {money(threshold)} "
-                        "that needs the user's confirmation, and this client cannot ask the user. Ask the user "
-                        "whether to spend it; if they agree, repeat the same call with confirm_spend: true.")
+        raise cannot_ask
     if _modern(ctx):
         digest = hashlib.sha256(message.encode()).hexdigest()[:32]
         answer = (ctx.input_responses or {}).get(QUESTION_KEY)
@@ -346,7 +347,11 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
         action = answer.action
         approved = action == "accept" and bool((answer.content or {}).get("approve"))
     else:
-        outcome = await ctx.elicit(message, SpendApproval)
+        try:
+            outcome = await ctx.elicit(message, SpendApproval)
+        except Exception as exc:   # the question did not reach the user (or the answer was malformed)
+            log.info("spend question failed: %s", type(exc).__name__)
+            raise cannot_ask from None
         action = outcome.action
         approved = action == "accept" and bool(outcome.data.approve)
     if not approved:
