@@ -126,8 +126,8 @@ class Quote:
 
 
 #: Errors that mean the vendor refused the request before running anything (with no task id): nothing was charged.
-_REFUSED = (ConfigError, InvalidRequest, AuthenticationError, InsufficientCredit, UnknownModel, InvalidInput,
-            ContentRejected, RateLimited)
+_REFUSED = (ToolError, ConfigError, InvalidRequest, AuthenticationError, InsufficientCredit, UnknownModel, InvalidInput,
+            ContentRejected, RateLimited)   # ToolError: the tool refused its own arguments before sending them
 
 
 def refused_before_charge(error: BaseException | None) -> bool:

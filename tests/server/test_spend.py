@@ -186,6 +186,32 @@ async def test_a_unit_the_vendor_refused_gives_its_estimate_back_and_a_failed_pr
     assert await spent(env) == pytest.approx(0.08)
 
 
+async def test_run_replicate_model_gives_its_booking_back_when_its_inputs_are_refused(
+        env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    async with Client(serve(env, EASEL_BUDGET_USD_PER_DAY="1")) as client:
+        bad = await client.call_tool("run_replicate_model", {
+            "model_name": "black-forest-labs/flux-1.1-pro",
+            "model_inputs": {"prompt": "a fox", "image": "easel://images/202612-" + "0" * 32 + ".png"}})
+        assert bad.is_error and "model_inputs" in text_of(bad)
+        assert await spent(env) == 0 and replicate_fake.requests == []
+        good = await client.call_tool("run_replicate_model", {"model_name": "black-forest-labs/flux-1.1-pro",
+                                                              "model_inputs": {"prompt": "a fox"}})
+        assert not good.is_error, text_of(good)
+    assert await spent(env) == pytest.approx(0.04)
+
+
+async def test_each_unit_of_a_call_is_settled_on_its_own(env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    replicate_fake.inject(422, {"detail": "prompt: invalid", "status": 422}, times=1, method="POST",
+                          path_prefix="/v1/models/")
+    async with Client(serve(env, EASEL_BUDGET_USD_PER_DAY="1")) as client:
+        result = await client.call_tool("illustrate_content", {
+            "content": "A lighthouse keeper climbs the tower. A storm breaks over the bay.", "count": 2})
+    assert not result.is_error, text_of(result)
+    assert len(result.structured_content["images"]) == 1 and len(result.structured_content["errors"]) == 1
+    assert result.structured_content["cost_usd"] == 0.04 and "Estimated cost: $0.04 for 1 image(s)." in text_of(result)
+    assert await spent(env) == pytest.approx(0.04)                   # the refused illustration gave its $0.04 back
+
+
 async def test_a_megapixel_booking_is_settled_at_the_real_size(env: dict[str, str], replicate_fake: FakeReplicate) -> None:
     replicate_fake.image_size = (2000, 1000)                       # 2 MP: twice the 1 MP estimate of FLUX.2 Flex
     server = serve(env, EASEL_BUDGET_USD_PER_DAY="1")
