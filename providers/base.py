@@ -114,7 +114,7 @@ def shown_reference(image: InputImage, limit: int = 120) -> str:
     if url and not url.startswith("data:"):
         return url if len(url) <= limit else url[:limit - 1] + "…"
     size = len(image.data) if image.data is not None else len(url) * 3 // 4
-    return f"<{image.mime_type}, {size} bytes{': ' + image.source[:60] if image.source and not image.source.startswith('data:') else ''}>"
+    return f"<{image.mime_type}, {size} bytes>"
 
 
 @dataclass(frozen=True, slots=True)
