@@ -477,8 +477,10 @@ async def _limits_text(state: Any, quote: Quote) -> list[str]:
         limit = round(spend.budget_usd_per_day * MICRO)
         try:
             spent = await spent_today(state.docs, _day())
+            booked = round(sum(quote.booked_usd(u) or 0.0 for u in quote.units) * MICRO)
+            verdict = " The real call would be refused." if spent + booked > limit else ""
             lines.append(f"Budget: {_usd(max(0, limit - spent))} of today's {_usd(limit)} remains "
-                         "(EASEL_BUDGET_USD_PER_DAY, UTC day).")
+                         f"(EASEL_BUDGET_USD_PER_DAY, UTC day).{verdict}")
         except StorageError as exc:
             lines.append(f"Budget: the ledger could not be read ({exc}).")
     threshold, total = spend.confirm_above_usd, quote.total
