@@ -160,11 +160,11 @@ async def test_a_call_over_the_budget_is_refused_before_any_provider_request(
         assert not first.is_error, text_of(first)
         requests = len(replicate_fake.requests)
         refused = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2})
+        dry = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2, "dry_run": True})
     assert refused.is_error
     text = text_of(refused)
     assert "$0.08" in text and "$0.10 budget" in text and "$0.02 remains" in text
     assert "EASEL_BUDGET_USD_PER_DAY" in text and "refused before anything was spent" in text
-        dry = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2, "dry_run": True})
     assert len(replicate_fake.requests) == requests                  # not one more request
     assert await spent(env) == pytest.approx(0.08)
     assert "Budget: $0.02 of today's $0.10 remains (EASEL_BUDGET_USD_PER_DAY, UTC day). The real call would be " \
