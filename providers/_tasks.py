@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 
 from providers._polling import TaskState, http_timeout, run_task
-from providers.base import ImageProvider, ModelSpec, ProviderConfig, resumed_request
+from providers.base import REDACTED, ImageProvider, ModelSpec, ProviderConfig, resumed_request
 from providers.errors import ProviderError, ProviderUnavailable
 from providers.types import GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
 
@@ -38,6 +38,8 @@ class TaskApiProvider(ImageProvider):
     """An ``ImageProvider`` for a vendor whose images come from submit-then-poll HTTP tasks."""
 
     default_base_url: ClassVar[str]
+    submit_path: ClassVar[str]           # the endpoint that creates an image task, under the base URL
+    submit_headers: ClassVar[dict[str, str]] = {}   # besides the bearer key, e.g. the vendor's async switch
     noun: ClassVar[str] = "task"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -127,9 +129,19 @@ class TaskApiProvider(ImageProvider):
     def _seed_of(self, request: GenerationRequest) -> int | None:
         return request.seed
 
+    def _payload(self, spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+        return {"model": spec.provider_model, **spec.build(request)}
+
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """One task: the JSON ``_submit`` would POST (references are https URLs, passed as given)."""
+        url = str(self._http.base_url).rstrip("/") + self.submit_path
+        return [{"method": "POST", "url": url, "model": spec.provider_model,
+                 "headers": {"Authorization": f"Bearer {REDACTED}", **self.submit_headers},
+                 "json": self._payload(spec, request)}]
+
     async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
                         hooks: TaskHooks | None = None) -> list[GeneratedImage]:
-        payload = {"model": spec.provider_model, **spec.build(request)}
+        payload = self._payload(spec, request)
         return await self._finish(spec, request, payload, lambda: self._submit(payload), progress, hooks)
 
     can_resume = True
@@ -137,7 +149,7 @@ class TaskApiProvider(ImageProvider):
     async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
                      hooks: TaskHooks | None = None) -> list[GeneratedImage]:
         """The task fetched by id (GET, the same as a poll), waited for and downloaded; nothing is submitted."""
-        payload = {"model": spec.provider_model, **spec.build(resumed_request(request))}
+        payload = self._payload(spec, resumed_request(request))
 
         async def fetch() -> tuple[str, TaskState]:
             return task_id, await self._poll(task_id)

@@ -24,8 +24,9 @@ from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
 from providers.types import ChatReply, GeneratedImage, GenerationRequest, InputImage, ProgressFn, TaskHooks
 
-__all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
-           "ModelSpec", "Option", "Price", "ProviderConfig", "resumed_request"]
+__all__ = ["CHINESE_FIRST", "DEFAULT_USD_RATES", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL",
+           "REDACTED", "ImageProvider", "ModelSpec", "Option", "Price", "ProviderConfig", "resumed_request",
+           "shown_reference"]
 
 GENERATE = "generate"
 EDIT = "edit"
@@ -38,14 +39,27 @@ CHINESE_FIRST = ("zh", "en")   # reads Chinese natively: a Chinese text gets a p
 MULTILINGUAL = ("en", "zh")    # reads most languages, but is prompted best in English
 
 
+#: USD per unit of each currency a price may be published in; the server overrides CNY with EASEL_USD_PER_CNY.
+DEFAULT_USD_RATES: Mapping[str, float] = {"USD": 1.0, "CNY": 0.14}   # 0.14: about 7.1 CNY per USD (2025)
+REDACTED = "[redacted]"
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     """What one output costs at the vendor, as published (an estimate: vendors change prices)."""
 
-    usd: float                     # per image, or per megapixel of output when ``per == "megapixel"``
+    amount: float                  # per image, or per megapixel of output when ``per == "megapixel"``
     per: str = "image"             # "image" or "megapixel"
     source: str = ""               # where the figure was read
     checked: str = ""              # ISO date it was last checked
+    currency: str = "USD"          # as the vendor bills: "USD" or "CNY" (converted at EASEL_USD_PER_CNY)
+    megapixels: float = 1.0        # per-megapixel prices: the output size we ask for, to estimate before the call
+
+    def usd(self, rates: Mapping[str, float] = DEFAULT_USD_RATES, *, megapixels: float | None = None) -> float:
+        """One image's cost in USD; a per-megapixel price is taken at ``megapixels`` (the real size, once an
+        image exists), else at the size we ask for."""
+        units = 1.0 if self.per == "image" else (self.megapixels if megapixels is None else megapixels)
+        return self.amount * rates[self.currency] * units
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,16 @@ class ModelSpec:
             raise InvalidRequest(
                 f"images: {self.name} edits an image and needs at least {self.min_input_images} reference "
                 f"image(s); {len(request.input_images)} were given.")
+
+
+def shown_reference(image: InputImage, limit: int = 120) -> str:
+    """A reference image as a dry run shows it: an https URL as given (shortened past ``limit``), inline data as
+    its type and size (a data: URI is megabytes of text nobody needs to read)."""
+    url = image.url or ""
+    if url and not url.startswith("data:"):
+        return url if len(url) <= limit else url[:limit - 1] + "…"
+    size = len(image.data) if image.data is not None else len(url) * 3 // 4
+    return f"<{image.mime_type}, {size} bytes>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +219,12 @@ class ImageProvider(ABC):
         """Ask the vendor to cancel the task ``task_id`` (made by any process); False when it offers no way to.
         Raises the vendor's error (ProviderError) when the request fails."""
         return False
+
+    @abstractmethod
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """What ``generate`` would send for ``request``, sending nothing (dry runs): one entry per request that
+        creates work at the vendor, ``{"method", "url", "model", "json" or "form"}``. Keys and tokens are
+        ``REDACTED``; reference images are shown by ``shown_reference``, never as their bytes."""
 
     _http: httpx.AsyncClient   # output downloads (and, for most vendors, the API calls too)
 

@@ -39,11 +39,13 @@ from providers.base import (
     EDIT,
     GENERATE,
     MULTILINGUAL,
+    REDACTED,
     ImageProvider,
     ModelSpec,
     Price,
     ProviderConfig,
     resumed_request,
+    shown_reference,
 )
 from providers.errors import (
     AuthenticationError,
@@ -241,7 +243,7 @@ def _qwen_edit(req: GenerationRequest) -> dict[str, Any]:
 
 
 def _price(usd: float, source: str, per: str = "image") -> Price:
-    return Price(usd=usd, per=per, source=source, checked=CHECKED)
+    return Price(usd, per=per, source=source, checked=CHECKED)
 
 
 BOTH = frozenset({GENERATE, EDIT})
@@ -493,6 +495,23 @@ class ReplicateProvider(ImageProvider):
                                          prediction_id=prediction["id"],
                                          source_url=None if url.startswith("data:") else url))
         return images
+
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """One prediction: the payload as ``_generate`` builds it, references shown short (at run time they become
+        https URLs, data: URIs or uploads), each passed-through key redacted whether it is set or not."""
+        shown = replace(request, input_images=tuple(replace(img, data=None, url=shown_reference(img))
+                                                    for img in request.input_images))
+        payload = {**spec.build(shown), **{_PASSED_THROUGH[var]: REDACTED for var in spec.requires}}
+        return [self.describe_prediction(spec.provider_model, None, payload)]
+
+    def describe_prediction(self, model: str, version: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        """The create request ``run_prediction`` would send (the replicate SDK's routes)."""
+        base = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if version:
+            return {"method": "POST", "url": f"{base}/v1/predictions", "model": f"{model}:{version}",
+                    "json": {"version": version, "input": payload}}
+        return {"method": "POST", "url": f"{base}/v1/models/{model}/predictions", "model": model,
+                "json": {"input": payload}}
 
     def _passed_through(self, spec: ModelSpec) -> dict[str, str]:
         """The input fields that carry what the model ``requires`` (e.g. the caller's OpenAI key)."""

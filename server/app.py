@@ -32,6 +32,7 @@ from server.icons import icons
 from server.job_records import JOB_PREFIX, load_record
 from server.jobbook import JobBook
 from server.links import LinkSigner
+from server.spend import request_state_security
 from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
 from server.storage.docs import DocStore, docs_for
@@ -232,7 +233,8 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
     bus = InMemorySubscriptionBus()   # ours, so a job that ends after its call can still notify listeners
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
                          version=_version(), lifespan=lifespan, icons=icons("server"),
-                         extensions=[make_apps(settings)], subscriptions=bus, **auth)
+                         extensions=[make_apps(settings)], subscriptions=bus,
+                         request_state_security=request_state_security(settings), **auth)
     server.storage = store
     server.docs = docs
     server.easel_settings = settings

@@ -62,6 +62,7 @@ from server.storage import StorageError, StoredImage, now_iso
 if TYPE_CHECKING:
     from mcp.server.subscriptions import SubscriptionBus
 
+    from server.spend import Booking
     from server.state import AppState
 
 __all__ = ["JobBook", "LiveJob"]
@@ -237,16 +238,18 @@ class JobBook:
 
     # -- a call ------------------------------------------------------------------------------------
     async def call(self, ctx: Any, tool: str, *, total: int, context: dict[str, Any], body: Body,
-                   work: list[Work] | None = None, units: list[UnitRecord] | None = None) -> CallToolResult:
+                   work: list[Work] | None = None, units: list[UnitRecord] | None = None,
+                   booking: Booking | None = None) -> CallToolResult:
         """Run ``body`` as a job; answer with its result, or with a job handle once EASEL_RETURN_AFTER passes.
-        ``body`` gets one outcome per unit of ``work``; a tool that runs no ``Work`` describes its ``units``."""
+        ``body`` gets one outcome per unit of ``work``; a tool that runs no ``Work`` describes its ``units``.
+        ``booking`` (server.spend) is the call's estimate in the day's ledger, settled as its units end."""
         outcomes = [WorkOutcome(w) for w in work or []]
         units = units if units is not None else units_of(work or [])
         assert self._tg is not None, "JobBook.serve runs in the lifespan"
         now = now_iso()
         record = JobRecord(id=uuid.uuid4().hex, tool=tool, created=now, updated=now, total=total, owner=self.owner,
                            lease_until=time.time() + self.settings.lease, context=context, units=units)
-        live = LiveJob(self, record, Job(ctx, tool, total), outcomes)   # saved once a task id is known
+        live = LiveJob(self, record, Job(ctx, tool, total, booking=booking), outcomes)   # saved once a task id is known
         self.live[record.id] = live
         self._tg.start_soon(live.run, body)
         try:

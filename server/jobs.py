@@ -32,12 +32,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel
 
-from providers.base import ImageProvider, ModelSpec
+from providers.base import ImageProvider, ModelSpec, Price
 from providers.errors import ImageGenError, ProviderUnavailable
 from providers.types import GeneratedImage, GenerationRequest, TaskHooks
 from server.images import InvalidImage, inspect_image
 from server.previews import Previews
-from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record
+from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record, total_cost
+from server.spend import Booking, image_cost
 from server.storage import Storage, StorageError, StoredImage
 
 __all__ = ["ANSWERS", "Finished", "Job", "JobListener", "Progress", "RecordedError", "Work", "WorkOutcome",
@@ -209,12 +210,14 @@ class Job:
 
     ``ctx`` is the request's context, None for a job resumed by another process; ``detach`` stops
     reporting to a request that has answered. ``listener`` (server.jobbook) hears task ids, stored
-    images and errors as they happen, and ``hooks`` holds each unit's ``TaskHooks``."""
+    images and errors as they happen, and ``hooks`` holds each unit's ``TaskHooks``. ``booking``
+    (server.spend) is the call's estimate in the day's ledger, settled as each unit ends."""
 
     def __init__(self, ctx: Any, tool: str, total: int, *, state: Any = None,
-                 listener: JobListener | None = None) -> None:
+                 listener: JobListener | None = None, booking: Booking | None = None) -> None:
         self.state = state if state is not None else ctx.request_context.lifespan_context
         self.tool = tool
+        self.booking = booking   # the call's estimate in the day's ledger, settled as each unit ends
         settings = self.state.settings
         self.progress = Progress(ctx, total=total, interval=settings.calls.progress_interval)
         self.previews = Previews(settings)
@@ -261,6 +264,11 @@ class Job:
         if self.stored:
             await self.progress.announce_new_images()
 
+    def cost_of(self, price: Price | None, data: bytes) -> float | None:
+        """USD one image cost (server.spend): recorded in its metadata as ``cost_usd``."""
+        settings = self.state.settings
+        return image_cost(price, data, settings.spend, max_pixels=settings.calls.max_image_pixels)
+
     def record(self, stored: StoredImage) -> ImageRecord:
         return image_record(stored, self.state.links)
 
@@ -306,6 +314,9 @@ class Job:
             outcome.error = ProviderUnavailable(
                 f"Unexpected error while generating with {work.spec.name} ({type(exc).__name__}); "
                 "see the server log.", provider=work.spec.provider)
+        if self.booking is not None:   # give back what a refused unit did not cost; re-book what was stored
+            await self.booking.settle(index, costs=[i.metadata.get("cost_usd") for i in outcome.images],
+                                      error=outcome.error)
         outcome.finished = True
         if self.listener is not None:
             await self.listener.unit_ended(index, outcome.error)
@@ -315,6 +326,7 @@ class Job:
             "prompt": image.prompt_sent, "model": work.spec.name, "provider": image.provider,
             "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
             "prediction_id": image.prediction_id, **work.metadata,
+            "cost_usd": self.cost_of(work.spec.price, image.data),
         }
         try:
             return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,
@@ -325,23 +337,26 @@ class Job:
 
 
 async def run_job(ctx: Any, tool: str, work: list[Work], *, total: int, announce: str,
-                  context: dict[str, Any]) -> CallToolResult:
+                  context: dict[str, Any], booking: Booking | None = None) -> CallToolResult:
     """The whole call: run ``work`` as one job, then the tool's answer (``ANSWERS[tool]``, given ``context``)
     gives the structured content and the text, and the result carries a resource link and a preview per
     stored image. A call still running after EASEL_RETURN_AFTER answers with a job handle instead
-    (server.jobbook); its work goes on."""
+    (server.jobbook); its work goes on. ``booking`` (server.spend) is the call's estimate in the ledger,
+    settled unit by unit."""
     async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
         finished = await job.run(outcomes, announce)
         structured, text = ANSWERS[tool](context, finished)
         return job.answer(structured, finished.images, text)
 
     book = ctx.request_context.lifespan_context.jobs
-    return await book.call(ctx, tool, total=total, context=context, work=work, body=body)
+    return await book.call(ctx, tool, total=total, context=context, work=work, body=body,
+                           booking=booking)
 
 
 def images_answer(finished: Finished, summary: str) -> tuple[GenerateResult, str]:
     """The answer of a tool whose result is just its images: GenerateResult, described in full."""
-    result = GenerateResult(images=finished.records, errors=finished.errors)
+    result = GenerateResult(images=finished.records, errors=finished.errors,
+                            cost_usd=total_cost([r.cost_usd for r in finished.records]))
     return result, describe(summary, images=result.images, errors=result.errors)
 
 
