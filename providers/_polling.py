@@ -34,7 +34,7 @@ import httpx
 
 from providers.base import ProviderConfig
 from providers.errors import GenerationTimeout, ProviderError, ProviderUnavailable
-from providers.types import ProgressFn
+from providers.types import ProgressFn, TaskHooks
 
 __all__ = ["SUBMITTED", "TaskState", "http_timeout", "run_task"]
 
@@ -68,7 +68,7 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
                    cancel: Callable[[str], Awaitable[None]] | None,
                    progress: ProgressFn, noun: str = "task",
                    submit_retry: RetryDelay | None = None, submit_deadline: float | None = None,
-                   poll_retries: bool = True) -> tuple[str, TaskState]:
+                   poll_retries: bool = True, hooks: TaskHooks | None = None) -> tuple[str, TaskState]:
     """Submit a job, poll it to a terminal state, return (job id, final state).
 
     ``provider`` is the registry name; ``vendor`` and ``noun`` name the job in messages
@@ -77,23 +77,29 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
     for vendors that cannot cancel; then a cancelled or timed-out call just stops polling.
     ``submit_retry`` replaces the default policy for the POST, ``submit_deadline`` bounds
     one shielded submit (default: the whole timeout), and ``poll_retries=False`` leaves
-    retrying polls to the vendor's SDK.
+    retrying polls to the vendor's SDK. ``hooks.on_task`` hears the id once the submit answered (still
+    shielded, so a cancelled call records it too); ``hooks.leave_running`` skips the vendor cancel
+    when the call is cancelled (a resume elsewhere will fetch the task). To resume a task by id, pass
+    a ``submit`` that fetches it.
     """
     created: list[str] = []
     state: TaskState | None = None
 
+    async def submitted() -> tuple[str, TaskState]:
+        answer = await submit()
+        created.append(answer[0])
+        if hooks is not None and hooks.on_task is not None:
+            await hooks.on_task(answer[0])
+        return answer
+
     async def submit_once() -> tuple[str, TaskState]:
         if cancel is None:
-            answer = await submit()
-            created.append(answer[0])
-            return answer
+            return await submitted()
         # Once the request is sent a job may exist: finish the request even if the call is
         # cancelled, so the id that must be cancelled is known. Backoff sleeps between
         # attempts stay cancellable: nothing exists yet to clean up.
         with anyio.CancelScope(shield=True), anyio.move_on_after(submit_deadline or config.timeout):
-            answer = await submit()
-            created.append(answer[0])
-            return answer
+            return await submitted()
         raise ProviderUnavailable(f"{vendor} did not answer the submit request in time.", provider=provider)
 
     async def poll_once(job_id: str) -> TaskState:
@@ -126,7 +132,7 @@ async def run_task(*, provider: str, vendor: str, config: ProviderConfig,
             f"{vendor} {noun} {pending or '(not created)'} did not finish within {config.timeout:g} s{after}. "
             "Try again, or raise EASEL_TIMEOUT.", provider=provider, job_id=pending) from None
     except BaseException:
-        if created and (state is None or not state.terminal):
+        if created and (state is None or not state.terminal) and not (hooks is not None and hooks.leave_running):
             await _cancel_quietly(cancel, created[0])
         raise
 

@@ -20,16 +20,16 @@ The mechanics (deadline, polling, retries, cancel on timeout) are ``providers._p
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import httpx
 
 from providers._polling import TaskState, http_timeout, run_task
-from providers.base import ImageProvider, ModelSpec, ProviderConfig
+from providers.base import REDACTED, ImageProvider, ModelSpec, ProviderConfig, resumed_request
 from providers.errors import ProviderError, ProviderUnavailable
-from providers.types import GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import GeneratedImage, GenerationRequest, ProgressFn, TaskHooks
 
 __all__ = ["TaskApiProvider"]
 
@@ -38,6 +38,8 @@ class TaskApiProvider(ImageProvider):
     """An ``ImageProvider`` for a vendor whose images come from submit-then-poll HTTP tasks."""
 
     default_base_url: ClassVar[str]
+    submit_path: ClassVar[str]           # the endpoint that creates an image task, under the base URL
+    submit_headers: ClassVar[dict[str, str]] = {}   # besides the bearer key, e.g. the vendor's async switch
     noun: ClassVar[str] = "task"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -110,6 +112,12 @@ class TaskApiProvider(ImageProvider):
     async def _cancel(self, task_id: str) -> None:
         raise NotImplementedError
 
+    async def cancel_task(self, task_id: str) -> bool:
+        if not self.can_cancel:
+            return False
+        await self._cancel(task_id)
+        return True
+
     @abstractmethod
     async def _outputs(self, task_id: str, state: TaskState, request: GenerationRequest,
                        progress: ProgressFn) -> list[str]:
@@ -121,12 +129,41 @@ class TaskApiProvider(ImageProvider):
     def _seed_of(self, request: GenerationRequest) -> int | None:
         return request.seed
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
-        payload = {"model": spec.provider_model, **spec.build(request)}
+    def _payload(self, spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+        return {"model": spec.provider_model, **spec.build(request)}
+
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """One task: the JSON ``_submit`` would POST (references are https URLs, passed as given)."""
+        url = str(self._http.base_url).rstrip("/") + self.submit_path
+        return [{"method": "POST", "url": url, "model": spec.provider_model,
+                 "headers": {"Authorization": f"Bearer {REDACTED}", **self.submit_headers},
+                 "json": self._payload(spec, request)}]
+
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        payload = self._payload(spec, request)
+        return await self._finish(spec, request, payload, lambda: self._submit(payload), progress, hooks)
+
+    can_resume = True
+
+    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """The task fetched by id (GET, the same as a poll), waited for and downloaded; nothing is submitted."""
+        payload = self._payload(spec, resumed_request(request))
+
+        async def fetch() -> tuple[str, TaskState]:
+            return task_id, await self._poll(task_id)
+
+        async with self._slots:
+            return await self._finish(spec, request, payload, fetch, progress, hooks)
+
+    async def _finish(self, spec: ModelSpec, request: GenerationRequest, payload: dict[str, Any],
+                      submit: Callable[[], Awaitable[tuple[str, TaskState]]], progress: ProgressFn,
+                      hooks: TaskHooks | None) -> list[GeneratedImage]:
         task_id, state = await run_task(provider=self.name, vendor=self.vendor, config=self.config,
-                                        submit=lambda: self._submit(payload), poll=self._poll,
-                                        cancel=self._cancel if self.can_cancel else None, progress=progress, noun=self.noun)
+                                        submit=submit, poll=self._poll,
+                                        cancel=self._cancel if self.can_cancel else None, progress=progress,
+                                        noun=self.noun, hooks=hooks)
         images = []
         for url in await self._outputs(task_id, state, request, progress):
             data, mime = await self.fetch_output(url)

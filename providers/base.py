@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import anyio
@@ -22,10 +22,11 @@ from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, InputImage, ProgressFn, TaskHooks
 
-__all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
-           "ModelSpec", "Option", "Price", "ProviderConfig"]
+__all__ = ["CHINESE_FIRST", "DEFAULT_USD_RATES", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL",
+           "REDACTED", "ImageProvider", "ModelSpec", "Option", "Price", "ProviderConfig", "resumed_request",
+           "shown_reference"]
 
 GENERATE = "generate"
 EDIT = "edit"
@@ -38,14 +39,27 @@ CHINESE_FIRST = ("zh", "en")   # reads Chinese natively: a Chinese text gets a p
 MULTILINGUAL = ("en", "zh")    # reads most languages, but is prompted best in English
 
 
+#: USD per unit of each currency a price may be published in; the server overrides CNY with EASEL_USD_PER_CNY.
+DEFAULT_USD_RATES: Mapping[str, float] = {"USD": 1.0, "CNY": 0.14}   # 0.14: about 7.1 CNY per USD (2025)
+REDACTED = "[redacted]"
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     """What one output costs at the vendor, as published (an estimate: vendors change prices)."""
 
-    usd: float                     # per image, or per megapixel of output when ``per == "megapixel"``
+    amount: float                  # per image, or per megapixel of output when ``per == "megapixel"``
     per: str = "image"             # "image" or "megapixel"
     source: str = ""               # where the figure was read
     checked: str = ""              # ISO date it was last checked
+    currency: str = "USD"          # as the vendor bills: "USD" or "CNY" (converted at EASEL_USD_PER_CNY)
+    megapixels: float = 1.0        # per-megapixel prices: the output size we ask for, to estimate before the call
+
+    def usd(self, rates: Mapping[str, float] = DEFAULT_USD_RATES, *, megapixels: float | None = None) -> float:
+        """One image's cost in USD; a per-megapixel price is taken at ``megapixels`` (the real size, once an
+        image exists), else at the size we ask for."""
+        units = 1.0 if self.per == "image" else (self.megapixels if megapixels is None else megapixels)
+        return self.amount * rates[self.currency] * units
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,16 @@ class ModelSpec:
                 f"image(s); {len(request.input_images)} were given.")
 
 
+def shown_reference(image: InputImage, limit: int = 120) -> str:
+    """A reference image as a dry run shows it: an https URL as given (shortened past ``limit``), inline data as
+    its type and size (a data: URI is megabytes of text nobody needs to read)."""
+    url = image.url or ""
+    if url and not url.startswith("data:"):
+        return url if len(url) <= limit else url[:limit - 1] + "…"
+    size = len(image.data) if image.data is not None else len(url) * 3 // 4
+    return f"<{image.mime_type}, {size} bytes>"
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """A vendor-specific setting a provider class declares (``ImageProvider.options``).
@@ -134,6 +158,13 @@ class ProviderConfig:
         return RetryPolicy(retries=self.max_retries, base=self.retry_base, cap=self.retry_cap)
 
 
+def resumed_request(request: GenerationRequest) -> GenerationRequest:
+    """``request`` as a resumed task rebuilds its recorded parameters: a job record keeps no image bytes, so
+    each reference image stands as ``"<image>"`` (as the stored parameters show it anyway)."""
+    return replace(request, input_images=tuple(InputImage(data=None, mime_type=i.mime_type, url="<image>",
+                                                          source=i.source) for i in request.input_images))
+
+
 class ImageProvider(ABC):
     """One vendor. Subclasses set ``name``, ``vendor``, the key's ``key_env`` / ``key_url``
     (and ``key_kind`` if the vendor does not call it an API key), ``url_env``, and implement
@@ -163,16 +194,37 @@ class ImageProvider(ABC):
         self._slots = anyio.CapacityLimiter(max(1, config.concurrency))
         self._rate = RateLimiter(config.rate)
 
-    async def generate(self, spec: ModelSpec, request: GenerationRequest,
-                       progress: ProgressFn) -> list[GeneratedImage]:
-        """Run one job under this provider's concurrency and rate limits."""
+    async def generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                       hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """Run one job under this provider's concurrency and rate limits; ``hooks`` hears its task id."""
         async with self._slots:
             await self._rate.acquire()
-            return await self._generate(spec, request, progress)
+            return await self._generate(spec, request, progress, hooks)
 
     @abstractmethod
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]: ...
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]: ...
+
+    #: Whether a task created earlier, by this or another process, can be fetched by its id (``resume``).
+    can_resume: ClassVar[bool] = False
+
+    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """Fetch the task ``task_id`` (made for ``request``) by id, wait for it to finish and download its
+        outputs, as ``generate`` would have: nothing is submitted, so nothing is paid again. Vendors that
+        answer synchronously have no task to fetch and refuse."""
+        raise InvalidRequest(f"{self.vendor} answers synchronously: there is no task {task_id} to resume.")
+
+    async def cancel_task(self, task_id: str) -> bool:
+        """Ask the vendor to cancel the task ``task_id`` (made by any process); False when it offers no way to.
+        Raises the vendor's error (ProviderError) when the request fails."""
+        return False
+
+    @abstractmethod
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """What ``generate`` would send for ``request``, sending nothing (dry runs): one entry per request that
+        creates work at the vendor, ``{"method", "url", "model", "json" or "form"}``. Keys and tokens are
+        ``REDACTED``; reference images are shown by ``shown_reference``, never as their bytes."""
 
     _http: httpx.AsyncClient   # output downloads (and, for most vendors, the API calls too)
 

@@ -144,6 +144,8 @@ class DashScopeProvider(TaskApiProvider):
     default_rate = 2.0          # 2 task submissions/second
     default_concurrency = 2     # the Wanx models run at most 2 tasks at once per account
     default_base_url = DEFAULT_BASE_URL
+    submit_path = "/services/aigc/text2image/image-synthesis"
+    submit_headers = {"X-DashScope-Async": "enable"}
     can_cancel = True
 
     def _base_url(self) -> httpx.URL:
@@ -176,8 +178,7 @@ class DashScopeProvider(TaskApiProvider):
             response.raise_for_status()
 
     async def _submit(self, payload: dict[str, Any]) -> tuple[str, TaskState]:
-        output = await self._call("POST", "/services/aigc/text2image/image-synthesis", json=payload,
-                                  headers={**self._auth, "X-DashScope-Async": "enable"})
+        output = await self._call("POST", self.submit_path, json=payload, headers={**self._auth, **self.submit_headers})
         return self._task_id(output), SUBMITTED
 
     async def _poll(self, task_id: str) -> TaskState:

@@ -43,7 +43,7 @@ import httpx
 
 from providers._http import parse_retry_after
 from providers._ideogram_style import ideogram_style
-from providers.base import ImageProvider, ModelSpec, Option, Price, ProviderConfig
+from providers.base import REDACTED, ImageProvider, ModelSpec, Option, Price, ProviderConfig
 from providers.errors import (
     AuthenticationError,
     ConfigError,
@@ -59,7 +59,7 @@ from providers.errors import (
     RateLimited,
     UnknownModel,
 )
-from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn
+from providers.types import GeneratedImage, GenerationRequest, ImageSize, ProgressFn, TaskHooks
 
 __all__ = ["IdeogramProvider", "MODELS", "ideogram_style", "palette_members"]
 
@@ -67,6 +67,7 @@ NAME = "ideogram"
 VENDOR = "Ideogram"
 DEFAULT_BASE_URL = "https://api.ideogram.ai"
 MAX_BATCH = 8
+GENERATE_PATH = "/v1/ideogram-v3/generate"
 RENDERING_SPEEDS = ("FLASH", "TURBO", "DEFAULT", "QUALITY")
 
 _ASPECT = {ImageSize.SQUARE: "1x1", ImageSize.LANDSCAPE: "4x3", ImageSize.PORTRAIT: "3x4",
@@ -190,7 +191,7 @@ class IdeogramProvider(ImageProvider):
 
     async def _post(self, fields: dict[str, str]) -> dict[str, Any]:
         with _map_errors():
-            response = await self._http.post("/v1/ideogram-v3/generate", headers=self._auth,
+            response = await self._http.post(GENERATE_PATH, headers=self._auth,
                                              files=[(k, (None, v)) for k, v in fields.items()])
             response.raise_for_status()
         try:
@@ -201,9 +202,18 @@ class IdeogramProvider(ImageProvider):
             raise ProviderUnavailable(f"{VENDOR} sent a reply without a data list.", provider=NAME, status=200)
         return body
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
-        fields = {"rendering_speed": self._speed, **spec.build(request)}   # a tier's own speed wins
+    def _fields(self, spec: ModelSpec, request: GenerationRequest) -> dict[str, str]:
+        return {"rendering_speed": self._speed, **spec.build(request)}   # a tier's own speed wins
+
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """One synchronous generate call: its multipart form fields (Ideogram takes no reference images here)."""
+        return [{"method": "POST", "url": str(self._http.base_url).rstrip("/") + GENERATE_PATH, "model": spec.provider_model,
+                 "headers": {"Api-Key": REDACTED}, "form": self._fields(spec, request)}]
+
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        # one synchronous request: there is no task id to report (hooks) or to resume later
+        fields = self._fields(spec, request)
         await progress(f"{VENDOR} generating {request.count} image(s)")
         try:
             with anyio.fail_after(self.config.timeout):

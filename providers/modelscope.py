@@ -101,7 +101,7 @@ def _edit(req: GenerationRequest) -> dict[str, Any]:
 
 
 # API-Inference is free within a daily quota (about 2000 calls a day, usually 200 per model), so no charge.
-FREE = Price(0.0, source="ModelScope API-Inference free daily quota (modelscope.cn/docs/model-service/"
+FREE = Price(0.0, currency="CNY", source="ModelScope API-Inference free daily quota (modelscope.cn/docs/model-service/"
                          "API-Inference/limits, via Cherry Studio docs)", checked="2026-12-01")
 
 MODELS: list[ModelSpec] = [
@@ -157,6 +157,8 @@ class ModelScopeProvider(TaskApiProvider):
     url_env = "MODELSCOPE_BASE_URL"
     default_rate = 2.0   # the seeds' 2 requests/second
     default_base_url = DEFAULT_BASE_URL
+    submit_path = "/v1/images/generations"
+    submit_headers = {"X-ModelScope-Async-Mode": "true"}
 
     async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
         """A chat model (e.g. Qwen/Qwen2.5-72B-Instruct) on API-Inference's OpenAI-compatible
@@ -176,8 +178,7 @@ class ModelScopeProvider(TaskApiProvider):
         return body
 
     async def _submit(self, payload: dict[str, Any]) -> tuple[str, TaskState]:
-        body = await self._call("POST", "/v1/images/generations", json=payload,
-                                headers={**self._auth, "X-ModelScope-Async-Mode": "true"})
+        body = await self._call("POST", self.submit_path, json=payload, headers={**self._auth, **self.submit_headers})
         return self._task_id(body), SUBMITTED
 
     async def _poll(self, task_id: str) -> TaskState:

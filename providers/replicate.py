@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -39,10 +39,13 @@ from providers.base import (
     EDIT,
     GENERATE,
     MULTILINGUAL,
+    REDACTED,
     ImageProvider,
     ModelSpec,
     Price,
     ProviderConfig,
+    resumed_request,
+    shown_reference,
 )
 from providers.errors import (
     AuthenticationError,
@@ -66,6 +69,7 @@ from providers.types import (
     InputImage,
     OutputFormat,
     ProgressFn,
+    TaskHooks,
 )
 
 __all__ = ["MODELS", "ReplicateProvider"]
@@ -239,7 +243,7 @@ def _qwen_edit(req: GenerationRequest) -> dict[str, Any]:
 
 
 def _price(usd: float, source: str, per: str = "image") -> Price:
-    return Price(usd=usd, per=per, source=source, checked=CHECKED)
+    return Price(usd, per=per, source=source, checked=CHECKED)
 
 
 BOTH = frozenset({GENERATE, EDIT})
@@ -453,30 +457,61 @@ class ReplicateProvider(ImageProvider):
         await self._http.aclose()
 
     # -- the image path -----------------------------------------------------------------------
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest,
-                        progress: ProgressFn) -> list[GeneratedImage]:
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
+                        hooks: TaskHooks | None = None) -> list[GeneratedImage]:
         secrets = self._passed_through(spec)        # before any upload: a missing key costs nothing
         refs = [await self.image_reference(img.data, img.mime_type, img.url) for img in request.input_images]
         sent = replace(request, input_images=tuple(InputImage(data=None, mime_type=img.mime_type, url=ref,
                                                               source=img.source)
                                                    for img, ref in zip(request.input_images, refs, strict=True)))
         payload = {**spec.build(sent), **secrets}
-        prediction = await self.run_prediction(spec.provider_model, None, payload, progress)
+        prediction = await self.run_prediction(spec.provider_model, None, payload, progress, hooks)
+        return await self._images(spec, request, prediction, _shown(payload, hidden=set(secrets), refs=set(refs)))
+
+    can_resume = True
+
+    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+        """The prediction fetched by id (GET /v1/predictions/{id}), waited for and downloaded. The recorded
+        parameters are the payload rebuilt from ``request``, reference images shown as "<image>"."""
+        async with self._slots:
+            prediction = await self.resume_prediction(task_id, progress, hooks)
+        return await self._images(spec, request, prediction, spec.build(resumed_request(request)))
+
+    async def _images(self, spec: ModelSpec, request: GenerationRequest, prediction: dict[str, Any],
+                      shown: dict[str, Any]) -> list[GeneratedImage]:
+        """A succeeded prediction's output images, downloaded at once (Replicate deletes them after an hour)."""
         urls = _output_urls(prediction.get("output"))
         if not urls:
             raise GenerationFailed(f"Replicate prediction {prediction['id']} succeeded but returned no image.",
                                    provider=NAME, job_id=prediction["id"])
-        shown = _shown(payload, hidden=set(secrets), refs=set(refs))
         images = []
         for url in urls:
             data, mime = await self.fetch_output(url)
             images.append(GeneratedImage(data=data, mime_type=mime or "application/octet-stream",
                                          provider=NAME, provider_model=spec.provider_model,
-                                         prompt_sent=str(payload.get("prompt", request.prompt)), parameters=shown,
+                                         prompt_sent=str(shown.get("prompt", request.prompt)), parameters=shown,
                                          seed=request.seed,
                                          prediction_id=prediction["id"],
                                          source_url=None if url.startswith("data:") else url))
         return images
+
+    def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:
+        """One prediction: the payload as ``_generate`` builds it, references shown short (at run time they become
+        https URLs, data: URIs or uploads), each passed-through key redacted whether it is set or not."""
+        shown = replace(request, input_images=tuple(replace(img, data=None, url=shown_reference(img))
+                                                    for img in request.input_images))
+        payload = {**spec.build(shown), **{_PASSED_THROUGH[var]: REDACTED for var in spec.requires}}
+        return [self.describe_prediction(spec.provider_model, None, payload)]
+
+    def describe_prediction(self, model: str, version: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        """The create request ``run_prediction`` would send (the replicate SDK's routes)."""
+        base = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if version:
+            return {"method": "POST", "url": f"{base}/v1/predictions", "model": f"{model}:{version}",
+                    "json": {"version": version, "input": payload}}
+        return {"method": "POST", "url": f"{base}/v1/models/{model}/predictions", "model": model,
+                "json": {"input": payload}}
 
     def _passed_through(self, spec: ModelSpec) -> dict[str, str]:
         """The input fields that carry what the model ``requires`` (e.g. the caller's OpenAI key)."""
@@ -539,7 +574,7 @@ class ReplicateProvider(ImageProvider):
 
     # -- predictions ----------------------------------------------------------------------------
     async def run_prediction(self, model: str, version: str | None, payload: dict[str, Any],
-                             progress: ProgressFn) -> dict[str, Any]:
+                             progress: ProgressFn, hooks: TaskHooks | None = None) -> dict[str, Any]:
         """Create (waiting up to the wait window), poll; return the terminal prediction as a dict.
 
         Cancels the prediction on cancellation or timeout (``providers._polling.run_task``).
@@ -556,19 +591,29 @@ class ReplicateProvider(ImageProvider):
                                                                                  wait=wait)
             return created.id, _state(_as_dict(created))
 
-        async def get(prediction_id: str) -> TaskState:
-            with _map_errors(prediction_id):
-                return _state(_as_dict(await self._client.predictions.async_get(prediction_id)))
+        # A create is retried only when it cannot have run (429, 503).
+        return await self._await(create, progress, hooks, submit_retry=_create_retry_policy(self.config),
+                                 submit_deadline=wait + 30)
 
-        async def cancel(prediction_id: str) -> None:
-            with _map_errors(prediction_id):
-                await self._client.predictions.async_cancel(prediction_id)
+    async def resume_prediction(self, prediction_id: str, progress: ProgressFn,
+                                hooks: TaskHooks | None = None) -> dict[str, Any]:
+        """A prediction created earlier (by any process), fetched by id and polled to its end."""
 
-        # The SDK retries its own GETs; a create is retried only when it cannot have run (429, 503).
+        async def fetch() -> tuple[str, TaskState]:
+            return prediction_id, await self._get(prediction_id)
+
+        return await self._await(fetch, progress, hooks)
+
+    async def _get(self, prediction_id: str) -> TaskState:
+        with _map_errors(prediction_id):
+            return _state(_as_dict(await self._client.predictions.async_get(prediction_id)))
+
+    async def _await(self, submit: Callable[[], Awaitable[tuple[str, TaskState]]], progress: ProgressFn,
+                     hooks: TaskHooks | None, **submitting: Any) -> dict[str, Any]:
+        # The SDK retries its own GETs.
         _, state = await run_task(provider=NAME, vendor="Replicate", noun="prediction", config=self.config,
-                                  submit=create, poll=get, cancel=cancel, progress=progress,
-                                  submit_retry=_create_retry_policy(self.config), submit_deadline=wait + 30,
-                                  poll_retries=False)
+                                  submit=submit, poll=self._get, cancel=self._cancel, progress=progress,
+                                  poll_retries=False, hooks=hooks, **submitting)
         prediction: dict[str, Any] = state.body
         if prediction["status"] == "failed":
             raise GenerationFailed(f"The model failed (Replicate prediction {prediction['id']}): "
@@ -578,6 +623,14 @@ class ReplicateProvider(ImageProvider):
             raise GenerationFailed(f"Replicate prediction {prediction['id']} ended {prediction['status']}.",
                                    provider=NAME, job_id=prediction["id"])
         return prediction
+
+    async def _cancel(self, prediction_id: str) -> None:
+        with _map_errors(prediction_id):
+            await self._client.predictions.async_cancel(prediction_id)
+
+    async def cancel_task(self, task_id: str) -> bool:
+        await self._cancel(task_id)
+        return True
 
 
 def _state(prediction: dict[str, Any]) -> TaskState:

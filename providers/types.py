@@ -22,6 +22,7 @@ __all__ = [
     "InputImage",
     "OutputFormat",
     "ProgressFn",
+    "TaskHooks",
 ]
 
 
@@ -127,6 +128,20 @@ class GeneratedImage:
 
 # Progress callback: (message) -> awaitable. Providers call it on every state change.
 ProgressFn = Callable[[str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class TaskHooks:
+    """What the server learns of, and asks of, the vendor task behind one provider call.
+
+    ``on_task`` is told the task id as soon as the vendor's create request answers (before any
+    poll), so the server can record it and a later process can fetch the task by id. Setting
+    ``leave_running`` before cancelling the call makes the provider stop waiting *without*
+    cancelling the vendor task: a server shutting down leaves it for whichever process
+    resumes the job (a real cancellation leaves it False and the task is cancelled)."""
+
+    on_task: Callable[[str], Awaitable[None]] | None = None
+    leave_running: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import anyio
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, ListResourcesResult, Resource, ResourceLink, ResourceTemplate
 from pydantic import ValidationError
 
@@ -28,10 +29,13 @@ from providers.errors import ImageGenError
 from server.auth import auth_options
 from server.config import Settings
 from server.icons import icons
+from server.job_records import JOB_PREFIX, load_record
+from server.jobbook import JobBook
 from server.links import LinkSigner
+from server.spend import request_state_security
 from server.state import AppState
 from server.storage import URI_PREFIX, ImageNotFound, Storage, StorageError
-from server.storage.docs import docs_for
+from server.storage.docs import DocStore, docs_for
 from server.storage.local import LocalStorage
 
 __all__ = ["AppState", "EaselServer", "build_server", "make_storage", "with_catalog"]
@@ -76,6 +80,7 @@ class EaselServer(MCPServer):
     """MCPServer serving stored images straight from storage, with their own mime types."""
 
     storage: Storage
+    docs: DocStore
     easel_settings: Settings
     draining: bool = False    # set on SIGTERM: new tool calls are refused
 
@@ -144,7 +149,11 @@ class EaselServer(MCPServer):
                                  description="A stored image: full-size bytes with its mime type."),
                 ResourceTemplate(uri_template=URI_PREFIX + "{image_id}/metadata", name="stored-image-metadata",
                                  mime_type="application/json", icons=icons("schema"),
-                                 description="How the image was made: prompt as sent, model, seed, size.")]
+                                 description="How the image was made: prompt as sent, model, seed, size."),
+                ResourceTemplate(uri_template=JOB_PREFIX + "{job_id}", name="job", mime_type="application/json",
+                                 icons=icons("schema"),
+                                 description="A long call's job record: status, images stored so far, provider "
+                                             "task ids, errors, times (check_job answers with the images).")]
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         cursor = getattr(params, "cursor", None) if params else None
@@ -161,6 +170,15 @@ class EaselServer(MCPServer):
 
     async def read_resource(self, uri: Any, context: Any = None) -> Iterable[ReadResourceContents] | Any:
         text = str(uri)
+        if text.startswith(JOB_PREFIX):
+            try:
+                record = await load_record(self.docs, text[len(JOB_PREFIX):])
+            except StorageError as exc:   # a malformed id is a bad key
+                raise ResourceNotFoundError(f"Unknown resource {text[:120]}: {exc}") from None
+            if record is None:
+                raise ResourceNotFoundError(f"No job {text[len(JOB_PREFIX):][:80]!r} on this server.")
+            return [ReadResourceContents(content=json.dumps(record.public(), ensure_ascii=False),
+                                         mime_type="application/json")]
         if not text.startswith(URI_PREFIX):
             return await super().read_resource(uri, context)
         image_id, _, rest = text[len(URI_PREFIX):].partition("/")
@@ -191,14 +209,18 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
         registry = Registry(settings.providers.configs)
         state = AppState(settings=settings, storage=store, registry=registry, docs=docs,
                          links=links.url if links is not None else None)
+        state.jobs = JobBook(state, bus)
         try:
             async with anyio.create_task_group() as tg:
                 background = getattr(store, "run_background", None)   # e.g. late OSS uploads
                 if background is not None:
                     tg.start_soon(background)
+                await tg.start(state.jobs.serve)   # jobs outlive their calls, not the server (docs/jobs.md)
                 try:
                     yield state
                 finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                        await state.jobs.shutdown()
                     tg.cancel_scope.cancel()
         finally:
             if state._http is not None:
@@ -208,10 +230,13 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
     auth = auth_options(settings)   # bearer token on /mcp and /sse (HTTP transports; stdio ignores it)
     from server.tools.browse import make_apps  # browse_images as an MCP App (ui:// resource)
 
+    bus = InMemorySubscriptionBus()   # ours, so a job that ends after its call can still notify listeners
     server = EaselServer("easel-mcp", title="easel-mcp image generation", instructions=INSTRUCTIONS,
                          version=_version(), lifespan=lifespan, icons=icons("server"),
-                         extensions=[make_apps(settings)], **auth)
+                         extensions=[make_apps(settings)], subscriptions=bus,
+                         request_state_security=request_state_security(settings), **auth)
     server.storage = store
+    server.docs = docs
     server.easel_settings = settings
     register_tools(server, settings)
     register_prompts(server, store)

@@ -10,7 +10,9 @@
 * ``inputs``: reference images (allowed directories, size bounds);
 * ``storage``: where images go; the OSS block is parsed by ``server/storage/oss_settings.py``;
 * ``http`` and ``limits``: the HTTP deployment and its connection and session bounds;
-* ``gallery``: the catalog index and the gallery page.
+* ``gallery``: the catalog index and the gallery page;
+* ``jobs``: when a long call answers with a job handle, and the job records' leases.
+* ``spend``: the day's budget, the confirmation threshold, currency rates (``server/spend.py``).
 
 Vendor keys keep their usual names and are named only by their provider classes; server
 settings use the EASEL_ prefix. A missing vendor key is not an error until that vendor is used.
@@ -25,13 +27,13 @@ from pathlib import Path
 
 from providers import all_specs, provider_classes
 from providers._netguard import FetchPolicy
-from providers.base import DEFAULT_WAIT_WINDOW, ImageProvider, ProviderConfig
+from providers.base import DEFAULT_USD_RATES, DEFAULT_WAIT_WINDOW, ImageProvider, ProviderConfig
 from providers.errors import ConfigError
 from server.envvars import choice, flag, items, number
 from server.storage.oss_settings import OssSettings
 
-__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "LimitSettings",
-           "ProviderSettings", "ResultSettings", "Settings", "StorageSettings"]
+__all__ = ["MIN_LINK_SECRET_BYTES", "CallSettings", "GallerySettings", "HttpSettings", "InputSettings", "JobSettings",
+           "LimitSettings", "ProviderSettings", "ResultSettings", "Settings", "SpendSettings", "StorageSettings"]
 
 MIN_LINK_SECRET_BYTES = 32   # HMAC-SHA256 key: shorter secrets fall to an offline search from one link
 
@@ -141,6 +143,29 @@ def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig])
     if not configs[provider].api_key:
         raise ConfigError(f"EASEL_PROMPT_MODEL uses {provider}, which needs {provider_classes()[provider].key_env}.")
     return provider, model
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Calls that outlive a host's patience become jobs (server.jobbook; docs/jobs.md)."""
+
+    # EASEL_RETURN_AFTER: seconds before a still-running call answers with a job handle (None: never).
+    # Hosts commonly give up at 60 s; 45 leaves room for a slow network and the answer itself.
+    return_after: float | None = 45.0
+    lease: float = 30.0               # EASEL_JOB_LEASE: seconds a job's owner holds it without renewing
+    renew: float = 10.0               # EASEL_JOB_RENEW: seconds between renewals (and scans for orphans)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobSettings:
+        d = cls()
+        raw = (env.get("EASEL_RETURN_AFTER") or "").strip().lower()
+        after = None if raw in ("off", "0") else number(env, "EASEL_RETURN_AFTER", d.return_after or 45.0, 0.01, 3600)
+        lease = number(env, "EASEL_JOB_LEASE", d.lease, 0.5, 3600)
+        renew = number(env, "EASEL_JOB_RENEW", min(d.renew, lease / 3), 0.1, 3600)
+        if renew >= lease:
+            raise ConfigError(f"EASEL_JOB_RENEW ({renew:g}) must be shorter than EASEL_JOB_LEASE ({lease:g}), so a "
+                              "living owner renews its lease before it expires.")
+        return cls(return_after=after, lease=lease, renew=renew)
 
 
 @dataclass(frozen=True)
@@ -281,6 +306,50 @@ class GallerySettings:
 
 
 @dataclass(frozen=True)
+class SpendSettings:
+    """What calls may spend (server.spend; docs/spend.md). Unset limits mean no limit and no question."""
+
+    budget_usd_per_day: float | None = None   # EASEL_BUDGET_USD_PER_DAY: estimates booked per UTC day, shared by replicas
+    confirm_above_usd: float | None = None    # EASEL_CONFIRM_ABOVE_USD: a call estimated above this asks the user first
+    unknown_price_usd: float | None = None    # EASEL_UNKNOWN_PRICE_USD: per image of an unpriced model (else refused
+                                              # while a budget is set)
+    usd_per_cny: float = DEFAULT_USD_RATES["CNY"]   # EASEL_USD_PER_CNY
+    # EASEL_REQUEST_STATE_KEY: seals the request state of a question to the user (2026-07-28 clients), so that any
+    # replica can take the answer; else derived from EASEL_LINK_SECRET or EASEL_AUTH_TOKEN, else one per process
+    request_state_key: str | None = field(default=None, repr=False)
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """USD per unit of each currency a price may be in."""
+        return {**DEFAULT_USD_RATES, "CNY": self.usd_per_cny}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], http: HttpSettings) -> SpendSettings:
+        def optional(name: str) -> float | None:
+            return number(env, name, 0, 0, 1_000_000) if (env.get(name) or "").strip() else None
+
+        key = env.get("EASEL_REQUEST_STATE_KEY") or None
+        if key is not None and len(key.encode()) < MIN_LINK_SECRET_BYTES:
+            raise ConfigError(f"EASEL_REQUEST_STATE_KEY must be at least {MIN_LINK_SECRET_BYTES} bytes; make one with: "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+        return cls(budget_usd_per_day=optional("EASEL_BUDGET_USD_PER_DAY"),
+                   confirm_above_usd=optional("EASEL_CONFIRM_ABOVE_USD"),
+                   unknown_price_usd=optional("EASEL_UNKNOWN_PRICE_USD"),
+                   usd_per_cny=number(env, "EASEL_USD_PER_CNY", cls.usd_per_cny, 0.0001, 100),
+                   request_state_key=key or _derived(http.link_secret or http.auth_token, b"request-state"))
+
+
+def _derived(secret: str | None, purpose: bytes) -> str | None:
+    """A key for ``purpose`` from a secret the replicas already share: HMAC-SHA256, so neither reveals the other."""
+    if secret is None:
+        return None
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), b"easel-mcp " + purpose, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
 class Settings:
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     calls: CallSettings = field(default_factory=CallSettings)
@@ -290,6 +359,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     gallery: GallerySettings = field(default_factory=GallerySettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    spend: SpendSettings = field(default_factory=SpendSettings)
     # the fetch guard for reference images and provider outputs (docs/security.md): the allowed hosts
     # plus the origins of every provider's base-URL variable
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
@@ -303,8 +374,9 @@ class Settings:
                                   (env.get(p.url_env) for p in provider_classes().values()))
         providers = ProviderSettings.from_env(env, fetch)
         storage = StorageSettings.from_env(env)
+        http = HttpSettings.from_env(env)
         return cls(providers=providers, calls=CallSettings.from_env(env, providers),
                    results=ResultSettings.from_env(env), inputs=inputs, storage=storage,
-                   http=HttpSettings.from_env(env), limits=LimitSettings.from_env(env),
-                   gallery=GallerySettings.from_env(env, storage), fetch=fetch,
+                   http=http, limits=LimitSettings.from_env(env), spend=SpendSettings.from_env(env, http),
+                   gallery=GallerySettings.from_env(env, storage), jobs=JobSettings.from_env(env), fetch=fetch,
                    log_format=choice(env, "EASEL_LOG_FORMAT", ("text", "json"), cls.log_format))

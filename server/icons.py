@@ -44,6 +44,10 @@ _SHAPES = {
     # a framed picture with a link: the gallery page
     "gallery": '<rect x="3" y="3" width="14" height="12" rx="1.5"/><path d="M5.5 12.5l3.5-3.5 3 2.5 2.5-2"/>'
                '<path d="M14 19.5a2.5 2.5 0 0 0 3.5 0l2.5-2.5a2.5 2.5 0 0 0-3.5-3.5l-.8.8"/>',
+    # a clock: a job that goes on after its call answered
+    "job": '<circle cx="12" cy="12" r="8.5"/><path d="M12 7v5l3.5 2"/>',
+    # a clock struck through: stop a job
+    "cancel-job": '<circle cx="12" cy="12" r="8.5"/><path d="M12 7v5l3.5 2M5 19L19 5"/>',
     # a rounded square with a mark: a logo or app icon
     "logo": '<rect x="3" y="3" width="18" height="18" rx="5"/><path d="M8 16l4-8 4 8M9.5 13h5"/>',
     # a card with a headline bar and a share arrow

@@ -23,24 +23,26 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel
 
-from providers.base import ImageProvider, ModelSpec
+from providers.base import ImageProvider, ModelSpec, Price
 from providers.errors import ImageGenError, ProviderUnavailable
-from providers.types import GeneratedImage, GenerationRequest
+from providers.types import GeneratedImage, GenerationRequest, TaskHooks
 from server.images import InvalidImage, inspect_image
 from server.previews import Previews
-from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record
+from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record, total_cost
+from server.spend import Booking, image_cost
 from server.storage import Storage, StorageError, StoredImage
 
-__all__ = ["Finished", "Job", "Progress", "Work", "WorkOutcome", "images_answer", "run_job", "split_count",
+__all__ = ["ANSWERS", "Finished", "Job", "JobListener", "Progress", "RecordedError", "Work", "WorkOutcome",
+           "RESUMES", "answers", "error_record", "finished_of", "images_answer", "resumes", "run_job", "split_count",
            "store_image"]
 
 log = logging.getLogger("easel.jobs")
@@ -48,10 +50,11 @@ log = logging.getLogger("easel.jobs")
 
 @dataclass(frozen=True)
 class Work:
-    """One unit of image work: one provider call asking for ``request.count`` images."""
+    """One unit of image work: one provider call asking for ``request.count`` images. ``provider`` is None
+    only for work read back from a job record to answer for it (nothing is run then)."""
 
     spec: ModelSpec
-    provider: ImageProvider
+    provider: ImageProvider | None
     request: GenerationRequest
     label: str = ""                          # e.g. "image 2 of 4" or "illustration 3"
     metadata: dict[str, Any] = field(default_factory=dict)   # stored with each image (tool, user prompt, …)
@@ -62,6 +65,28 @@ class WorkOutcome:
     work: Work
     images: list[StoredImage] = field(default_factory=list)
     error: ImageGenError | None = None
+    task_id: str | None = None      # the provider's task, once known: a resumed unit fetches it instead
+    finished: bool = False          # a resumed job skips units that already ended
+
+
+class RecordedError(ImageGenError):
+    """A unit's error as a job record keeps it (its kind and message), read back to answer for the job."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def error_record(item: str, error: ImageGenError) -> ErrorRecord:
+    return ErrorRecord(item=item, kind=getattr(error, "kind", type(error).__name__), message=str(error))
+
+
+class JobListener(Protocol):
+    """Hears what a job's units learn, as it happens (server.jobbook keeps the job record with it)."""
+
+    async def task(self, unit: int, task_id: str) -> None: ...
+    async def stored(self, unit: int, image: StoredImage) -> None: ...
+    async def unit_ended(self, unit: int, error: ImageGenError | None) -> None: ...
 
 
 @dataclass
@@ -73,6 +98,40 @@ class Finished:
     images: list[StoredImage]
     errors: list[ErrorRecord]
     records: list[ImageRecord]
+
+
+def finished_of(outcomes: list[WorkOutcome], record: Callable[[StoredImage], ImageRecord]) -> Finished:
+    """What the outcomes came to, so far or in the end."""
+    images = [img for o in outcomes for img in o.images]
+    errors = [error_record(o.work.label or o.work.spec.name, o.error) for o in outcomes if o.error is not None]
+    return Finished(outcomes, images, errors, [record(i) for i in images])
+
+
+#: How each tool answers from its job's outcomes: ``answer(context, finished) -> (structured, text)``, where
+#: ``context`` is the JSON the tool put in the job record. Any process answers for any job with it (check_job
+#: on another replica, a job resumed after its process died).
+Answer = Callable[[dict[str, Any], Finished], tuple[BaseModel, str]]
+ANSWERS: dict[str, Answer] = {}
+
+
+def answers(tool: str) -> Callable[[Answer], Answer]:
+    def register(fn: Answer) -> Answer:
+        ANSWERS[tool] = fn
+        return fn
+    return register
+
+
+#: How a tool whose work is not a list of ``Work`` (run_replicate_model) finishes a job another process
+#: started, from its context and the provider task ids the record kept (``context["task_ids"]``).
+Resume = Callable[["Job", dict[str, Any]], Awaitable[CallToolResult]]
+RESUMES: dict[str, Resume] = {}
+
+
+def resumes(tool: str) -> Callable[[Resume], Resume]:
+    def register(fn: Resume) -> Resume:
+        RESUMES[tool] = fn
+        return fn
+    return register
 
 
 def split_count(spec: ModelSpec, request: GenerationRequest, count: int) -> list[GenerationRequest]:
@@ -103,6 +162,9 @@ class Progress:
         self._interval = interval
         self._started = time.monotonic()
         self._last = "starting"
+
+    def detach(self) -> None:
+        self._ctx = None
 
     async def send(self, message: str) -> None:
         self._since_done += 1
@@ -136,41 +198,58 @@ class Progress:
     async def heartbeat(self) -> None:
         while True:
             await anyio.sleep(self._interval)
+            if self.done >= self.total:   # every image is stored: only the answer is left, no waiting to report
+                continue
             elapsed = time.monotonic() - self._started
             await self.send(f"{self._last} ({elapsed:.0f}s elapsed)")
 
 
 class Job:
     """One tool call as the user sees it: its progress, the previews made while its images were stored,
-    and how a stored image is shown (a signed browser link over HTTP, from the application state)."""
+    and how a stored image is shown (a signed browser link over HTTP, from the application state).
 
-    def __init__(self, ctx: Any, tool: str, total: int) -> None:
-        self.state = ctx.request_context.lifespan_context
+    ``ctx`` is the request's context, None for a job resumed by another process; ``detach`` stops
+    reporting to a request that has answered. ``listener`` (server.jobbook) hears task ids, stored
+    images and errors as they happen, and ``hooks`` holds each unit's ``TaskHooks``. ``booking``
+    (server.spend) is the call's estimate in the day's ledger, settled as each unit ends."""
+
+    def __init__(self, ctx: Any, tool: str, total: int, *, state: Any = None,
+                 listener: JobListener | None = None, booking: Booking | None = None) -> None:
+        self.state = state if state is not None else ctx.request_context.lifespan_context
         self.tool = tool
+        self.booking = booking   # the call's estimate in the day's ledger, settled as each unit ends
         settings = self.state.settings
         self.progress = Progress(ctx, total=total, interval=settings.calls.progress_interval)
         self.previews = Previews(settings)
         self.stored: list[StoredImage] = []   # in the order they were stored
+        self.listener = listener
+        self.hooks: list[TaskHooks] = []
 
-    async def run(self, work: list[Work], announce: str) -> Finished:
+    def detach(self) -> None:
+        """The call has answered: progress and notifications have no request to go to any more."""
+        self.progress.detach()
+
+    async def run(self, outcomes: list[WorkOutcome], announce: str) -> Finished:
         """Run every unit at once, storing each image as it arrives. Raises ToolError when nothing was made."""
+        finished = await self.run_units(outcomes, announce)
+        if not finished.images and finished.errors:
+            unique = list(dict.fromkeys(e.message for e in finished.errors))
+            first = next(o.error for o in finished.outcomes if o.error is not None)   # the call log names its kind
+            raise ToolError(unique[0] if len(unique) == 1 else f"{self.tool} failed: " + " | ".join(unique)) from first
+        return finished
+
+    async def run_units(self, outcomes: list[WorkOutcome], announce: str) -> Finished:
+        """Run the units that have not finished (a resumed job fetches those with a task id) at once."""
         await self.progress.send(announce)
-        outcomes = [WorkOutcome(w) for w in work]
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.progress.heartbeat)
             async with anyio.create_task_group() as units:
-                for outcome in outcomes:
-                    units.start_soon(self._run_one, outcome)
+                for index, outcome in enumerate(outcomes):
+                    if not outcome.finished:
+                        units.start_soon(self._run_one, index, outcome)
             tg.cancel_scope.cancel()
         await self.announce()
-        images = [img for o in outcomes for img in o.images]
-        errors = [ErrorRecord(item=o.work.label or o.work.spec.name, kind=type(o.error).__name__,
-                              message=str(o.error)) for o in outcomes if o.error is not None]
-        if not images and errors:
-            unique = list(dict.fromkeys(e.message for e in errors))
-            first = next(o.error for o in outcomes if o.error is not None)   # the call log names its kind
-            raise ToolError(unique[0] if len(unique) == 1 else f"{self.tool} failed: " + " | ".join(unique)) from first
-        return Finished(outcomes, images, errors, [self.record(i) for i in images])
+        return finished_of(outcomes, self.record)
 
     async def store(self, data: bytes, metadata: dict[str, Any], *, provider: str, task_id: str | None,
                     source_url: str | None) -> StoredImage:
@@ -185,6 +264,11 @@ class Job:
         if self.stored:
             await self.progress.announce_new_images()
 
+    def cost_of(self, price: Price | None, data: bytes) -> float | None:
+        """USD one image cost (server.spend): recorded in its metadata as ``cost_usd``."""
+        settings = self.state.settings
+        return image_cost(price, data, settings.spend, max_pixels=settings.calls.max_image_pixels)
+
     def record(self, stored: StoredImage) -> ImageRecord:
         return image_record(stored, self.state.links)
 
@@ -192,18 +276,35 @@ class Job:
         body = structured.model_dump() if isinstance(structured, BaseModel) else structured
         return build_result(body, images, self.previews.made, text)
 
-    async def _run_one(self, outcome: WorkOutcome) -> None:
+    def task_hooks(self, unit: int) -> TaskHooks:
+        """The hooks of one provider call: its task id goes to the listener the moment it is known."""
+        async def on_task(task_id: str) -> None:
+            if self.listener is not None:
+                await self.listener.task(unit, task_id)
+
+        hooks = TaskHooks(on_task=on_task)
+        self.hooks.append(hooks)
+        return hooks
+
+    async def _run_one(self, index: int, outcome: WorkOutcome) -> None:
         work = outcome.work
         prefix = f"{work.label}: " if work.label else ""
+        assert work.provider is not None, "a unit read back from a record is never run"
 
         async def report(message: str) -> None:
             await self.progress.send(prefix + message)
 
+        hooks = self.task_hooks(index)
         try:
-            images = await work.provider.generate(work.spec, work.request, report)
+            if outcome.task_id is not None:   # resumed: fetch the task already paid for
+                images = await work.provider.resume(work.spec, work.request, outcome.task_id, report, hooks)
+            else:
+                images = await work.provider.generate(work.spec, work.request, report, hooks)
             for image in images:
                 stored = await self._store_generated(image, work)
                 outcome.images.append(stored)
+                if self.listener is not None:
+                    await self.listener.stored(index, stored)
                 await self.progress.image_done(f"{prefix}stored {stored.image_id}")
         except ImageGenError as exc:
             outcome.error = exc
@@ -213,12 +314,19 @@ class Job:
             outcome.error = ProviderUnavailable(
                 f"Unexpected error while generating with {work.spec.name} ({type(exc).__name__}); "
                 "see the server log.", provider=work.spec.provider)
+        if self.booking is not None:   # give back what a refused unit did not cost; re-book what was stored
+            await self.booking.settle(index, costs=[i.metadata.get("cost_usd") for i in outcome.images],
+                                      error=outcome.error)
+        outcome.finished = True
+        if self.listener is not None:
+            await self.listener.unit_ended(index, outcome.error)
 
     async def _store_generated(self, image: GeneratedImage, work: Work) -> StoredImage:
         metadata = {
             "prompt": image.prompt_sent, "model": work.spec.name, "provider": image.provider,
             "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
             "prediction_id": image.prediction_id, **work.metadata,
+            "cost_usd": self.cost_of(work.spec.price, image.data),
         }
         try:
             return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,
@@ -229,18 +337,26 @@ class Job:
 
 
 async def run_job(ctx: Any, tool: str, work: list[Work], *, total: int, announce: str,
-                  answer: Callable[[Finished], tuple[BaseModel, str]]) -> CallToolResult:
-    """The whole call: run ``work`` as one job, then ``answer(finished)`` gives the structured content and the
-    text, and the result carries a resource link and a preview per stored image."""
-    job = Job(ctx, tool, total)
-    finished = await job.run(work, announce)
-    structured, text = answer(finished)
-    return job.answer(structured, finished.images, text)
+                  context: dict[str, Any], booking: Booking | None = None) -> CallToolResult:
+    """The whole call: run ``work`` as one job, then the tool's answer (``ANSWERS[tool]``, given ``context``)
+    gives the structured content and the text, and the result carries a resource link and a preview per
+    stored image. A call still running after EASEL_RETURN_AFTER answers with a job handle instead
+    (server.jobbook); its work goes on. ``booking`` (server.spend) is the call's estimate in the ledger,
+    settled unit by unit."""
+    async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
+        finished = await job.run(outcomes, announce)
+        structured, text = ANSWERS[tool](context, finished)
+        return job.answer(structured, finished.images, text)
+
+    book = ctx.request_context.lifespan_context.jobs
+    return await book.call(ctx, tool, total=total, context=context, work=work, body=body,
+                           booking=booking)
 
 
 def images_answer(finished: Finished, summary: str) -> tuple[GenerateResult, str]:
     """The answer of a tool whose result is just its images: GenerateResult, described in full."""
-    result = GenerateResult(images=finished.records, errors=finished.errors)
+    result = GenerateResult(images=finished.records, errors=finished.errors,
+                            cost_usd=total_cost([r.cost_usd for r in finished.records]))
     return result, describe(summary, images=result.images, errors=result.errors)
 
 

@@ -58,6 +58,11 @@ class Previews:
             self.made[stored.image_id] = made[0]
         return stored
 
+    async def add(self, image_id: str, data: bytes) -> None:
+        """The preview of an image stored earlier (a job answered by a process that did not store it)."""
+        if self.enabled and (made := await anyio.to_thread.run_sync(self._make, data)) is not None:
+            self.made[image_id] = made
+
     def _make(self, data: bytes) -> tuple[bytes, str] | None:
         try:
             return make_preview(data, max_px=self._max_px, max_bytes=self._max_bytes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 
 from server.storage import StoredImage
 
-__all__ = ["ErrorRecord", "GenerateResult", "ImageRecord", "build_result", "clip", "describe", "image_record"]
+__all__ = ["JOB_FIELD", "ErrorRecord", "GenerateResult", "ImageRecord", "JobHandle", "build_result", "clip", "cost_line",
+           "describe", "image_record", "money", "total_cost"]
 
 
 #: How much of a model's own output (text or JSON) the text content carries. Claude Code cuts tool
@@ -50,6 +51,8 @@ class ImageRecord(BaseModel):
     prediction_id: str | None = None
     stored_in: str = Field(description="local or oss")
     note: str | None = None
+    cost_usd: float | None = Field(default=None, description="estimated USD this image cost, from the catalog "
+                                   "price (per megapixel: at its real size); null when the price is unknown")
 
 
 class ErrorRecord(BaseModel):
@@ -58,9 +61,32 @@ class ErrorRecord(BaseModel):
     message: str
 
 
+class JobHandle(BaseModel):
+    """A call that was still running when it answered (EASEL_RETURN_AFTER), or a check_job answer."""
+
+    id: str = Field(description="pass it to check_job or cancel_job")
+    uri: str = Field(description="easel://jobs/<id>: the job record as JSON")
+    status: str = Field(description="running, succeeded, partial, failed or cancelled")
+    done: int = Field(description="images stored so far")
+    total: int = Field(description="images asked for")
+
+
+#: The ``job`` field of every image tool's result (GenerateResult, IllustrateResult, run_replicate_model's).
+JOB_FIELD = ("set when the call answered before its work ended (or by check_job): call check_job with job.id "
+             "for the rest")
+
+COST_TOTAL = ("estimated USD of the call's stored images (dry_run: of the whole call); null when any part's price "
+              "is unknown")
+CALLS = "dry_run only: each provider request that would be sent (method, url, model, payload; secrets redacted)"
+
+
 class GenerateResult(BaseModel):
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
+    cost_usd: float | None = Field(default=None, description=COST_TOTAL)
+    dry_run: bool = False
+    calls: list[dict[str, Any]] | None = Field(default=None, description=CALLS)
 
 
 def image_record(stored: StoredImage, link: Callable[[str], str] | None = None) -> ImageRecord:
@@ -73,7 +99,38 @@ def image_record(stored: StoredImage, link: Callable[[str], str] | None = None) 
                        bytes=stored.size, sha256=stored.sha256, prompt=str(m.get("prompt", "")),
                        model=str(m.get("model", "")), provider=str(m.get("provider", "")),
                        provider_model=str(m.get("provider_model", "")), seed=m.get("seed"),
-                       prediction_id=m.get("prediction_id"), stored_in=stored.stored_in, note=stored.note)
+                       prediction_id=m.get("prediction_id"), stored_in=stored.stored_in, note=stored.note,
+                       cost_usd=_number(m.get("cost_usd")))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def money(usd: float) -> str:
+    """A dollar amount as people read it: two decimals at least, up to four when they matter ($0.10, $0.039)."""
+    text = f"{usd:.4f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def total_cost(costs: Sequence[float | None]) -> float | None:
+    """A call's cost from its images' costs: None when any is unknown (docs/spend.md)."""
+    if any(c is None for c in costs):
+        return None
+    return round(sum(c for c in costs if c is not None), 6)
+
+
+def cost_line(costs: Sequence[float | None]) -> str:
+    """The short line a result's text carries about what its images cost."""
+    if not costs:
+        return "Cost: nothing was stored, so nothing is counted."
+    total = total_cost(costs)
+    if total is not None:
+        return f"Estimated cost: {money(total)} for {len(costs)} image(s)."
+    known = [c for c in costs if c is not None]
+    return (f"Estimated cost: unknown ({len(costs) - len(known)} image(s) of a model without a published price"
+            + (f"; the rest: {money(sum(known))}" if known else "") + ").")
 
 
 def describe(summary: str, *, images: Iterable[ImageRecord | Mapping[str, Any]] = (),
@@ -95,13 +152,16 @@ def describe(summary: str, *, images: Iterable[ImageRecord | Mapping[str, Any]] 
         lines.append(f"  url: {r.url}")
         if r.prompt and not shared:
             lines.append(f"  prompt as sent: {r.prompt}")
-        facts = [f"{r.width}x{r.height}", r.mime_type] + ([f"seed {r.seed}"] if r.seed is not None else [])
+        facts = [f"{r.width}x{r.height}", r.mime_type] + ([f"seed {r.seed}"] if r.seed is not None else []) + (
+            [f"~{money(r.cost_usd)}"] if r.cost_usd is not None else [])
         lines.append("  " + ", ".join(facts))
         if r.note:
             lines.append(f"  note: {r.note}")
     for e in errors:
         err = e if isinstance(e, ErrorRecord) else ErrorRecord.model_validate(e)
         lines.append(f"Failed: {err.item} ({err.kind}): {err.message}")
+    if records:
+        lines.append(cost_line([r.cost_usd for r in records]))
     if output is not _NO_OUTPUT:
         lines.append(_output_text(output, max_output_chars))
     return "\n".join(lines)

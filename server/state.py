@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -14,6 +15,9 @@ from providers._netguard import guarded_client
 from server.config import Settings
 from server.storage import Storage
 from server.storage.docs import DocStore
+
+if TYPE_CHECKING:
+    from server.jobbook import JobBook
 
 __all__ = ["AppState"]
 
@@ -26,6 +30,7 @@ class AppState:
     docs: DocStore                  # shared documents in the store: job records, the spend ledger
     links: Callable[[str], str] | None = None   # image id -> signed browser link (HTTP transports); else None
     _http: httpx.AsyncClient | None = None
+    jobs: "JobBook | None" = None   # this process's jobs (server.jobbook), set by the lifespan
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -73,8 +73,8 @@ def estimated_cost(record: dict[str, Any]) -> float | None:
         return None
     if spec.price.per == "megapixel":
         pixels = int(record.get("width") or 0) * int(record.get("height") or 0)
-        return round(spec.price.usd * pixels / 1e6, 4) if pixels else None
-    return spec.price.usd
+        return round(spec.price.usd(megapixels=pixels / 1e6), 4) if pixels else None
+    return spec.price.usd()
 
 
 @functools.cache

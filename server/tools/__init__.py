@@ -10,12 +10,13 @@ from mcp.server.mcpserver import MCPServer
 
 from providers import Registry
 from server.config import Settings
-from server.tools import edit, generate, illustrate, run_model, search
+from server.tools import edit, generate, illustrate, jobs, run_model, search
 
 __all__ = ["register_tools"]
 
 
 def register_tools(mcp: MCPServer, settings: Settings) -> None:
     registry = Registry(settings.providers.configs)  # for descriptions only: which models have keys
-    for module in (generate, edit, illustrate, run_model, search):
+    for module in (generate, edit, illustrate, run_model, search, jobs):
         module.register(mcp, settings, registry)
+    jobs.register_subscriptions(mcp)

@@ -6,14 +6,17 @@ from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import WithJsonSchema
 
 from providers import EDIT, Registry, model_names
 from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
+from server import spend
+from server.results import GenerateResult, build_result
 
 if TYPE_CHECKING:
+    from server.jobs import Work
     from server.state import AppState
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
@@ -92,10 +95,25 @@ def _references(low: int, high: int) -> str:
 
 
 def _cost(price: Price) -> str:
-    if price.usd == 0:
+    if price.amount == 0:
         return "free quota"
     unit = "MP" if price.per == "megapixel" else price.per
-    return f"~${price.usd:g}/{unit}"
+    return f"~${price.amount:g}/{unit}" if price.currency == "USD" else f"~{price.amount:g} {price.currency}/{unit}"
+
+
+DRY_RUN_HELP = ("Only show what would be sent: each provider request (endpoint, model, payload; keys redacted) and "
+                "the estimated cost. Nothing is generated or spent.")
+CONFIRM_HELP = ("Set true only when the user has agreed to this call's estimated cost (after a call was refused "
+                "for confirmation): the question is skipped. The daily budget still applies.")
+
+
+async def dry_run_result(ctx: Context, tool: str, work: "list[Work]") -> CallToolResult:
+    """A tool's dry-run answer for ``work``: the requests each unit would send and the estimate (server.spend)."""
+    state = state_of(ctx)
+    planned = await spend.dry_run(state, spend.Quote(tool, tuple(spend.units_of(work)), state.settings.spend),
+                                  spend.describe_work(work))
+    result = GenerateResult(images=[], dry_run=True, calls=planned.calls, cost_usd=planned.cost_usd)
+    return build_result(result.model_dump(), [], None, planned.text)
 
 
 def state_of(ctx: Context) -> "AppState":

@@ -1,23 +1,27 @@
 """edit_image: a prompt plus reference images becomes a new stored image (each model has its own limit)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from providers import EDIT, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import AspectRatio, GenerationRequest, OutputFormat
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.inputs import InputError, InputLimits, resolve_images
-from server.jobs import Work, images_answer, run_job
+from server.jobs import Finished, Work, answers, images_answer, run_job
 from server.results import GenerateResult
 from server.tools._common import (
+    CONFIRM_HELP,
+    DRY_RUN_HELP,
     GENERATES,
     ArgumentError,
     clean_text,
+    dry_run_result,
     inline_enum,
     literal_of,
     models_description,
@@ -61,7 +65,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                                          "the first image's shape. A model without this ratio "
                                                          "uses its nearest one.")] = AspectRatio.MATCH_INPUT_IMAGE,
         output_format: Annotated[OutputFormat, inline_enum(OutputFormat, "jpg or png.")] = OutputFormat.JPG,
-    ) -> Annotated[CallToolResult, GenerateResult]:
+        dry_run: Annotated[bool, Field(description=DRY_RUN_HELP)] = False,
+        confirm_spend: Annotated[bool, Field(description=CONFIRM_HELP)] = False,
+    ) -> Annotated[CallToolResult, GenerateResult] | InputRequiredResult:
         state = state_of(ctx)
         text = clean_text(prompt, "prompt", required=True)
         try:
@@ -80,8 +86,19 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             raise tool_error(exc) from None
         record = {"tool": "edit_image", "user_prompt": text, "inputs": [i.source for i in inputs],
                   "aspect_ratio": aspect_ratio.value, "output_format": output_format.value}
+        work = [Work(spec, provider, request, metadata=record)]
+        if dry_run:
+            return await dry_run_result(ctx, "edit_image", work)
+        booking = await spend.admit(ctx, "edit_image", spend.units_of(work), confirm_spend=confirm_spend)
+        if isinstance(booking, InputRequiredResult):   # the user is asked first (2026-07-28 clients)
+            return booking
         return await run_job(
-            ctx, "edit_image", [Work(spec, provider, request, metadata=record)], total=1,
-            announce=f"sending {len(inputs)} reference image(s) to {spec.name}",
-            answer=lambda done: images_answer(
-                done, f"Edited with {spec.name} ({len(inputs)} reference image(s)): {len(done.images)} image(s)."))
+            ctx, "edit_image", work, total=1, booking=booking,
+            context={"model": spec.name, "inputs": len(inputs)},
+            announce=f"sending {len(inputs)} reference image(s) to {spec.name}")
+
+
+@answers("edit_image")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[GenerateResult, str]:
+    return images_answer(done, f"Edited with {context['model']} ({context['inputs']} reference image(s)): "
+                               f"{len(done.images)} image(s).")

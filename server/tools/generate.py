@@ -1,24 +1,28 @@
 """generate_image: a prompt becomes 1-4 stored images."""
 
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from providers import GENERATE, Registry, model_names
 from providers.errors import ImageGenError
 from providers.types import GenerationRequest, ImageSize, ImageStyle
+from server import spend
 from server.config import Settings
 from server.icons import icons
-from server.jobs import Finished, Work, images_answer, run_job, split_count
+from server.jobs import Finished, Work, answers, images_answer, run_job, split_count
 from server.prompts import apply_style
 from server.results import GenerateResult
 from server.tools._common import (
+    CONFIRM_HELP,
+    DRY_RUN_HELP,
     GENERATES,
     MAX_SEED,
     clean_text,
+    dry_run_result,
     inline_enum,
     literal_of,
     models_description,
@@ -61,7 +65,9 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         negative_prompt: Annotated[str | None, Field(max_length=settings.calls.max_prompt_chars,
                                                      description="What to avoid (models marked "
                                                      "'takes negative_prompt').")] = None,
-    ) -> Annotated[CallToolResult, GenerateResult]:
+        dry_run: Annotated[bool, Field(description=DRY_RUN_HELP)] = False,
+        confirm_spend: Annotated[bool, Field(description=CONFIRM_HELP)] = False,
+    ) -> Annotated[CallToolResult, GenerateResult] | InputRequiredResult:
         state = state_of(ctx)
         text = clean_text(prompt, "prompt", required=True)
         negative = clean_text(negative_prompt, "negative_prompt")
@@ -78,12 +84,19 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                      label=f"image {i + 1} of {len(requests)}" if len(requests) > 1 else "", metadata=record)
                 for i, req in enumerate(requests)]
 
-        def answer(done: Finished) -> tuple[GenerateResult, str]:
-            failed = f"; {len(done.errors)} failed." if done.errors else "."
-            return images_answer(done, f"Generated {len(done.images)} image(s) with {spec.name}{failed}")
+        if dry_run:
+            return await dry_run_result(ctx, "generate_image", work)
+        booking = await spend.admit(ctx, "generate_image", spend.units_of(work), confirm_spend=confirm_spend)
+        if isinstance(booking, InputRequiredResult):   # the user is asked first (2026-07-28 clients)
+            return booking
+        return await run_job(ctx, "generate_image", work, total=count, context={"model": spec.name},
+                             announce=f"submitting {count} image(s) to {spec.name}", booking=booking)
 
-        return await run_job(ctx, "generate_image", work, total=count,
-                             announce=f"submitting {count} image(s) to {spec.name}", answer=answer)
+
+@answers("generate_image")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[GenerateResult, str]:
+    failed = f"; {len(done.errors)} failed." if done.errors else "."
+    return images_answer(done, f"Generated {len(done.images)} image(s) with {context['model']}{failed}")
 
 
 def _reseed(request: GenerationRequest, seed: int) -> GenerationRequest:

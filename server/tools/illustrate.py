@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import BaseModel, Field
 
 from providers import GENERATE, Registry, model_names
-from providers.base import ModelSpec
+from providers.base import ImageProvider, ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.illustration import (
@@ -30,9 +31,20 @@ from server.illustration import (
 )
 from server.illustration.text import one_line, shorten
 from server.illustration.writer import ModelAttempt, ask_model
-from server.jobs import Finished, Work, run_job
-from server.results import ErrorRecord, ImageRecord, build_result
+from server.jobs import Finished, Work, answers, error_record, run_job
+from server.results import (
+    CALLS,
+    COST_TOTAL,
+    JOB_FIELD,
+    ErrorRecord,
+    ImageRecord,
+    JobHandle,
+    build_result,
+    cost_line,
+    total_cost,
+)
 from server.tools._common import (
+    CONFIRM_HELP,
     GENERATES,
     MAX_SEED,
     ArgumentError,
@@ -86,6 +98,9 @@ class IllustrateResult(BaseModel):
     illustrations: list[Illustration]
     images: list[ImageRecord]
     errors: list[ErrorRecord] = Field(default_factory=list)
+    cost_usd: float | None = Field(default=None, description=COST_TOTAL)
+    calls: list[dict[str, Any]] | None = Field(default=None, description=CALLS)
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
@@ -124,18 +139,22 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                                           "card (defaults to the text's title).")] = None,
         seed: Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Varies the planned compositions "
                                           "deterministically; also sent to models that take a seed.")] = None,
-        dry_run: Annotated[bool, Field(description="Only plan: return the prompts, generate nothing.")] = False,
-    ) -> Annotated[CallToolResult, IllustrateResult]:
+        dry_run: Annotated[bool, Field(description="Only plan: return the prompts, each provider request (keys "
+                                       "redacted) and the estimated cost; generate nothing.")] = False,
+        confirm_spend: Annotated[bool, Field(description=CONFIRM_HELP)] = False,
+    ) -> Annotated[CallToolResult, IllustrateResult] | InputRequiredResult:
         state = state_of(ctx)
         text = clean_text(content.replace("\x0b", " ").replace("\x0c", " "), "content", required=True)
         label = clean_text(name, "name") if name is not None else None
         if name is not None and not label:
             raise ArgumentError("name: it is empty after removing control characters; give the app or agent's name")
+        provider: ImageProvider | None = None
         try:
-            spec, provider = state.registry.resolve(model, GENERATE) if not dry_run else (
-                _any_spec(state.registry, model), None)
+            spec, provider = state.registry.resolve(model, GENERATE)
         except ImageGenError as exc:
-            raise tool_error(exc) from None
+            if not dry_run:   # a dry run still plans for a model this server cannot run yet
+                raise tool_error(exc) from None
+            spec = _any_spec(state.registry, model)
         target = Target.of(spec)
         wanted = count if count is not None else (len(scenes) if scenes else 3)
         try:
@@ -156,39 +175,60 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                  for p in plan.prompts]
         planned = plan.to_dict()
         model_use = _model_use(attempt)
-        if dry_run:
-            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=True,
-                                      prompt_model=model_use, illustrations=items, images=[])
-            return build_result(result.model_dump(), [], None, _text(plan, spec, attempt, dry_run=True))
-        assert provider is not None   # resolved above whenever this is not a dry run
-
         requests = [GenerationRequest(prompt=p.prompt, size=size, style=style,
                                       seed=seed if spec.supports_seed else None, negative_prompt=p.negative_prompt,
                                       options={"palette": list(p.palette)} if p.palette else {})
                     for p in plan.prompts]
+        if dry_run:
+            units = [spend.Unit(spec.name, r.count, spec.price, f"illustration {i + 1}") for i, r in enumerate(requests)]
+            try:
+                described = [provider.describe_calls(spec, r) if provider else [] for r in requests]
+            except ImageGenError as exc:   # a builder refuses the request: say so, as the real call would
+                raise tool_error(exc) from None
+            shown = await spend.dry_run(state, spend.Quote("illustrate_content", tuple(units), state.settings.spend),
+                                        described)
+            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=True,
+                                      prompt_model=model_use, illustrations=items, images=[], calls=shown.calls,
+                                      cost_usd=shown.cost_usd)
+            unshown = ("" if provider else f"\nRequests: not shown: {spec.name} is not configured on this server "
+                       f"(set {state.registry.needed(spec.name, GENERATE)}).")
+            return build_result(result.model_dump(), [], None,
+                                _text(plan, spec, attempt, dry_run=True) + unshown + "\n" + shown.detail)
+        assert provider is not None   # resolved above whenever this is not a dry run
+
         record = {"tool": "illustrate_content", "purpose": purpose.value, "style": style.value, "size": size.value,
                   "scene_source": plan.scene_source.value}
         work = [Work(spec, provider, req, label=f"illustration {i + 1}",
                      metadata={**record, "illustration": i + 1, "subjects": items[i].subjects})
                 for i, req in enumerate(requests)]
 
-        def answer(done: Finished) -> tuple[IllustrateResult, str]:
-            shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
-            for item, outcome in zip(items, done.outcomes, strict=True):
-                if outcome.images:
-                    item.image = shown[outcome.images[0].image_id]
-                if outcome.error is not None:
-                    item.error = ErrorRecord(item=f"illustration {item.index + 1}",
-                                             kind=type(outcome.error).__name__, message=str(outcome.error))
-            result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion,
-                                      dry_run=False, prompt_model=model_use, illustrations=items,
-                                      images=done.records, errors=done.errors)
-            summary = (f"Illustrated the text with {len(done.images)} image(s) from {spec.name}"
-                       + (f"; {len(done.errors)} failed." if done.errors else "."))
-            return result, "\n".join([summary, *_outcome_lines(items), _text(plan, spec, attempt, dry_run=False)])
+        context = {"model": spec.name, "analysis": planned["analysis"], "style_cohesion": plan.style_cohesion,
+                   "prompt_model": model_use.model_dump() if model_use else None,
+                   "illustrations": [i.model_dump() for i in items], "plan_text": _text(plan, spec, attempt, dry_run=False)}
+        booking = await spend.admit(ctx, "illustrate_content", spend.units_of(work), confirm_spend=confirm_spend)
+        if isinstance(booking, InputRequiredResult):   # the user is asked first (2026-07-28 clients)
+            return booking
+        return await run_job(ctx, "illustrate_content", work, total=len(work), context=context, booking=booking,
+                             announce=f"generating {len(work)} illustration(s) with {spec.name}")
 
-        return await run_job(ctx, "illustrate_content", work, total=len(work),
-                             announce=f"generating {len(work)} illustration(s) with {spec.name}", answer=answer)
+
+@answers("illustrate_content")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[IllustrateResult, str]:
+    """Each illustration with its image or its error, so far or in the end (any process can answer)."""
+    items = [Illustration.model_validate(i) for i in context["illustrations"]]
+    shown = {s.image_id: r for s, r in zip(done.images, done.records, strict=True)}
+    for item, outcome in zip(items, done.outcomes, strict=True):
+        if outcome.images:
+            item.image = shown[outcome.images[0].image_id]
+        if outcome.error is not None:
+            item.error = error_record(f"illustration {item.index + 1}", outcome.error)
+    result = IllustrateResult(analysis=context["analysis"], style_cohesion=context["style_cohesion"], dry_run=False,
+                              prompt_model=context["prompt_model"], illustrations=items, images=done.records,
+                              errors=done.errors, cost_usd=total_cost([r.cost_usd for r in done.records]))
+    summary = (f"Illustrated the text with {len(done.images)} image(s) from {context['model']}"
+               + (f"; {len(done.errors)} failed." if done.errors else "."))
+    return result, "\n".join([summary, *_outcome_lines(items), cost_line([r.cost_usd for r in done.records]),
+                               context["plan_text"]])
 
 
 async def _ask(state: "AppState", prompt_model: tuple[str, str], analysis: Any, count: int, purpose: Purpose,

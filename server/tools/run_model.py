@@ -11,23 +11,38 @@ the error names the images already stored and the provider link of every image t
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from providers import Registry
+from providers import Registry, all_specs
+from providers.base import Price
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
+from providers.types import TaskHooks
+from server import spend
 from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
 from server.inputs import InputError, resolve_images
-from server.jobs import Job
-from server.results import MAX_OUTPUT_CHARS, build_result, clip, describe
+from server.job_records import UnitRecord
+from server.jobs import Finished, Job, WorkOutcome, answers, resumes
+from server.results import (
+    CALLS,
+    COST_TOTAL,
+    JOB_FIELD,
+    MAX_OUTPUT_CHARS,
+    JobHandle,
+    build_result,
+    clip,
+    describe,
+    total_cost,
+)
 from server.storage import URI_PREFIX
-from server.tools._common import GENERATES, ArgumentError, state_of, tool_error
+from server.tools._common import CONFIRM_HELP, DRY_RUN_HELP, GENERATES, ArgumentError, state_of, tool_error
 from server.tools.edit import input_limits
 
 if TYPE_CHECKING:
@@ -61,6 +76,72 @@ class RunResult(BaseModel):
     result: Any = Field(description="the model's output; image files replaced by their stored records")
     metrics: dict[str, Any] | None = None
     images: list[dict[str, Any]] = Field(default_factory=list)
+    cost_usd: float | None = Field(default=None, description=COST_TOTAL + "; null for a model not in the catalog")
+    dry_run: bool = False
+    calls: list[dict[str, Any]] | None = Field(default=None, description=CALLS)
+    job: JobHandle | None = Field(default=None, description=JOB_FIELD)
+
+
+async def _run(job: Job, provider: "ReplicateProvider", context: dict[str, Any],
+               predict: Callable[[TaskHooks], Awaitable[dict[str, Any]]]) -> CallToolResult:
+    """The prediction (created, or fetched by id when resumed), its outputs stored, the answer."""
+    name, version = context["model_name"], context.get("version")
+    price = catalog_price(name)
+
+    async def settle(error: BaseException | None) -> None:
+        """Give the booking back when Replicate refused the prediction; re-book it at what was stored."""
+        if job.booking is not None:
+            await job.booking.settle(0, costs=[s.metadata.get("cost_usd") for s in job.stored], error=error)
+
+    try:
+        try:
+            prediction = await predict(job.task_hooks(0))
+            unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
+            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
+                                            prompt=context.get("prompt", ""), unstored=unstored, price=price)
+        except Exception as exc:
+            await settle(exc)
+            raise
+        await settle(None)
+        if unstored:
+            raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
+        if _is_token_list(output) and await _is_iterator(provider, name, version):
+            output = "".join(output)
+    except ConfigError as exc:
+        raise tool_error(exc) from None
+    except InvalidInput as exc:
+        fields = "; ".join(str(f) for f in exc.fields) or str(exc)
+        raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
+    except ImageGenError as exc:
+        raise ToolError(f"Execution error running {name}: {exc}") from None
+    await job.announce()
+    stored = job.stored
+    records = [job.record(s).model_dump() for s in stored]
+    result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
+                       result=output, metrics=prediction.get("metrics"), images=records,
+                       cost_usd=total_cost([r["cost_usd"] for r in records]) if records and price else None)
+    summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
+    if price is None:
+        summary += f" Cost: unknown ({name} is not in the catalog, so its price is not known here)."
+    return job.answer(result, stored, describe(summary, images=records, output=output))
+
+
+@resumes("run_replicate_model")
+async def _resume(job: Job, context: dict[str, Any]) -> CallToolResult:
+    """Another process's run whose process died: its prediction fetched by id, its outputs stored."""
+    provider = _replicate(job.state.registry)
+    prediction_id = context["task_ids"][-1]
+    return await _run(job, provider, context, lambda hooks: provider.resume_prediction(
+        prediction_id, job.progress.send, hooks))
+
+
+@answers("run_replicate_model")
+def _answer(context: dict[str, Any], done: Finished) -> tuple[RunResult, str]:
+    """A run that has no answer of its own yet (still going, failed or cancelled): the prediction, no output."""
+    prediction = (context.get("task_ids") or [""])[-1]
+    status = "processing" if context.get("status") == "running" else str(context.get("status"))
+    result = RunResult(model_name=context["model_name"], status=status, prediction_id=prediction, result=None)
+    return result, f"{context['model_name']}: {status} (prediction {prediction or 'not created yet'})."
 
 
 def split_ref(model_name: str, version: str | None) -> tuple[str, str | None]:
@@ -97,37 +178,42 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             "The same inputs as one JSON object encoded in a string, for clients that cannot send a free-form "
             "object (OpenAI strict mode, Gemini); empty when model_inputs is used. Merged with model_inputs."))] = "",
         version: Annotated[str | None, Field(description="A 64-hex version id to pin (optional).")] = None,
-    ) -> Annotated[CallToolResult, RunResult]:
+        dry_run: Annotated[bool, Field(description=DRY_RUN_HELP)] = False,
+        confirm_spend: Annotated[bool, Field(description=CONFIRM_HELP)] = False,
+    ) -> Annotated[CallToolResult, RunResult] | InputRequiredResult:
         state = state_of(ctx)
         name, version = split_ref(model_name, version)
         given = merge_inputs(model_inputs, inputs_json)
+        price = catalog_price(name)
+        unit = spend.Unit(name, 1, price)   # one image per prediction, re-counted from what the model returns
         try:
             provider = _replicate(state.registry)
-            inputs = await _convert_inputs(given, state, provider, depth=0)
-            job = Job(ctx, "run_replicate_model", total=1)
-            await job.progress.send(f"running {name}")
-            prediction = await provider.run_prediction(name, version, inputs, job.progress.send)
-            unstored: list[tuple[str, str | None]] = []   # (why, provider link) of each image the store refused
-            output = await _capture_outputs(prediction.get("output"), job, provider, name, prediction, depth=0,
-                                            prompt=_prompt_of(given), unstored=unstored)
-            if unstored:
-                raise ToolError(f"Execution error running {name}: {_unstored_text(unstored, job.stored)}")
-            if _is_token_list(output) and await _is_iterator(provider, name, version):
-                output = "".join(output)
-        except ConfigError as exc:
-            raise tool_error(exc) from None
-        except InvalidInput as exc:
-            fields = "; ".join(str(f) for f in exc.fields) or str(exc)
-            raise ArgumentError(f"model_inputs: {name} refused them: {fields}") from None
+            if dry_run:
+                return await _dry_run(state, provider, unit, name, version, given)
         except ImageGenError as exc:
-            raise ToolError(f"Execution error running {name}: {exc}") from None
-        await job.announce()
-        stored = job.stored
-        records = [job.record(s).model_dump() for s in stored]
-        result = RunResult(model_name=name, status=prediction["status"], prediction_id=prediction["id"],
-                           result=output, metrics=prediction.get("metrics"), images=records)
-        summary = f"{name} {prediction['status']} (prediction {prediction['id']}); {len(stored)} image(s) stored."
-        return job.answer(result, stored, describe(summary, images=records, output=output))
+            raise tool_error(exc) from None
+        booking = await spend.admit(ctx, "run_replicate_model", [unit], confirm_spend=confirm_spend)
+        if isinstance(booking, InputRequiredResult):   # the user is asked first (2026-07-28 clients)
+            return booking
+        try:
+            inputs = await _convert_inputs(given, state, provider, depth=0)
+        except (ImageGenError, ToolError) as exc:   # nothing was run: the booking goes back
+            await booking.settle(0, costs=[], error=exc)
+            if isinstance(exc, ToolError):
+                raise
+            raise tool_error(exc) from None
+
+        context = {"model_name": name, "version": version, "prompt": _prompt_of(given)}
+
+        async def body(job: Job, _: list[WorkOutcome]) -> CallToolResult:
+            await job.progress.send(f"running {name}")
+            return await _run(job, provider, context, lambda hooks: provider.run_prediction(
+                name, version, inputs, job.progress.send, hooks))
+
+        book = state.jobs
+        assert book is not None, "the lifespan starts the job book"
+        return await book.call(ctx, "run_replicate_model", total=1, context=context, body=body,
+                               units=[UnitRecord(provider="replicate", model=name)], booking=booking)
 
     @mcp.tool(
         name="get_replicate_model_schema",
@@ -153,6 +239,22 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         body = {"model": name, "version": found["version"], "description": found.get("description"),
                 "input": schemas.get("Input"), "output": schemas.get("Output")}
         return build_result(body, [], None, schema_text(body, schemas))
+
+
+def catalog_price(model: str) -> Price | None:
+    """The catalog's price for a Replicate model id (e.g. black-forest-labs/flux-1.1-pro), or None when it is not
+    a catalog model or its price is unpublished."""
+    return next((s.price for s in all_specs() if s.provider == "replicate" and s.provider_model == model), None)
+
+
+async def _dry_run(state: "AppState", provider: "ReplicateProvider", unit: spend.Unit, name: str,
+                   version: str | None, given: dict[str, Any]) -> CallToolResult:
+    """The prediction that would be created (easel:// URIs are sent as files at run time) and its estimate."""
+    quote = spend.Quote("run_replicate_model", (unit,), state.settings.spend)
+    planned = await spend.dry_run(state, quote, [[provider.describe_prediction(name, version, given)]])
+    result = RunResult(model_name=name, status="not run", prediction_id="", result=None, dry_run=True,
+                       calls=planned.calls, cost_usd=planned.cost_usd)
+    return build_result(result.model_dump(), [], None, planned.text)
 
 
 def _replicate(registry: Registry) -> "ReplicateProvider":
@@ -274,7 +376,8 @@ def _unstored_text(unstored: list[tuple[str, str | None]], stored: list[Any]) ->
 
 
 async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, prediction: dict[str, Any],
-                           depth: int, prompt: str, unstored: list[tuple[str, str | None]]) -> Any:
+                           depth: int, prompt: str, unstored: list[tuple[str, str | None]],
+                           price: Price | None) -> Any:
     if depth > MAX_DEPTH:
         return value
     if _is_file(value):
@@ -283,7 +386,8 @@ async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, pred
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         meta = {"tool": "run_replicate_model", "model": model, "provider": "replicate", "provider_model": model,
-                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None}
+                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None,
+                "cost_usd": job.cost_of(price, data)}
         link = None if value.startswith("data:") else value
         try:
             image = await job.store(data, meta, provider="replicate", task_id=prediction["id"], source_url=link)
@@ -295,10 +399,10 @@ async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, pred
                     "stored": False, "note": "not an image; Replicate deletes outputs after an hour"}
         return job.record(image).model_dump()
     if isinstance(value, dict):
-        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
+        return {k: await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored, price)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored)
+        return [await _capture_outputs(v, job, provider, model, prediction, depth + 1, prompt, unstored, price)
                 for v in value]
     return value
 

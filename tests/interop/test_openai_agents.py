@@ -24,7 +24,7 @@ from tests.interop.expect import missing_images, missing_prompts
 
 pytestmark = pytest.mark.anyio
 FIXED_ARGUMENT_TOOLS = {"generate_image", "edit_image", "illustrate_content", "get_replicate_model_schema",
-                        "search_images", "browse_images", "image_thumbnails"}
+                        "search_images", "browse_images", "image_thumbnails", "check_job", "cancel_job"}
 
 
 STRUCTURED: list[dict[str, Any]] = []  # the structuredContent of each call, as the SDK's hook saw it

@@ -17,7 +17,7 @@ def test_every_model_has_a_row_with_its_price_or_says_unknown() -> None:
         assert row is not None, f"docs/models.md has no row for {spec.name}"
         if spec.price is None:
             assert "unknown" in row or "billed by" in row, spec.name
-        elif spec.price.usd == 0:
+        elif spec.price.amount == 0:
             assert "free quota" in row, spec.name
         else:
-            assert f"{spec.price.usd:g}/" in row and spec.price.checked in row, spec.name
+            assert f"{spec.price.amount:g}/" in row and spec.price.checked in row, spec.name

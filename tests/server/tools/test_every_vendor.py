@@ -182,3 +182,27 @@ async def test_the_tool_description_lists_the_new_models_and_marks_the_unconfigu
     everything = await description({**all_keys, "OPENAI_API_KEY": "sk-test"})
     assert "[not configured" not in everything
     assert all(f"- {model}:" in everything for model, _, _ in NEW_MODELS)
+
+
+@pytest.mark.parametrize(("model", "provider", "provider_model"), NEW_MODELS, ids=[m[0] for m in NEW_MODELS])
+async def test_a_dry_run_sends_nothing_hides_the_key_and_shows_what_the_real_call_sends(
+        all_keys: dict[str, str], fakes: dict[str, Any], replicate_fake: FakeReplicate, model: str, provider: str,
+        provider_model: str) -> None:
+    args = {"prompt": "a lighthouse at dusk", "model": model, "size": "wide", "negative_prompt": "fog"}
+    async with Client(build_server(Settings.from_env(all_keys))) as client:
+        dry = await client.call_tool("generate_image", {**args, "dry_run": True})
+        assert not dry.is_error, text_of(dry)
+        assert all(f.requests == [] for f in fakes.values()) and replicate_fake.requests == []
+        shown = json.dumps(dry.structured_content) + text_of(dry)
+        assert not any(key in shown for key in KEYS.values())
+        [call] = dry.structured_content["calls"]
+        assert call["model"] == provider_model and call["url"].startswith(fakes[provider].url)
+        assert "[redacted]" in json.dumps(call["headers"])
+        real = await client.call_tool("generate_image", args)
+        assert not real.is_error, text_of(real)
+    [submit] = submissions(fakes[provider])
+    if provider == "ideogram":   # multipart form fields: the fake parses them, the dry run lists them
+        assert call["form"]["prompt"] == "a lighthouse at dusk" and call["form"]["negative_prompt"] == "fog"
+    else:
+        assert submit.json == call["json"]
+        assert submit.path == call["url"].removeprefix(fakes[provider].url)

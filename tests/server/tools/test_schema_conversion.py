@@ -21,7 +21,7 @@ from server.config import Settings
 pytestmark = pytest.mark.anyio
 Tools = dict[str, Any]
 FIXED_ARGUMENTS = ["generate_image", "edit_image", "illustrate_content", "get_replicate_model_schema",
-                   "search_images", "browse_images", "image_thumbnails"]
+                   "search_images", "browse_images", "image_thumbnails", "check_job", "cancel_job"]
 # Takes no arguments. The Agents SDK counts an object without properties as open and serves it non-strict;
 # declaring "additionalProperties": false instead would crash google-genai's adapter (docs/clients.md).
 NO_ARGUMENTS = ["gallery_link"]

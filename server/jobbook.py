@@ -1,0 +1,481 @@
+"""Jobs that outlive a call: the record in the store, the lease, check, cancel, resume (docs/jobs.md).
+
+Every image call runs as a job owned by the server's lifespan, not by the request: the request
+waits for it up to EASEL_RETURN_AFTER seconds and then answers with what is stored so far and a
+job handle, while the work goes on. Cancelling the request before it answered still cancels the
+job (and its provider tasks), as before.
+
+The job record (server.job_records, in the shared document store ``AppState.docs``) is written on
+every change. Any replica answers ``check_job`` from it; the owner answers from memory.
+
+The owner renews its lease every EASEL_JOB_RENEW seconds. A job whose lease has expired (its
+process died) is claimed by whichever process first *creates* ``jobs/<id>/claim-<epoch>``: the
+store's one exclusive operation, since neither backend can compare-and-swap a replace. The new
+owner fetches each unfinished unit's task by id (``ImageProvider.resume``: nothing is paid
+twice), stores its images and finishes the record. A unit without a task id (its process died
+before the vendor answered the create request) is marked failed, never resubmitted: the task may
+exist and be paid for, and resubmitting would pay again. An owner that finds a later claim than
+its own has lost the job and stops writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
+from mcp.types import CallToolResult, TextContent
+
+from providers import all_specs
+from providers.errors import ImageGenError
+from server.job_records import (
+    CANCELLED,
+    FAILED,
+    RUNNING,
+    RUNNING_PREFIX,
+    JobRecord,
+    UnitRecord,
+    answer_context,
+    cancel_key,
+    claim_key,
+    job_status,
+    job_uri,
+    load_record,
+    record_key,
+    request_of,
+    running_key,
+    units_of,
+    with_job,
+)
+from server.jobs import ANSWERS, RESUMES, Job, RecordedError, Work, WorkOutcome, error_record, finished_of
+from server.previews import Previews
+from server.results import ImageRecord, build_result, image_record
+from server.storage import StorageError, StoredImage, now_iso
+
+if TYPE_CHECKING:
+    from mcp.server.subscriptions import SubscriptionBus
+
+    from server.spend import Booking
+    from server.state import AppState
+
+__all__ = ["JobBook", "LiveJob"]
+
+log = logging.getLogger("easel.jobs")
+
+Body = Callable[[Job, list[WorkOutcome]], Awaitable[CallToolResult]]
+
+
+class LiveJob:
+    """A job this process runs: its record (written on every change), its cancel scope, its answer."""
+
+    def __init__(self, book: JobBook, record: JobRecord, job: Job, outcomes: list[WorkOutcome]) -> None:
+        self.book, self.record, self.job, self.outcomes = book, record, job, outcomes
+        job.listener = self
+        self.scope = anyio.CancelScope()
+        self.ended = anyio.Event()
+        self.result: CallToolResult | None = None
+        self.error: BaseException | None = None
+        self.detached = False
+        self.ending = False
+        self.written = False        # the record (and its running mark) is in the store
+        self.lost = False           # another process claimed the job: stop writing its record
+        self._lock = anyio.Lock()
+
+    # -- the record ----------------------------------------------------------------------------
+    async def save(self) -> None:
+        """Write the record (the first time, also its running mark, so that it can be resumed)."""
+        async with self._lock:
+            if self.lost:
+                return
+            self.record.updated = now_iso()
+            try:
+                await self.book.docs.write(record_key(self.record.id), self.record.model_dump_json().encode())
+                if not self.written:
+                    await self.book.docs.write(running_key(self.record.id), self.book.owner.encode())
+                    self.written = True
+            except StorageError as exc:   # the job goes on; only another replica's view is stale
+                log.warning("job %s: could not write its record: %s", self.record.id, exc)
+
+    async def _note(self) -> None:
+        """Save what a unit learnt, once anyone may ask for it: a job that has not answered yet is saved only
+        when a task id is learnt (a resume then fetches that task again: free, the store deduplicates)."""
+        if self.detached:
+            await self.save()
+
+    async def task(self, unit: int, task_id: str) -> None:
+        ids = self.record.units[unit].task_ids
+        if task_id not in ids:   # a resumed task reports its id again
+            ids.append(task_id)
+            await self.save()
+
+    async def stored(self, unit: int, image: StoredImage) -> None:
+        ids = self.record.units[unit].images
+        if image.image_id not in ids:   # a resumed unit stores again what its task made: the same ids
+            ids.append(image.image_id)
+            self.record.done += 1
+        await self._note()
+
+    async def unit_ended(self, unit: int, error: ImageGenError | None) -> None:
+        record = self.record.units[unit]
+        record.finished = True
+        if error is not None:
+            record.error = error_record(record.label, error).model_dump(include={"kind", "message"})
+        await self._note()
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self, body: Body) -> None:
+        try:
+            with self.scope:
+                self.result = await body(self.job, self.outcomes)
+        except Exception as exc:   # ToolError (nothing made) or a bug: the call or check_job reports it
+            self.error = exc
+            if not isinstance(exc, ToolError):
+                log.exception("job %s (%s) failed", self.record.id, self.record.tool)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._end()
+
+    async def _end(self) -> None:
+        self.ending = True    # from here on the call waits for the end rather than answering with a handle
+        r = self.record
+        if self.result is not None:
+            structured = self.result.structured_content or {}
+            text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
+            r.result = {"structured": structured, "text": text}
+            r.done = max(r.done, len(structured.get("images") or []))
+            r.status = job_status(r.done, len(structured.get("errors") or []))
+        elif self.scope.cancel_called:
+            r.status = CANCELLED
+        else:
+            r.status, r.error = FAILED, str(self.error or "the job ended without an answer")
+        if self.detached and r.status != CANCELLED and await self._cancel_asked():
+            r.status = CANCELLED   # cancel_job on another replica: its tasks ended "canceled" before we heard
+        for unit in r.units:
+            unit.finished = True
+        r.ended = now_iso()
+        keys = [running_key(r.id)]
+        if not self.detached:   # answered in time: the call carries the result, nobody will ask for it by id
+            keys.append(record_key(r.id))
+        else:
+            await self.save()
+        if not self.lost and self.written:
+            for key in keys:
+                try:
+                    await self.book.docs.delete(key)
+                except StorageError as exc:
+                    log.warning("job %s: could not delete %s: %s", r.id, key, exc)
+        self.ended.set()
+        if self.detached:
+            await self.book.announce(r.id, new_images=r.done > 0)
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+    async def _cancel_asked(self) -> bool:
+        try:
+            return await self.book.docs.read(cancel_key(self.record.id)) is not None
+        except StorageError:
+            return False
+
+    def abandon(self) -> None:
+        """Shutting down: stop waiting, leave the provider tasks running for the process that resumes it."""
+        for hooks in self.job.hooks:
+            hooks.leave_running = True
+        self.lost = True   # the record stays as it is (running, its lease ends soon) for the next owner
+        self.scope.cancel()
+
+    # -- answering -----------------------------------------------------------------------------
+    def answer(self) -> CallToolResult:
+        """The answer so far (or the final one), in the tool's own shape, with the job handle."""
+        if self.result is not None:
+            return with_job(self.result, self.record)
+        finished = finished_of(self.outcomes, self.job.record)
+        structured, text = ANSWERS[self.record.tool](answer_context(self.record), finished)
+        return with_job(self.job.answer(structured, finished.images, text), self.record)
+
+
+class JobBook:
+    """This process's jobs: runs them in the lifespan's task group, keeps their records and leases, answers
+    and cancels any job by id, and resumes orphans (``serve``)."""
+
+    def __init__(self, state: AppState, bus: SubscriptionBus | None = None) -> None:
+        self.state = state
+        self.docs = state.docs
+        self.settings = state.settings.jobs
+        self.owner = uuid.uuid4().hex
+        self.live: dict[str, LiveJob] = {}
+        self.bus = bus
+        self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- the lifespan ----------------------------------------------------------------------------
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the jobs' task group; renew leases and adopt orphans every EASEL_JOB_RENEW seconds."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            while True:
+                await self._renew()
+                await self._adopt_orphans()
+                await anyio.sleep(self.settings.renew)
+
+    async def shutdown(self) -> None:
+        """Hand running jobs over: their provider tasks keep running, their leases lapse, the next process
+        on this store resumes them."""
+        for live in list(self.live.values()):
+            if not live.ended.is_set():
+                if live.written:
+                    live.record.lease_until = 0
+                    await live.save()
+                live.abandon()
+
+    # -- a call ------------------------------------------------------------------------------------
+    async def call(self, ctx: Any, tool: str, *, total: int, context: dict[str, Any], body: Body,
+                   work: list[Work] | None = None, units: list[UnitRecord] | None = None,
+                   booking: Booking | None = None) -> CallToolResult:
+        """Run ``body`` as a job; answer with its result, or with a job handle once EASEL_RETURN_AFTER passes.
+        ``body`` gets one outcome per unit of ``work``; a tool that runs no ``Work`` describes its ``units``.
+        ``booking`` (server.spend) is the call's estimate in the day's ledger, settled as its units end."""
+        outcomes = [WorkOutcome(w) for w in work or []]
+        units = units if units is not None else units_of(work or [])
+        assert self._tg is not None, "JobBook.serve runs in the lifespan"
+        now = now_iso()
+        record = JobRecord(id=uuid.uuid4().hex, tool=tool, created=now, updated=now, total=total, owner=self.owner,
+                           lease_until=time.time() + self.settings.lease, context=context, units=units)
+        live = LiveJob(self, record, Job(ctx, tool, total, booking=booking), outcomes)   # saved once a task id is known
+        self.live[record.id] = live
+        self._tg.start_soon(live.run, body)
+        try:
+            with anyio.move_on_after(self.settings.return_after or math.inf):
+                await live.ended.wait()
+            if live.ending:   # its work is done; only the record's clean-up is left
+                await live.ended.wait()
+        except anyio.get_cancelled_exc_class():
+            # the call was cancelled before it answered: cancel everything, as a call always did
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                live.cancel()
+                await live.ended.wait()
+            raise
+        if live.ended.is_set():
+            if live.result is None:
+                raise live.error or ToolError(f"{tool} was cancelled.")
+            return live.result            # finished in time: the answer is exactly the tool's own
+        live.detached = True
+        live.job.detach()
+        await live.save()                 # from now on anyone may ask for it by id
+        return live.answer()
+
+    # -- check and cancel ------------------------------------------------------------------------------
+    async def load(self, job_id: str) -> JobRecord | None:
+        if job_id in self.live:
+            return self.live[job_id].record
+        return await load_record(self.docs, job_id)
+
+    async def check(self, job_id: str, wait: float) -> CallToolResult:
+        """The job's answer after waiting up to ``wait`` seconds for it to end."""
+        deadline = time.monotonic() + wait
+        while True:
+            live = self.live.get(job_id)
+            if live is not None and not live.lost:
+                with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+                    await live.ended.wait()
+                return live.answer()
+            record = await self.load(job_id)
+            if record is None:
+                raise ToolError(f"job_id: no job {job_id!r} on this server (jobs are kept in its store).")
+            if record.status != RUNNING or time.monotonic() >= deadline:
+                return await self._answer_from(record)
+            await anyio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))   # another replica runs it
+
+    async def cancel(self, job_id: str) -> CallToolResult:
+        live = self.live.get(job_id)
+        if live is not None and not live.lost:
+            if not live.ended.is_set():
+                live.cancel()
+                with anyio.move_on_after(30):
+                    await live.ended.wait()
+            return live.answer()
+        record = await self.load(job_id)
+        if record is None:
+            raise ToolError(f"job_id: no job {job_id!r} on this server (jobs are kept in its store).")
+        if record.status == RUNNING:   # another process runs it: cancel its tasks, then tell it (or take it over)
+            await self.docs.write(cancel_key(job_id), self.owner.encode())   # first: the owner reads it at its end
+            await self._cancel_tasks(record)
+            if record.lease_until < time.time() and await self._claim(record):
+                await self._end_cancelled(record)
+        return await self._answer_from(record)
+
+    async def _cancel_tasks(self, record: JobRecord) -> None:
+        for unit in record.units:
+            if unit.finished or not unit.task_ids:
+                continue
+            try:
+                await self.state.registry.provider(unit.provider).cancel_task(unit.task_ids[-1])
+            except ImageGenError as exc:
+                log.warning("job %s: could not cancel %s task %s: %s", record.id, unit.provider, unit.task_ids[-1], exc)
+
+    async def _end_cancelled(self, record: JobRecord) -> None:
+        record.status, record.ended, record.updated = CANCELLED, now_iso(), now_iso()
+        await self.docs.write(record_key(record.id), record.model_dump_json().encode())
+        await self.docs.delete(running_key(record.id))
+        await self.announce(record.id, new_images=False)
+
+    async def _answer_from(self, record: JobRecord) -> CallToolResult:
+        """Any process's answer for a job it does not run, from the record and the stored images."""
+        storage = self.state.storage
+        ids = [i for u in record.units for i in u.images]
+        images = [await _stored(storage, i) for i in ids]
+        previews = Previews(self.state.settings)
+        for image in images:
+            await previews.add(image.image_id, (await storage.get(image.image_id))[0])
+        if record.result is not None:
+            structured, text = dict(record.result.get("structured") or {}), str(record.result.get("text", ""))
+        else:
+            outcomes = await self._outcomes(record, images, runnable=False)
+            finished = finished_of(outcomes, lambda s: _record_of(s, self.state))
+            model, text = ANSWERS[record.tool](answer_context(record), finished)
+            structured = model.model_dump()
+        return with_job(build_result(structured, images, previews.made, text), record)
+
+    async def _outcomes(self, record: JobRecord, images: list[StoredImage], *, runnable: bool) -> list[WorkOutcome]:
+        """The record's units as outcomes: to answer from (``runnable`` False), or to resume. A resumed unit
+        fetches its task again (storing its images again costs nothing: the store deduplicates); a unit
+        that never learnt its task id is not resubmitted (it may exist and be paid for)."""
+        by_id = {s.image_id: s for s in images}
+        outcomes = []
+        for unit in record.units:
+            spec = next((s for s in all_specs() if s.provider == unit.provider and s.name == unit.model), None)
+            if spec is None:   # run_replicate_model: no catalog model, nothing to rebuild
+                continue
+            if runnable and not unit.finished and not unit.task_ids:
+                unit.finished, unit.error = True, {"kind": "NotResubmitted", "message": (
+                    "the server running this job stopped before the provider confirmed the request; it was not "
+                    "sent again, so it is not paid for twice. Call the tool again for this image.")}
+            provider = self.state.registry.provider(unit.provider) if runnable and not unit.finished else None
+            kept = unit.finished or not runnable
+            outcome = WorkOutcome(Work(spec, provider, request_of(unit.request), unit.label, unit.metadata),
+                                  images=[by_id[i] for i in unit.images if i in by_id] if kept else [],
+                                  task_id=unit.task_ids[-1] if unit.task_ids else None, finished=unit.finished)
+            if unit.error is not None:
+                outcome.error = RecordedError(unit.error.get("kind", "Error"), unit.error.get("message", ""))
+            outcomes.append(outcome)
+        return outcomes
+
+    # -- leases and orphans --------------------------------------------------------------------------
+    async def _renew(self) -> None:
+        for job_id, live in list(self.live.items()):
+            if live.ended.is_set() or live.lost:   # its record has the rest; check_job reads it from there
+                self.live.pop(job_id, None)
+                continue
+            if not live.written:                   # no task yet: nothing to resume, nobody holds its id
+                continue
+            try:
+                if await self.docs.read(claim_key(job_id, live.record.epoch + 1)) is not None:
+                    log.warning("job %s was claimed by another process; this one stops", job_id)
+                    live.abandon()   # its tasks are the new owner's now: stop waiting, do not cancel them
+                    continue
+                if await self.docs.read(cancel_key(job_id)) is not None:
+                    live.cancel()
+                    continue
+            except StorageError as exc:
+                log.warning("job %s: could not check its claims: %s", job_id, exc)
+            live.record.lease_until = time.time() + self.settings.lease
+            await live.save()
+
+    async def _claim(self, record: JobRecord) -> bool:
+        """Take over a job whose owner's lease has expired: only one process creates the next claim."""
+        if not await self.docs.create(claim_key(record.id, record.epoch + 1), self.owner.encode()):
+            return False
+        record.epoch += 1
+        record.owner = self.owner
+        record.lease_until = time.time() + self.settings.lease
+        return True
+
+    async def _adopt_orphans(self) -> None:
+        try:
+            keys = await self.docs.list(RUNNING_PREFIX)
+        except StorageError as exc:
+            log.warning("could not list running jobs: %s", exc)
+            return
+        for key in keys:
+            job_id = key.rsplit("/", 1)[-1]
+            if job_id in self.live:
+                continue
+            try:
+                await self._adopt(job_id)
+            except StorageError as exc:
+                log.warning("job %s: could not resume it: %s", job_id, exc)
+
+    async def _adopt(self, job_id: str) -> None:
+        record = await self.load(job_id)
+        if record is None or record.status != RUNNING:
+            await self.docs.delete(running_key(job_id))   # ended, or its record never got written
+            return
+        if record.lease_until > time.time() or not await self._claim(record):
+            return
+        log.warning("resuming job %s (%s): its process stopped renewing its lease", job_id, record.tool)
+        if await self.docs.read(cancel_key(job_id)) is not None:
+            await self._cancel_tasks(record)
+            await self._end_cancelled(record)
+            return
+        images = [await _stored(self.state.storage, i) for u in record.units for i in u.images]
+        try:
+            outcomes = await self._outcomes(record, images, runnable=True)
+        except ImageGenError as exc:   # e.g. this process has no key for the provider
+            outcomes, record.error = [], f"could not resume: {exc}"
+        job = Job(None, record.tool, record.total, state=self.state)
+        live = LiveJob(self, record, job, outcomes)
+        live.detached = live.written = True
+        self.live[job_id] = live
+        await live.save()
+
+        context = answer_context(record)
+        resume = RESUMES.get(record.tool)
+
+        async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
+            if resume is not None and context["task_ids"]:
+                return await resume(job, context)
+            if not outcomes:
+                raise ToolError(record.error or "the server running it stopped before the provider confirmed the "
+                                "request; it was not sent again, so it is not paid for twice. Call the tool again.")
+            finished = await job.run_units(outcomes, f"resuming job {job_id}")
+            structured, text = ANSWERS[record.tool](context, finished)
+            return job.answer(structured, finished.images, text)
+
+        assert self._tg is not None
+        self._tg.start_soon(live.run, body)
+
+    # -- notifications ---------------------------------------------------------------------------------
+    async def announce(self, job_id: str, *, new_images: bool) -> None:
+        """``resources/updated`` for the job's URI to its subscribers, in both protocol eras (and the resource
+        list changed when a detached job stored images nobody was told of). Best effort."""
+        uri = job_uri(job_id)
+        events: list[Any] = [ResourceUpdated(uri=uri)] + ([ResourcesListChanged()] if new_images else [])
+        if self.bus is not None:
+            for event in events:
+                try:
+                    await self.bus.publish(event)
+                except Exception:
+                    log.debug("subscription event not published", exc_info=True)
+        for session in self.sessions.pop(uri, set()):   # a job ends once
+            try:
+                await session.send_resource_updated(uri)
+            except Exception:   # the client went away
+                log.debug("resources/updated not delivered", exc_info=True)
+
+
+async def _stored(storage: Any, image_id: str) -> StoredImage:
+    m = await storage.metadata(image_id)
+    return StoredImage(image_id, str(m.get("mime_type", "")), int(m.get("bytes") or 0), str(m.get("sha256", "")), m,
+                       storage.url_for(image_id), storage.kind)
+
+
+def _record_of(stored: StoredImage, state: AppState) -> ImageRecord:
+    return image_record(stored, state.links)

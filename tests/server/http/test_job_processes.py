@@ -1,0 +1,105 @@
+"""Jobs across real easel-mcp processes sharing one store: a job survives the SIGKILL of the process
+running it and is finished by the next server (over stdio), paid for once and stored once; and a
+stateless HTTP replica answers check_job for a job another replica runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.fakes.replicate_fake import FakeReplicate
+from tests.support.processes import EASEL, easel, http_server
+from tests.support.results import files_in, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def shared_env(env: dict[str, str]) -> dict[str, str]:
+    """Short leases so an orphan is found within a second or two; return early at 0.5 s."""
+    return {**env, "EASEL_RETURN_AFTER": "0.5", "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.3"}
+
+
+async def served(fake: FakeReplicate) -> list[bytes]:
+    async with httpx.AsyncClient() as http:
+        return [(await http.get(p["output"])).content for p in fake.predictions.values()]
+
+
+def record_of(env: dict[str, str], job_id: str) -> dict[str, Any]:
+    path = Path(env["EASEL_STORAGE_DIR"]) / "state" / "jobs" / job_id / "record.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def stored_images(env: dict[str, str]) -> list[Path]:
+    return [p for p in files_in(Path(env["EASEL_STORAGE_DIR"])) if p.suffix in (".jpg", ".png", ".webp")]
+
+
+async def until(check: Any, timeout: float = 20) -> None:
+    with anyio.fail_after(timeout):
+        while not check():
+            await anyio.sleep(0.05)
+
+
+async def test_a_job_survives_the_death_of_its_process_and_the_next_server_finishes_it(
+        shared_env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    replicate_fake.hold = True
+    with easel(["--transport", "http"], shared_env, tmp_path / "first.log") as (proc, base):
+        async with Client(f"{base}/mcp") as client:
+            first = await client.call_tool("generate_image", {"prompt": "a lighthouse"})
+        job = first.structured_content["job"]
+        assert job["status"] == "running", text_of(first)
+        await until(lambda: record_of(shared_env, job["id"]).get("units", [{}])[0].get("task_ids"))
+        os.kill(proc.pid, signal.SIGKILL)         # mid-job: the prediction exists, nothing is stored
+        proc.wait(10)
+    assert len(replicate_fake.creates) == 1 and stored_images(shared_env) == []
+    replicate_fake.release()                      # Replicate finishes it while no server is running
+
+    params = StdioServerParameters(command=EASEL[0], args=EASEL[1:], env={**os.environ, **shared_env})
+    async with Client(params) as client:
+        deadline = time.monotonic() + 30
+        while True:                               # the orphan's lease lapses; the new server claims it
+            result = await client.call_tool("check_job", {"job_id": job["id"], "wait": 5})
+            status = result.structured_content["job"]["status"]
+            if status != "running" or time.monotonic() > deadline:
+                break
+        assert status == "succeeded", text_of(result)
+        [image] = result.structured_content["images"]
+        data = base64.b64decode((await client.read_resource(image["uri"])).contents[0].blob)
+    assert [data] == await served(replicate_fake)  # byte-identical to what was paid for
+    assert len(replicate_fake.creates) == 1       # paid once: fetched by id, not submitted again
+    assert len(stored_images(shared_env)) == 1   # stored once
+    record = record_of(shared_env, job["id"])
+    assert record["status"] == "succeeded" and record["epoch"] == 1 and record["units"][0]["images"] == [image["uri"]
+                                                                                                       .rsplit("/", 1)[-1]]
+
+
+async def test_a_stateless_replica_answers_for_a_job_another_replica_runs(
+        shared_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    replicate_fake.hold = True
+    with http_server(["--transport", "http", "--stateless"], shared_env) as a, \
+            http_server(["--transport", "http", "--stateless"], shared_env) as b:
+        async with Client(f"{a}/mcp") as on_a:
+            job = (await on_a.call_tool("generate_image", {"prompt": "a lighthouse"})).structured_content["job"]
+        async with Client(f"{b}/mcp") as on_b:
+            running = await on_b.call_tool("check_job", {"job_id": job["id"], "wait": 0})
+            assert running.structured_content["job"]["status"] == "running" and "check_job" in text_of(running)
+            replicate_fake.release()
+            done = await on_b.call_tool("check_job", {"job_id": job["id"], "wait": 30})
+            body = done.structured_content
+            assert body["job"]["status"] == "succeeded", text_of(done)
+            [image] = body["images"]
+            data = base64.b64decode((await on_b.read_resource(image["uri"])).contents[0].blob)
+            assert image["uri"] in text_of(done) and image["url"] in text_of(done)
+            record = json.loads((await on_b.read_resource(job["uri"])).contents[0].text)
+    assert [data] == await served(replicate_fake) and len(replicate_fake.creates) == 1
+    assert record["status"] == "succeeded" and record["epoch"] == 0   # replica A kept it: nobody claimed it
