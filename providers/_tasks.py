@@ -129,10 +129,8 @@ class TaskApiProvider(ImageProvider):
                                         cancel=self._cancel if self.can_cancel else None, progress=progress, noun=self.noun)
         images = []
         for url in await self._outputs(task_id, state, request, progress):
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(
-                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
-                provider=self.name, provider_model=spec.provider_model,
+            images.append(await self.output_image(
+                url, provider=self.name, provider_model=spec.provider_model,
                 prompt_sent=self._prompt_sent(payload, request), parameters=payload,
-                seed=self._seed_of(request), prediction_id=task_id, source_url=url))
+                seed=self._seed_of(request), prediction_id=task_id))
         return images

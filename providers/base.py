@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
-from providers._http import download
+from providers._http import download, read_whole, stream_download
 from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, ProgressFn
+from providers.types import ChatReply, GeneratedImage, GenerationRequest, OutputStream, ProgressFn
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL", "ImageProvider",
            "ModelSpec", "Option", "Price", "ProviderConfig"]
@@ -163,12 +164,17 @@ class ImageProvider(ABC):
         self._slots = anyio.CapacityLimiter(max(1, config.concurrency))
         self._rate = RateLimiter(config.rate)
 
-    async def generate(self, spec: ModelSpec, request: GenerationRequest,
-                       progress: ProgressFn) -> list[GeneratedImage]:
-        """Run one job under this provider's concurrency and rate limits."""
+    async def generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn, *,
+                       stream: bool = False) -> list[GeneratedImage]:
+        """Run one job under this provider's concurrency and rate limits.
+
+        With ``stream`` an output served from a URL comes back not yet downloaded (``GeneratedImage.stream``)
+        for a caller that reads it as it arrives (the server: into its store), and the download no
+        longer holds one of the provider's job slots; without, every image holds its bytes."""
         async with self._slots:
             await self._rate.acquire()
-            return await self._generate(spec, request, progress)
+            images = await self._generate(spec, request, progress)
+            return images if stream else [await _downloaded(image) for image in images]
 
     @abstractmethod
     async def _generate(self, spec: ModelSpec, request: GenerationRequest,
@@ -186,6 +192,20 @@ class ImageProvider(ABC):
         return await download(self._http, url, provider=self.name, max_bytes=self.config.max_download_bytes,
                               retries=self.config.max_retries, retry_base=self.config.retry_base)
 
+    def output_stream(self, url: str) -> OutputStream:
+        """The download of an output file, not started: as ``fetch_output``, read chunk by chunk."""
+        return partial(stream_download, self._http, url, provider=self.name,
+                       max_bytes=self.config.max_download_bytes, retries=self.config.max_retries,
+                       retry_base=self.config.retry_base)
+
+    async def output_image(self, url: str, **fields: Any) -> GeneratedImage:
+        """The image at ``url`` with its ``fields`` (provider, prompt_sent, …): a data: URI decoded now
+        (its ``source_url`` None: there is no other copy), any other URL as a stream to download."""
+        if url.startswith("data:"):
+            data, mime = await self.fetch_output(url)
+            return GeneratedImage(data=data, mime_type=_bare_mime(mime), source_url=None, **fields)
+        return GeneratedImage(data=b"", mime_type="", source_url=url, stream=self.output_stream(url), **fields)
+
     async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
         """Ask one of the vendor's chat (language) models; vendors without one refuse."""
         raise InvalidRequest(f"{self.vendor} offers no chat model here; EASEL_PROMPT_MODEL must name a "
@@ -193,3 +213,15 @@ class ImageProvider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients. Called once when the server shuts down."""
+
+
+def _bare_mime(content_type: str | None) -> str:
+    return (content_type or "application/octet-stream").split(";")[0].strip()
+
+
+async def _downloaded(image: GeneratedImage) -> GeneratedImage:
+    """``image`` with its bytes: a stream is downloaded whole."""
+    if image.stream is None:
+        return image
+    data, mime = await image.stream(read_whole)
+    return replace(image, data=data, mime_type=_bare_mime(mime), stream=None)

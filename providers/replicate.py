@@ -469,13 +469,10 @@ class ReplicateProvider(ImageProvider):
         shown = _shown(payload, hidden=set(secrets), refs=set(refs))
         images = []
         for url in urls:
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(data=data, mime_type=mime or "application/octet-stream",
-                                         provider=NAME, provider_model=spec.provider_model,
-                                         prompt_sent=str(payload.get("prompt", request.prompt)), parameters=shown,
-                                         seed=request.seed,
-                                         prediction_id=prediction["id"],
-                                         source_url=None if url.startswith("data:") else url))
+            images.append(await self.output_image(url, provider=NAME, provider_model=spec.provider_model,
+                                                  prompt_sent=str(payload.get("prompt", request.prompt)),
+                                                  parameters=shown, seed=request.seed,
+                                                  prediction_id=prediction["id"]))
         return images
 
     def _passed_through(self, spec: ModelSpec) -> dict[str, str]:

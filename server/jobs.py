@@ -34,8 +34,9 @@ from pydantic import BaseModel
 
 from providers.base import ImageProvider, ModelSpec
 from providers.errors import ImageGenError, ProviderUnavailable
-from providers.types import GeneratedImage, GenerationRequest
+from providers.types import GeneratedImage, GenerationRequest, OutputStream
 from server.images import InvalidImage, inspect_image
+from server.ingest import ingest
 from server.previews import Previews
 from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record
 from server.storage import Storage, StorageError, StoredImage
@@ -172,9 +173,10 @@ class Job:
             raise ToolError(unique[0] if len(unique) == 1 else f"{self.tool} failed: " + " | ".join(unique)) from first
         return Finished(outcomes, images, errors, [self.record(i) for i in images])
 
-    async def store(self, data: bytes, metadata: dict[str, Any], *, provider: str, task_id: str | None,
-                    source_url: str | None) -> StoredImage:
-        """Check ``data`` is a usable image (InvalidImage if not), then store it with its preview."""
+    async def store(self, data: bytes | OutputStream, metadata: dict[str, Any], *, provider: str,
+                    task_id: str | None, source_url: str | None) -> StoredImage:
+        """Check ``data`` (bytes, or a download to read as it arrives) is a usable image (InvalidImage if
+        not), then store it with its preview."""
         stored = await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.calls.max_image_pixels,
                                    previews=self.previews, provider=provider, task_id=task_id, source_url=source_url)
         self.stored.append(stored)
@@ -200,7 +202,7 @@ class Job:
             await self.progress.send(prefix + message)
 
         try:
-            images = await work.provider.generate(work.spec, work.request, report)
+            images = await work.provider.generate(work.spec, work.request, report, stream=True)
             for image in images:
                 stored = await self._store_generated(image, work)
                 outcome.images.append(stored)
@@ -221,7 +223,8 @@ class Job:
             "prediction_id": image.prediction_id, **work.metadata,
         }
         try:
-            return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,
+            return await self.store(image.stream or image.data, metadata, provider=image.provider,
+                                    task_id=image.prediction_id,
                                     source_url=image.source_url)
         except InvalidImage as exc:
             raise ProviderUnavailable(f"{work.spec.name} returned something that is not a usable image: {exc}.",
@@ -244,18 +247,21 @@ def images_answer(finished: Finished, summary: str) -> tuple[GenerateResult, str
     return result, describe(summary, images=result.images, errors=result.errors)
 
 
-async def store_image(data: bytes, metadata: dict[str, Any], storage: Storage, *, max_pixels: int,
-                      previews: Previews | None, provider: str, task_id: str | None,
+async def store_image(data: bytes | OutputStream, metadata: dict[str, Any], storage: Storage, *,
+                      max_pixels: int, previews: Previews | None, provider: str, task_id: str | None,
                       source_url: str | None) -> StoredImage:
     """Check the bytes are a usable image (InvalidImage if not), then store one paid-for image, its preview
-    made meanwhile: the one store path of every tool.
+    made meanwhile: the one store path of every tool. A download (``OutputStream``) is checked,
+    stored and previewed as its bytes arrive (server.ingest).
 
     When the store fails (disk full, bucket down and no fallback), the error says where the
     image still is: the provider's temporary link, so what was paid for is not lost."""
-    info = inspect_image(data, max_pixels=max_pixels)
-    put = functools.partial(storage.put, data, info.mime_type, {"width": info.width, "height": info.height,
-                                                                 **metadata})
     try:
+        if callable(data):
+            return await ingest(data, metadata, storage, max_pixels=max_pixels, previews=previews)
+        info = inspect_image(data, max_pixels=max_pixels)
+        put = functools.partial(storage.put, data, info.mime_type, {"width": info.width, "height": info.height,
+                                                                     **metadata})
         return await (put() if previews is None else previews.store(data, put))
     except StorageError as exc:
         where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
