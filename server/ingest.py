@@ -97,8 +97,9 @@ class _Attempt:
             self.preview.end()
             if not started:
                 tg.start_soon(self._make_preview)
-        await anyio.to_thread.run_sync(self._flush)
-        return await self.writer.commit(self.sha.hexdigest(), info.mime_type,
+        for chunk in self.pending:      # under _FLUSH bytes: hashed here, written with the commit (one thread hop)
+            self.sha.update(chunk)
+        return await self.writer.commit(self.pending, self.sha.hexdigest(), info.mime_type,
                                         {"width": info.width, "height": info.height, **metadata})
 
     def _flush(self) -> None:

@@ -169,5 +169,5 @@ class _CatalogedWriter:
         self._inner, self._storage = inner, storage
         self.write, self.abort = inner.write, inner.abort
 
-    async def commit(self, sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
-        return await self._storage.add(await self._inner.commit(sha256, mime_type, metadata))
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        return await self._storage.add(await self._inner.commit(tail, sha256, mime_type, metadata))

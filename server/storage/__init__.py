@@ -100,13 +100,15 @@ class Storage(Protocol):
 
 
 class Writer(Protocol):
-    """An image stored as its bytes arrive (server.ingest): ``write`` each chunk (blocking: from a worker
-    thread), then ``commit`` with its hash, type and metadata (as ``put``), or ``abort``. Nothing of
-    it is visible before ``commit``, and nothing is left after ``abort``."""
+    """An image stored as its bytes arrive (server.ingest): ``write`` chunks (blocking: from a worker
+    thread), then ``commit`` the last ones (``tail``) with the whole file's hash, type and metadata
+    (as ``put``), or ``abort``. Nothing of it is visible before ``commit``, and nothing is left after
+    ``abort``."""
 
     def write(self, chunk: bytes) -> None: ...
 
-    async def commit(self, sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage: ...
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        ...
 
     def abort(self) -> None: ...
 
@@ -126,7 +128,9 @@ class _Buffered:
     def write(self, chunk: bytes) -> None:
         self._body.write(chunk)
 
-    async def commit(self, sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        for chunk in tail:
+            self._body.write(chunk)
         return await self._storage.put(self._body.getvalue(), mime_type, metadata)
 
     def abort(self) -> None:

@@ -266,13 +266,13 @@ class LocalWriter:
             raise StorageError(f"Could not store the image in {self._storage.root}: {exc.strerror or exc}.") from None
         self.size += len(chunk)
 
-    async def commit(self, sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
-        return await anyio.to_thread.run_sync(self.commit_sync, sha256, mime_type, metadata)
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        return await anyio.to_thread.run_sync(self.commit_sync, tail, sha256, mime_type, metadata)
 
-    def commit_sync(self, sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+    def commit_sync(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
         try:
-            if self._file is None:
-                self.write(b"")
+            for chunk in tail or [b""]:
+                self.write(chunk)
             assert self._file is not None and self._tmp is not None
             try:
                 self._file.flush()
