@@ -46,15 +46,19 @@ from bench.catalog import bench_catalog
 from bench.cold import bench_cold
 from bench.common import TOKEN, Context, Row
 from bench.concurrency import bench_concurrency, bench_http, requests_row
+from bench.download import bench_download
 from bench.memory import bench_memory
 from bench.overhead import bench_overhead
 from bench.pictures import MIB, jpeg_of_about, png_of_about
 from bench.profiling import print_importtime, profile_overhead
 from bench.report import machine, print_table
 from bench.storage import bench_storage
+from bench.team import bench_team
+from bench.warmup import bench_warmup
 from tests.fakes.replicate_fake import FakeReplicate
 
-SECTIONS = ("cold", "overhead", "concurrency", "http", "memory", "storage", "catalog")
+SECTIONS = ("cold", "warmup", "overhead", "download", "concurrency", "http", "team", "memory", "storage",
+            "catalog")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,6 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="also show where the per-call overhead goes")
     p.add_argument("--importtime", action="store_true", help="also show the slowest start-up imports")
     p.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    p.add_argument("--idle", type=float, default=1.0, help="seconds between tools/list and the first call "
+                   "in the warm-up figure (default 1)")
+    p.add_argument("--team-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an extra setting for the team figure's replicas (repeatable)")
     args = p.parse_args(argv)
     args.runs = args.runs or (2 if args.quick else 5)
     args.calls = args.calls or (20 if args.quick else 50)
@@ -77,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.memory_runs = 1 if args.quick else min(args.runs, 3)
     args.cold_runs = args.runs if args.quick else 2 * args.runs   # cheap and noisy: twice the pairs
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.team_env = dict(item.split("=", 1) for item in args.team_env)
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         p.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}")
@@ -92,14 +101,15 @@ async def amain(args: argparse.Namespace) -> list[Row]:
             open(Path(tmp) / "servers.log", "w+") as log:
         ctx = Context(args, fake, Path(tmp), log)
         needs = set(args.sections)
-        if needs & {"overhead", "concurrency", "http"} or args.profile:
+        if needs & {"warmup", "overhead", "download", "concurrency", "http", "team"} or args.profile:
             ctx.images["1m"] = (jpeg_of_about(MIB, side=1024), "image/jpeg")
         if "memory" in needs:
             ctx.images["8m-jpeg"] = (jpeg_of_about(8 * MIB), "image/jpeg")
             if not args.quick:
                 ctx.images["8m-png"] = (png_of_about(8 * MIB), "image/png")
-        benches = {"cold": bench_cold, "overhead": bench_overhead, "concurrency": bench_concurrency,
-                   "http": bench_http, "memory": bench_memory, "storage": bench_storage, "catalog": bench_catalog}
+        benches = {"cold": bench_cold, "warmup": bench_warmup, "overhead": bench_overhead, "download": bench_download,
+                   "concurrency": bench_concurrency, "http": bench_http, "team": bench_team, "memory": bench_memory,
+                   "storage": bench_storage, "catalog": bench_catalog}
         try:
             for name in SECTIONS:
                 if name in needs:

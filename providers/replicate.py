@@ -437,6 +437,10 @@ class ReplicateProvider(ImageProvider):
     key_url = "https://replicate.com/account/api-tokens"
     key_kind = "an API token"
     url_env = "REPLICATE_BASE_URL"
+    # Replicate limits how fast predictions are created (600/min), not how many run at once; a job holds
+    # its slot while the model runs (seconds), so the base default of 8 made a shared server's 9th
+    # concurrent call wait for a whole generation (bench/team.py: 50 calls per replica took 7x one).
+    default_concurrency = 64
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

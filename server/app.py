@@ -194,6 +194,9 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
                 background = getattr(store, "run_background", None)   # e.g. late OSS uploads
                 if background is not None:
                     tg.start_soon(background)
+                if settings.calls.warmup:
+                    from server.warmup import warm_up
+                    tg.start_soon(warm_up, registry, settings)
                 try:
                     yield state
                 finally:
