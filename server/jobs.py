@@ -33,7 +33,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel
 
 from providers.base import ImageProvider, ModelSpec
-from providers.errors import ImageGenError, ProviderUnavailable
+from providers.errors import ImageGenError, ProviderUnavailable, RateLimited
 from providers.types import GeneratedImage, GenerationRequest, OutputStream
 from server.images import InvalidImage, inspect_image
 from server.ingest import ingest
@@ -254,8 +254,10 @@ async def store_image(data: bytes | OutputStream, metadata: dict[str, Any], stor
     made meanwhile: the one store path of every tool. A download (``OutputStream``) is checked,
     stored and previewed as its bytes arrive (server.ingest).
 
-    When the store fails (disk full, bucket down and no fallback), the error says where the
-    image still is: the provider's temporary link, so what was paid for is not lost."""
+    When the store fails (disk full, bucket down and no fallback), or the download does, the error
+    says where the image still is: the provider's temporary link, so what was paid for is not lost."""
+    where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
+             f"{source_url}" if source_url else " The provider sent it inline, so no other copy exists.")
     try:
         if callable(data):
             return await ingest(data, metadata, storage, max_pixels=max_pixels, previews=previews)
@@ -263,8 +265,11 @@ async def store_image(data: bytes | OutputStream, metadata: dict[str, Any], stor
         put = functools.partial(storage.put, data, info.mime_type, {"width": info.width, "height": info.height,
                                                                      **metadata})
         return await (put() if previews is None else previews.store(data, put))
+    except (ProviderUnavailable, RateLimited) as exc:   # a download that failed after its retries
+        if not source_url:
+            raise
+        raise ProviderUnavailable(f"The image was generated but {exc}{where}", provider=provider,
+                                  job_id=task_id) from None
     except StorageError as exc:
-        where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
-                 f"{source_url}" if source_url else " The provider sent it inline, so no other copy exists.")
         raise ProviderUnavailable(f"The image was generated but could not be stored: {exc}{where}",
                                   provider=provider, job_id=task_id) from None

@@ -95,7 +95,10 @@ async def test_a_download_that_keeps_failing_stores_nothing_and_says_so(
     replicate_fake.drop_downloads = 10
     result = await generate(settings)
     assert result.is_error
-    assert "download failed" in text_of(result)
+    [link] = {f"{replicate_fake.url}{d.path}" for d in replicate_fake.downloads}
+    assert text_of(result).strip() == ("The image was generated but replicate output download failed "
+                                       "(RemoteProtocolError). It is still at the provider's temporary link for a "
+                                       f"limited time; download it from there: {link}"), text_of(result)
     assert len(replicate_fake.downloads) == 3                          # the first try and EASEL_MAX_RETRIES=2
     assert stored_files(store_root(settings)) == []
     async with Client(build_server(settings)) as client:
@@ -109,6 +112,7 @@ async def test_a_body_over_the_download_cap_is_refused_before_it_is_read(
     capped = replace(settings, providers=replace(settings.providers, configs=configs))
     result = await generate(capped)
     assert result.is_error and f"over the {len(served) - 1}-byte limit" in text_of(result), text_of(result)
+    assert f"download it from there: {replicate_fake.url}/files/" in text_of(result)
     assert len(replicate_fake.downloads) == 1                          # a bigger file will not shrink: no retry
     assert stored_files(store_root(settings)) == []
 
