@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import IO, Any, cast
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from server.config import Settings
 from server.images import make_preview
@@ -87,8 +88,8 @@ class StreamingPreview:
     JPEG decode and the same result) over a file that waits for more bytes instead of ending:
     the decoder consumes each block as it lands, and after the last byte only the last block's
     decode and the small JPEG encode remain. ``feed`` is called from the event loop and only
-    appends; the thread never holds the loop. Call ``start`` once the header is accepted (so a
-    refused file is never decoded), ``end`` after the last byte, ``abort`` on failure: each
+    appends; the thread never holds the loop. Await ``make`` once the header is accepted (so a
+    refused file is never decoded); call ``end`` after the last byte, ``abort`` on failure: each
     unblocks the thread.
     """
 
@@ -188,15 +189,17 @@ class _Pipe(io.RawIOBase):
 
 
 _DECODER_THREADS = 64
-_limiter: anyio.CapacityLimiter | None = None
+_limiter: RunVar[anyio.CapacityLimiter] = RunVar("easel_preview_decoders")
 
 
 def _decoders() -> anyio.CapacityLimiter:
-    """The streaming decoders' own thread limit. A decoder waits for its bytes most of the time: on the
-    default limiter (shared with the stores' file writes) enough of them would starve the writes that
-    keep their downloads moving."""
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(_DECODER_THREADS)
-    return _limiter
+    """The streaming decoders' own thread limit (one per event loop, like anyio's default one). A decoder
+    waits for its bytes most of the time: on the default limiter (shared with the stores' file
+    writes) enough of them would starve the writes that keep their downloads moving."""
+    try:
+        return _limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(_DECODER_THREADS)
+        _limiter.set(limiter)
+        return limiter
 
