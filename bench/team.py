@@ -49,8 +49,18 @@ BOUND = 120.0            # seconds: the whole section, whatever happens
 
 
 async def bench_team(ctx: Context) -> None:
-    with anyio.fail_after(BOUND * max(1, ctx.args.runs) / 2):
-        await _team(ctx)
+    try:
+        with anyio.fail_after(BOUND * max(1, ctx.args.runs) / 2):
+            await _team(ctx)
+    except BaseExceptionGroup as group:   # 20 clients' task groups nest it deeper than a traceback shows
+        leaves = _leaves(group)
+        raise RuntimeError(f"team: {len(leaves)} error(s), first: {leaves[0]!r}") from leaves[0]
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 async def _team(ctx: Context) -> None:
