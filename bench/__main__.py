@@ -8,12 +8,17 @@ prints figures; it asserts nothing, and no test depends on it.
 Figures, one module each (``bench/<module>.py``):
 
 * cold start        (cold) spawn -> ``tools/list`` answered, easel-mcp vs a bare MCPServer (bare_server.py)
+* first call        (warmup) the first generate_image after start and 1 s idle, EASEL_WARMUP on vs off
 * overhead          (overhead) generate_image with a provider that answers at once with a ~1 MiB JPEG,
                     minus the time the same create + download takes when called directly with httpx
+* time to image     (download) the ~1 MiB JPEG sent at 100 Mbit/s (and a small one at once): easel-mcp vs
+                    bench/reference_server.py (create, download, return the image, store nothing)
 * concurrency       (concurrency) 8 concurrent generate_image calls / illustrate_content count 8 at 1 s
                     provider latency, wall time over one call; again over streamable HTTP with 8 clients
 * requests/image    (concurrency) HTTP requests the fake saw per image when the model finishes inside
                     the wait window
+* a team's load    (team) 100 concurrent generate_image from 20 clients on two --stateless replicas
+                    sharing one store at 2 s latency: wall time over one call, CPU and RSS per replica
 * memory            (memory) peak RSS growth of the server while 8 images of ~8 MiB are in flight
 * storage at scale  (storage) resources/list and a resource read with 10,000 stored images
 * catalog           (catalog) rebuilding the catalog from 100,000 records; resources/list (first and a
@@ -22,10 +27,11 @@ Figures, one module each (``bench/<module>.py``):
 Shared: ``common`` (rows, context, the server process, the fake), ``pictures`` (the images the fake
 serves), ``report`` (the table), ``profiling`` (``--profile``, ``--importtime``).
 
-Options: ``--runs N`` (default 5), ``--quick`` (smoke run, under a minute), ``--latency S`` (provider
+Options: ``--runs N`` (default 5), ``--quick`` (smoke run, under 2 minutes), ``--latency S`` (provider
 latency for the concurrency figures, default 1), ``--calls N`` (overhead sequence, default 50),
 ``--images N`` (store size, default 10000), ``--catalog-images N`` (catalog size, default 100000),
-``--only cold,overhead,...``, ``--profile`` (where the
+``--only cold,overhead,...``, ``--idle S`` (the warm-up figure's pause), ``--team-env NAME=VALUE``
+(a setting for the team figure's replicas), ``--profile`` (where the
 overhead goes: component timings and an in-process cProfile), ``--importtime`` (the slowest imports at
 start-up), ``--json PATH`` (the rows as JSON).
 """
@@ -64,7 +70,7 @@ SECTIONS = ("cold", "warmup", "overhead", "download", "concurrency", "http", "te
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description="easel-mcp benchmark (prints figures).")
     p.add_argument("--runs", type=int, default=None, help="runs per figure (default 5; 2 with --quick)")
-    p.add_argument("--quick", action="store_true", help="fast smoke run (under a minute)")
+    p.add_argument("--quick", action="store_true", help="fast smoke run (under 2 minutes)")
     p.add_argument("--latency", type=float, default=1.0, help="provider latency for concurrency, s (default 1)")
     p.add_argument("--calls", type=int, default=None, help="overhead calls per run (default 50; 20 with --quick)")
     p.add_argument("--images", type=int, default=None, help="images in the store-at-scale test (default 10000)")

@@ -3,9 +3,10 @@
 The first ``generate_image`` after start used to spend ~150-200 ms on things no later call pays:
 importing Pillow and its JPEG/PNG plugins (and running their decoders and encoder once), importing
 the vendor SDKs and building the provider clients (a TLS context each). None of it is needed to
-answer ``initialize`` or ``tools/list``, so start-up stays as fast as it was; instead, once the
-lifespan has been idle for a moment, this does that work in the background: the library part in a
-worker thread, the provider clients (which bind to the event loop) on the loop. A call that comes
+answer ``initialize`` or ``tools/list``, so start-up stays as fast as it was; instead, ``IDLE``
+seconds after the lifespan starts (when a client has had those answered), this does that work in
+the background: the library part in a worker thread, the provider clients (which bind to the event
+loop) on the loop. A call that comes
 in meanwhile finds part of it done. ``EASEL_WARMUP=off`` turns it off (docs/performance.md has the
 measurements).
 """
