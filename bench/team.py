@@ -70,6 +70,7 @@ async def _team(ctx: Context) -> None:
     env = server_env(ctx, ctx.tmp / "team-store", **ctx.args.team_env)
     singles, ratios, cpu_per_image, growth, bench_cpu = [], [], [], [], []
     failures: list[str] = []
+    cpu_each: list[list[float]] = []
     with ExitStack() as stack:
         replicas = [stack.enter_context(http_server(ctx, env, "--stateless")) for _ in range(2)]
         async with AsyncExitStack() as astack:
@@ -98,8 +99,9 @@ async def _team(ctx: Context) -> None:
                 burst = time.perf_counter() - started
                 bench_cpu.append((own_cpu() - own0) / (clients_n * PER_CLIENT) * 1000)
                 per_replica = clients_n * PER_CLIENT / 2
-                cpu_per_image.append(statistics.mean(
-                    (cpu_seconds(pid) - c0) / per_replica * 1000 for pid, c0 in zip(pids, cpu0, strict=True)))
+                each = [(cpu_seconds(pid) - c0) / per_replica * 1000 for pid, c0 in zip(pids, cpu0, strict=True)]
+                cpu_per_image.append(statistics.mean(each))
+                cpu_each.append(each)
                 growth.append(max((proc_kib(pid, "VmHWM") - r0) / 1024 for pid, r0 in zip(pids, rss0, strict=True)))
                 if failures:
                     raise RuntimeError(f"{len(failures)} of {len(results)} calls failed, e.g. {failures[0]}")
@@ -117,7 +119,8 @@ async def _team(ctx: Context) -> None:
     ctx.add(Row(f"{calls} concurrent generate_image on 2 replicas / one", "x", ratios, "<= 1.50",
                 statistics.median(ratios) <= 1.5, note="no call failed; every image read back from both replicas"))
     ctx.add(Row("  CPU time per image, per replica (mean of the two)", "ms", cpu_per_image,
-                note=f"the bench process (20 clients and the fake) spent {statistics.median(bench_cpu):.0f} ms per "
+                note=f"replica A {statistics.median(e[0] for e in cpu_each):.1f} ms, replica B "
+                     f"{statistics.median(e[1] for e in cpu_each):.1f} ms; the bench process ({clients_n} clients and the fake) spent {statistics.median(bench_cpu):.0f} ms per "
                      f"image besides, on the same {os.cpu_count()} cores"))
     ctx.add(Row(f"peak RSS growth per replica, {calls // 2} x {len(image[0]) / MIB:.1f} MiB in flight", "MiB",
                 growth, f"<= {3 * in_flight:.0f} MiB (3x)", statistics.median(growth) <= 3 * in_flight,
