@@ -120,8 +120,9 @@ async def _team(ctx: Context) -> None:
                 statistics.median(ratios) <= 1.5, note="no call failed; every image read back from both replicas"))
     ctx.add(Row("  CPU time per image, per replica (mean of the two)", "ms", cpu_per_image,
                 note=f"replica A {statistics.median(e[0] for e in cpu_each):.1f} ms, replica B "
-                     f"{statistics.median(e[1] for e in cpu_each):.1f} ms; the bench process ({clients_n} clients and the fake) spent {statistics.median(bench_cpu):.0f} ms per "
-                     f"image besides, on the same {os.cpu_count()} cores"))
+                     f"{statistics.median(e[1] for e in cpu_each):.1f} ms; the bench process ({clients_n} clients "
+                     f"and the fake) spent {statistics.median(bench_cpu):.0f} ms per image besides, on the same "
+                     f"{os.cpu_count()} cores"))
     ctx.add(Row(f"peak RSS growth per replica, {calls // 2} x {len(image[0]) / MIB:.1f} MiB in flight", "MiB",
                 growth, f"<= {3 * in_flight:.0f} MiB (3x)", statistics.median(growth) <= 3 * in_flight,
                 note="the larger of the two replicas' VmHWM - VmRSS before the burst"))
