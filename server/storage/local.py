@@ -105,7 +105,7 @@ class LocalStorage:
                 raise
             _append_index(path.parent, image_id)
         except OSError as exc:
-            raise StorageError(f"Could not store the image in {self.root}: {exc.strerror or exc}.") from None
+            raise _not_stored(self.root, exc) from None
         return StoredImage(image_id, mime_type, size, sha256, record, self.url_for(image_id), self.kind)
 
     async def get(self, image_id: str) -> tuple[bytes, str]:
@@ -263,7 +263,7 @@ class LocalWriter:
                 self._file = os.fdopen(fd, "wb")
             self._file.write(chunk)
         except OSError as exc:
-            raise StorageError(f"Could not store the image in {self._storage.root}: {exc.strerror or exc}.") from None
+            raise _not_stored(self._storage.root, exc) from None
         self.size += len(chunk)
 
     async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
@@ -279,8 +279,7 @@ class LocalWriter:
                 os.fsync(self._file.fileno())
                 self._file.close()
             except OSError as exc:
-                raise StorageError(f"Could not store the image in {self._storage.root}: "
-                                   f"{exc.strerror or exc}.") from None
+                raise _not_stored(self._storage.root, exc) from None
             return self._storage._place(sha256, mime_type, self.size, metadata, self._rename_to)
         finally:
             self.abort()   # the temporary file, when it was not renamed (a duplicate, or a failure)
@@ -298,6 +297,10 @@ class LocalWriter:
             with contextlib.suppress(OSError):
                 os.unlink(self._tmp)
             self._tmp = None
+
+
+def _not_stored(root: Path, exc: OSError) -> StorageError:
+    return StorageError(f"Could not store the image in {root}: {exc.strerror or exc}.")
 
 
 def _append_index(month_dir: Path, image_id: str) -> None:
