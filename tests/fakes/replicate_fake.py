@@ -22,7 +22,8 @@ Knobs (set them from the test; all reads/writes of shared state go through ``fak
   ``expire_files = True`` makes downloads 404. Every generated image has distinct bytes.
 * Downloads as from a CDN: ``download_rate`` (bytes/s; 0, the default, sends each file at once) sends
   the body in ``download_chunk``-byte pieces (64 KiB) at that pace; ``drop_downloads = n`` makes the
-  next n downloads close the connection after half the body (a declared length never reached).
+  next n downloads close the connection after half the body (a declared length never reached);
+  ``download_length = False`` sends paced bodies chunked, without a Content-Length.
 * ``inject(status, body, headers, times, method, path_prefix)``, ``inject_delay(...)``,
   ``inject_reset(...)`` (connection dropped, no response); ``times=None`` means forever.
 * ``check_uri_format``, ``max_upload_bytes`` (100 MB), ``tokens`` (accepted bearer tokens).
@@ -258,13 +259,16 @@ class _Pred:
 class _Paced:
     """A file sent in pieces: at ``rate`` bytes/s (0: no pause), or cut off after half when ``drop``."""
 
-    def __init__(self, body: bytes, media_type: str, *, rate: float, chunk: int, drop: bool) -> None:
+    def __init__(self, body: bytes, media_type: str, *, rate: float, chunk: int, drop: bool,
+                 length: bool = True) -> None:
         self.body, self.media_type, self.rate, self.chunk, self.drop = body, media_type, rate, chunk, drop
+        self.length = length
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", self.media_type.encode()),
-                                (b"content-length", str(len(self.body)).encode())]})
+        headers = [(b"content-type", self.media_type.encode())]
+        if self.length:
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         start = asyncio.get_running_loop().time()
         end = len(self.body) // 2 if self.drop else len(self.body)
         for sent in range(0, end, self.chunk):
@@ -300,6 +304,7 @@ class FakeReplicate(Waitable):
         self.download_rate = 0.0
         self.download_chunk = 64 * 1024
         self.drop_downloads = 0
+        self.download_length = True
         self.check_uri_format = True
         self.max_upload_bytes = 100 * 1024 * 1024
         self.models: dict[str, ModelSpec] = {}
@@ -863,4 +868,5 @@ class FakeReplicate(Waitable):
             return Response(b"Not Found", status_code=404, media_type="text/plain")
         if self.download_rate <= 0 and not drop:
             return Response(item[0], media_type=item[1])
-        return _Paced(item[0], item[1], rate=self.download_rate, chunk=self.download_chunk, drop=drop)
+        return _Paced(item[0], item[1], rate=self.download_rate, chunk=self.download_chunk, drop=drop,
+                      length=self.download_length)

@@ -15,6 +15,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from server import ingest
 from server.app import build_server
 from server.config import Settings
 from server.images import HeaderProbe, InvalidImage, inspect_image, make_preview
@@ -24,8 +25,9 @@ from tests.support.results import files_in, text_of
 pytestmark = pytest.mark.anyio
 
 
-def photo(side: int = 640, seed: int = 1) -> bytes:
-    """A JPEG that compresses like a photo (fields and grain), big enough to arrive in many pieces."""
+def photo(side: int = 1280, seed: int = 1) -> bytes:
+    """A JPEG that compresses like a photo (fields and grain), big enough to arrive in many pieces and for
+    its first half to reach the store's temporary file before the rest comes."""
     import random
     rng = random.Random(seed)
     fields = Image.frombytes("RGB", (8, 8), rng.randbytes(8 * 8 * 3)).resize((side, side), Image.BICUBIC)
@@ -37,10 +39,11 @@ def photo(side: int = 640, seed: int = 1) -> bytes:
 
 @pytest.fixture
 def served(replicate_fake: FakeReplicate) -> bytes:
-    """The fake serves this JPEG for every prediction, as a slow CDN: 16 KiB pieces at 4 MB/s."""
+    """The fake serves this JPEG for every prediction, as a slow CDN: 16 KiB pieces at 8 MB/s."""
     body = photo()
+    assert len(body) // 2 > ingest._FLUSH    # a download cut off half-way has written to its temporary file
     replicate_fake.image_factory = lambda _pred: (body, "image/jpeg")
-    replicate_fake.download_rate = 4_000_000
+    replicate_fake.download_rate = 8_000_000
     replicate_fake.download_chunk = 16 * 1024
     return body
 
@@ -70,7 +73,7 @@ async def test_a_slow_download_is_stored_byte_for_byte_with_the_whole_bytes_prev
     record = next(p for p in stored_files(store_root(settings)) if p.suffix == ".json")
     assert record.with_suffix("").read_bytes() == served
     assert hashlib.sha256(served).hexdigest().startswith(image["uri"].split("-")[1][:32])
-    assert (image["width"], image["height"]) == (640, 640)
+    assert (image["width"], image["height"]) == (1280, 1280)
     [preview] = [c for c in result.content if c.type == "image"]
     whole, _ = make_preview(served, max_px=settings.results.preview_max_px,
                             max_bytes=settings.results.preview_max_bytes)
@@ -117,12 +120,23 @@ async def test_a_body_over_the_download_cap_is_refused_before_it_is_read(
     assert stored_files(store_root(settings)) == []
 
 
+async def test_a_body_without_a_length_is_cut_off_at_the_download_cap(
+        settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
+    replicate_fake.download_length = False                             # chunked: the cap is met mid-body
+    configs = {name: replace(cfg, max_download_bytes=len(served) // 2)
+               for name, cfg in settings.providers.configs.items()}
+    result = await generate(replace(settings, providers=replace(settings.providers, configs=configs)))
+    assert result.is_error and f"output is over the {len(served) // 2}-byte limit" in text_of(result), text_of(result)
+    assert len(replicate_fake.downloads) == 1
+    assert stored_files(store_root(settings)) == []                    # its temporary file is gone too
+
+
 async def test_an_image_over_the_pixel_cap_is_refused_from_its_header(
         settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
-    capped = replace(settings, calls=replace(settings.calls, max_image_pixels=640 * 639))
+    capped = replace(settings, calls=replace(settings.calls, max_image_pixels=1280 * 1279))
     result = await generate(capped)
     assert result.is_error
-    assert "not a usable image: the image is 640x640 = 409600 pixels, over the limit of 408960" in text_of(result)
+    assert "not a usable image: the image is 1280x1280 = 1638400 pixels, over the limit of 1637120" in text_of(result)
     assert stored_files(store_root(settings)) == []
 
 
