@@ -132,9 +132,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def http_server(ctx: Context, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+def http_server(ctx: Context, env: dict[str, str], *options: str) -> Iterator[tuple[str, int]]:
     port = free_port()
-    proc = subprocess.Popen([*easel_command(), "--transport", "http", "--port", str(port)],
+    proc = subprocess.Popen([*easel_command(), "--transport", "http", "--port", str(port), *options],
                             env={**base_environ(), **env}, cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=ctx.log)
     base = f"http://127.0.0.1:{port}"

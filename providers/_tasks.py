@@ -146,16 +146,15 @@ class TaskApiProvider(ImageProvider):
 
     can_resume = True
 
-    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
-                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+    async def _resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                      hooks: TaskHooks | None) -> list[GeneratedImage]:
         """The task fetched by id (GET, the same as a poll), waited for and downloaded; nothing is submitted."""
         payload = self._payload(spec, resumed_request(request))
 
         async def fetch() -> tuple[str, TaskState]:
             return task_id, await self._poll(task_id)
 
-        async with self._slots:
-            return await self._finish(spec, request, payload, fetch, progress, hooks)
+        return await self._finish(spec, request, payload, fetch, progress, hooks)
 
     async def _finish(self, spec: ModelSpec, request: GenerationRequest, payload: dict[str, Any],
                       submit: Callable[[], Awaitable[tuple[str, TaskState]]], progress: ProgressFn,
@@ -166,10 +165,8 @@ class TaskApiProvider(ImageProvider):
                                         noun=self.noun, hooks=hooks)
         images = []
         for url in await self._outputs(task_id, state, request, progress):
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(
-                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
-                provider=self.name, provider_model=spec.provider_model,
+            images.append(await self.output_image(
+                url, provider=self.name, provider_model=spec.provider_model,
                 prompt_sent=self._prompt_sent(payload, request), parameters=payload,
-                seed=self._seed_of(request), prediction_id=task_id, source_url=url))
+                seed=self._seed_of(request), prediction_id=task_id))
         return images

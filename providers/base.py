@@ -12,17 +12,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
-from providers._http import download
+from providers._http import download, read_whole, stream_download
 from providers._limits import RateLimiter
 from providers._netguard import FetchPolicy, guarded_client
 from providers.errors import ConfigError, InvalidRequest
 from providers.retry import RetryPolicy
-from providers.types import ChatReply, GeneratedImage, GenerationRequest, InputImage, ProgressFn, TaskHooks
+from providers.types import (
+    ChatReply,
+    GeneratedImage,
+    GenerationRequest,
+    InputImage,
+    OutputStream,
+    ProgressFn,
+    TaskHooks,
+)
 
 __all__ = ["CHINESE_FIRST", "DEFAULT_USD_RATES", "DEFAULT_WAIT_WINDOW", "EDIT", "ENGLISH", "GENERATE", "MULTILINGUAL",
            "REDACTED", "ImageProvider", "ModelSpec", "Option", "Price", "ProviderConfig", "resumed_request",
@@ -195,11 +204,16 @@ class ImageProvider(ABC):
         self._rate = RateLimiter(config.rate)
 
     async def generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
-                       hooks: TaskHooks | None = None) -> list[GeneratedImage]:
-        """Run one job under this provider's concurrency and rate limits; ``hooks`` hears its task id."""
+                       hooks: TaskHooks | None = None, *, stream: bool = False) -> list[GeneratedImage]:
+        """Run one job under this provider's concurrency and rate limits; ``hooks`` hears its task id.
+
+        With ``stream`` an output served from a URL comes back not yet downloaded (``GeneratedImage.stream``)
+        for a caller that reads it as it arrives (the server: into its store), and the download no
+        longer holds one of the provider's job slots; without, every image holds its bytes."""
         async with self._slots:
             await self._rate.acquire()
-            return await self._generate(spec, request, progress, hooks)
+            images = await self._generate(spec, request, progress, hooks)
+        return await downloaded(images, stream=stream)
 
     @abstractmethod
     async def _generate(self, spec: ModelSpec, request: GenerationRequest, progress: ProgressFn,
@@ -209,10 +223,16 @@ class ImageProvider(ABC):
     can_resume: ClassVar[bool] = False
 
     async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
-                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+                     hooks: TaskHooks | None = None, *, stream: bool = False) -> list[GeneratedImage]:
         """Fetch the task ``task_id`` (made for ``request``) by id, wait for it to finish and download its
-        outputs, as ``generate`` would have: nothing is submitted, so nothing is paid again. Vendors that
-        answer synchronously have no task to fetch and refuse."""
+        outputs, as ``generate`` would have (``stream`` as there): nothing is submitted, so nothing is paid
+        again. Vendors that answer synchronously have no task to fetch and refuse."""
+        async with self._slots:
+            images = await self._resume(spec, request, task_id, progress, hooks)
+        return await downloaded(images, stream=stream)
+
+    async def _resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                      hooks: TaskHooks | None) -> list[GeneratedImage]:
         raise InvalidRequest(f"{self.vendor} answers synchronously: there is no task {task_id} to resume.")
 
     async def cancel_task(self, task_id: str) -> bool:
@@ -238,6 +258,20 @@ class ImageProvider(ABC):
         return await download(self._http, url, provider=self.name, max_bytes=self.config.max_download_bytes,
                               retries=self.config.max_retries, retry_base=self.config.retry_base)
 
+    def output_stream(self, url: str) -> OutputStream:
+        """The download of an output file, not started: as ``fetch_output``, read chunk by chunk."""
+        return partial(stream_download, self._http, url, provider=self.name,
+                       max_bytes=self.config.max_download_bytes, retries=self.config.max_retries,
+                       retry_base=self.config.retry_base)
+
+    async def output_image(self, url: str, **fields: Any) -> GeneratedImage:
+        """The image at ``url`` with its ``fields`` (provider, prompt_sent, …): a data: URI decoded now
+        (its ``source_url`` None: there is no other copy), any other URL as a stream to download."""
+        if url.startswith("data:"):
+            data, mime = await self.fetch_output(url)
+            return GeneratedImage(data=data, mime_type=_bare_mime(mime), source_url=None, **fields)
+        return GeneratedImage(data=b"", mime_type="", source_url=url, stream=self.output_stream(url), **fields)
+
     async def complete(self, model: str, messages: list[dict[str, str]], *, timeout: float) -> ChatReply:
         """Ask one of the vendor's chat (language) models; vendors without one refuse."""
         raise InvalidRequest(f"{self.vendor} offers no chat model here; EASEL_PROMPT_MODEL must name a "
@@ -245,3 +279,21 @@ class ImageProvider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients. Called once when the server shuts down."""
+
+
+def _bare_mime(content_type: str | None) -> str:
+    return (content_type or "application/octet-stream").split(";")[0].strip()
+
+
+async def downloaded(images: list[GeneratedImage], *, stream: bool) -> list[GeneratedImage]:
+    """``images`` as they are when the caller reads streams itself (``stream``), else each with its bytes:
+    a stream is downloaded whole."""
+    if stream:
+        return images
+    out = []
+    for image in images:
+        if image.stream is not None:
+            data, mime = await image.stream(read_whole)
+            image = replace(image, data=data, mime_type=_bare_mime(mime), stream=None)
+        out.append(image)
+    return out

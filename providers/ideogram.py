@@ -232,12 +232,10 @@ class IdeogramProvider(ImageProvider):
             await progress(f"{VENDOR} withheld {len(items) - len(safe)} of {len(items)} image(s) as unsafe")
         images = []
         for item in safe:
-            data, mime = await self.fetch_output(item["url"])
             seed = item.get("seed") if isinstance(item.get("seed"), int) else request.seed
-            images.append(GeneratedImage(
-                data=data, mime_type=(mime or "application/octet-stream").split(";")[0].strip(),
-                provider=NAME, provider_model=spec.provider_model, prompt_sent=fields["prompt"],
-                parameters=fields, seed=seed, prediction_id=None, source_url=item["url"]))
+            images.append(await self.output_image(
+                item["url"], provider=NAME, provider_model=spec.provider_model, prompt_sent=fields["prompt"],
+                parameters=fields, seed=seed, prediction_id=None))
         return images
 
 

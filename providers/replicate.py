@@ -441,6 +441,10 @@ class ReplicateProvider(ImageProvider):
     key_url = "https://replicate.com/account/api-tokens"
     key_kind = "an API token"
     url_env = "REPLICATE_BASE_URL"
+    # Replicate limits how fast predictions are created (600/min), not how many run at once; a job holds
+    # its slot while the model runs (seconds), so the base default of 8 made a shared server's 9th
+    # concurrent call wait for a whole generation (bench/team.py: 50 calls per replica took 7x one).
+    default_concurrency = 64
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -470,30 +474,26 @@ class ReplicateProvider(ImageProvider):
 
     can_resume = True
 
-    async def resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
-                     hooks: TaskHooks | None = None) -> list[GeneratedImage]:
+    async def _resume(self, spec: ModelSpec, request: GenerationRequest, task_id: str, progress: ProgressFn,
+                      hooks: TaskHooks | None) -> list[GeneratedImage]:
         """The prediction fetched by id (GET /v1/predictions/{id}), waited for and downloaded. The recorded
         parameters are the payload rebuilt from ``request``, reference images shown as "<image>"."""
-        async with self._slots:
-            prediction = await self.resume_prediction(task_id, progress, hooks)
+        prediction = await self.resume_prediction(task_id, progress, hooks)
         return await self._images(spec, request, prediction, spec.build(resumed_request(request)))
 
     async def _images(self, spec: ModelSpec, request: GenerationRequest, prediction: dict[str, Any],
                       shown: dict[str, Any]) -> list[GeneratedImage]:
-        """A succeeded prediction's output images, downloaded at once (Replicate deletes them after an hour)."""
+        """A succeeded prediction's output images, to download at once (Replicate deletes them after an hour)."""
         urls = _output_urls(prediction.get("output"))
         if not urls:
             raise GenerationFailed(f"Replicate prediction {prediction['id']} succeeded but returned no image.",
                                    provider=NAME, job_id=prediction["id"])
         images = []
         for url in urls:
-            data, mime = await self.fetch_output(url)
-            images.append(GeneratedImage(data=data, mime_type=mime or "application/octet-stream",
-                                         provider=NAME, provider_model=spec.provider_model,
-                                         prompt_sent=str(shown.get("prompt", request.prompt)), parameters=shown,
-                                         seed=request.seed,
-                                         prediction_id=prediction["id"],
-                                         source_url=None if url.startswith("data:") else url))
+            images.append(await self.output_image(url, provider=NAME, provider_model=spec.provider_model,
+                                                  prompt_sent=str(shown.get("prompt", request.prompt)),
+                                                  parameters=shown, seed=request.seed,
+                                                  prediction_id=prediction["id"]))
         return images
 
     def describe_calls(self, spec: ModelSpec, request: GenerationRequest) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ in its provider's ``MODELS`` list.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "AspectRatio",
@@ -21,9 +21,20 @@ __all__ = [
     "ImageStyle",
     "InputImage",
     "OutputFormat",
+    "OutputStream",
     "ProgressFn",
     "TaskHooks",
 ]
+
+T = TypeVar("T")
+
+#: What reads a download as it arrives: ``consume(chunks, content_type)`` -> its result.
+Consume = Callable[[AsyncIterator[bytes], str | None], Awaitable[T]]
+#: A download not made yet: ``await stream(consume)`` opens it (through the provider's fetch guard, size
+#: bound and retry policy) and returns what ``consume`` returned. A body that fails part-way is retried
+#: with a fresh ``consume`` call, so each call must start from nothing and clean up after itself when the
+#: chunks raise.
+OutputStream = Callable[[Consume[Any]], Awaitable[Any]]
 
 
 class ImageSize(StrEnum):
@@ -113,7 +124,11 @@ class GenerationRequest:
 
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
-    """Bytes a provider produced, with what it took to produce them."""
+    """Bytes a provider produced, with what it took to produce them.
+
+    An output served from a URL may come as a ``stream`` still to be downloaded (``data`` is then
+    empty and ``mime_type`` unknown): the server reads it into its store as the bytes arrive.
+    ``ImageProvider.generate`` hands out downloaded bytes unless asked for streams."""
 
     data: bytes
     mime_type: str
@@ -124,6 +139,7 @@ class GeneratedImage:
     seed: int | None = None
     prediction_id: str | None = None
     source_url: str | None = None   # the vendor's temporary link, while it lasts (None for inline data)
+    stream: OutputStream | None = None   # the download, when not made yet (data is then b"")
 
 
 # Progress callback: (message) -> awaitable. Providers call it on every state change.

@@ -216,6 +216,9 @@ def build_server(settings: Settings, *, storage: Storage | None = None,
                 if background is not None:
                     tg.start_soon(background)
                 await tg.start(state.jobs.serve)   # jobs outlive their calls, not the server (docs/jobs.md)
+                if settings.calls.warmup:
+                    from server.warmup import warm_up
+                    tg.start_soon(warm_up, registry, settings)
                 try:
                     yield state
                 finally:

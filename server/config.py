@@ -118,13 +118,15 @@ class CallSettings:
     # EASEL_PROMPT_MODEL "<provider>:<model>": a chat model that writes illustrate_content's scenes
     prompt_model: tuple[str, str] | None = None
     prompt_timeout: float = 30.0      # EASEL_PROMPT_TIMEOUT: seconds before the planner takes over
+    warmup: bool = True               # EASEL_WARMUP: warm libraries and provider clients once idle after start
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], providers: ProviderSettings) -> CallSettings:
         d = cls()
         return cls(progress_interval=number(env, "EASEL_PROGRESS_INTERVAL", d.progress_interval, 0.01, 600),
                    prompt_model=_prompt_model(env, providers.configs),
-                   prompt_timeout=number(env, "EASEL_PROMPT_TIMEOUT", d.prompt_timeout, 0.05, 600))
+                   prompt_timeout=number(env, "EASEL_PROMPT_TIMEOUT", d.prompt_timeout, 0.05, 600),
+                   warmup=flag(env, "EASEL_WARMUP", d.warmup))
 
 
 def _prompt_model(env: Mapping[str, str], configs: Mapping[str, ProviderConfig]) -> tuple[str, str] | None:

@@ -33,9 +33,10 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel
 
 from providers.base import ImageProvider, ModelSpec, Price
-from providers.errors import ImageGenError, ProviderUnavailable
-from providers.types import GeneratedImage, GenerationRequest, TaskHooks
+from providers.errors import ImageGenError, ProviderUnavailable, RateLimited
+from providers.types import GeneratedImage, GenerationRequest, OutputStream, TaskHooks
 from server.images import InvalidImage, inspect_image
+from server.ingest import SizedFields, ingest
 from server.previews import Previews
 from server.results import ErrorRecord, GenerateResult, ImageRecord, build_result, describe, image_record, total_cost
 from server.spend import Booking, image_cost
@@ -251,11 +252,19 @@ class Job:
         await self.announce()
         return finished_of(outcomes, self.record)
 
-    async def store(self, data: bytes, metadata: dict[str, Any], *, provider: str, task_id: str | None,
-                    source_url: str | None) -> StoredImage:
-        """Check ``data`` is a usable image (InvalidImage if not), then store it with its preview."""
+    async def store(self, data: bytes | OutputStream, metadata: dict[str, Any], *, provider: str,
+                    task_id: str | None, source_url: str | None, price: Price | None) -> StoredImage:
+        """Check ``data`` (bytes, or a download to read as it arrives) is a usable image (InvalidImage if
+        not), then store it with its preview and what it cost at ``price`` (``cost_usd``, server.spend:
+        a per-megapixel price is applied to the image's real size, known once its header is read)."""
+        spend = self.state.settings.spend
+
+        def cost(width: int, height: int) -> dict[str, Any]:
+            return {"cost_usd": image_cost(price, width, height, spend)}
+
         stored = await store_image(data, metadata, self.state.storage, max_pixels=self.state.settings.calls.max_image_pixels,
-                                   previews=self.previews, provider=provider, task_id=task_id, source_url=source_url)
+                                   previews=self.previews, provider=provider, task_id=task_id, source_url=source_url,
+                                   sized=cost)
         self.stored.append(stored)
         return stored
 
@@ -263,11 +272,6 @@ class Job:
         """Tell the client its resource list changed, when this job stored anything."""
         if self.stored:
             await self.progress.announce_new_images()
-
-    def cost_of(self, price: Price | None, data: bytes) -> float | None:
-        """USD one image cost (server.spend): recorded in its metadata as ``cost_usd``."""
-        settings = self.state.settings
-        return image_cost(price, data, settings.spend, max_pixels=settings.calls.max_image_pixels)
 
     def record(self, stored: StoredImage) -> ImageRecord:
         return image_record(stored, self.state.links)
@@ -297,9 +301,10 @@ class Job:
         hooks = self.task_hooks(index)
         try:
             if outcome.task_id is not None:   # resumed: fetch the task already paid for
-                images = await work.provider.resume(work.spec, work.request, outcome.task_id, report, hooks)
+                images = await work.provider.resume(work.spec, work.request, outcome.task_id, report, hooks,
+                                                     stream=True)
             else:
-                images = await work.provider.generate(work.spec, work.request, report, hooks)
+                images = await work.provider.generate(work.spec, work.request, report, hooks, stream=True)
             for image in images:
                 stored = await self._store_generated(image, work)
                 outcome.images.append(stored)
@@ -326,11 +331,11 @@ class Job:
             "prompt": image.prompt_sent, "model": work.spec.name, "provider": image.provider,
             "provider_model": image.provider_model, "parameters": image.parameters, "seed": image.seed,
             "prediction_id": image.prediction_id, **work.metadata,
-            "cost_usd": self.cost_of(work.spec.price, image.data),
         }
         try:
-            return await self.store(image.data, metadata, provider=image.provider, task_id=image.prediction_id,
-                                    source_url=image.source_url)
+            return await self.store(image.stream or image.data, metadata, provider=image.provider,
+                                    task_id=image.prediction_id, source_url=image.source_url,
+                                    price=work.spec.price)
         except InvalidImage as exc:
             raise ProviderUnavailable(f"{work.spec.name} returned something that is not a usable image: {exc}.",
                                       provider=image.provider, job_id=image.prediction_id) from None
@@ -360,21 +365,31 @@ def images_answer(finished: Finished, summary: str) -> tuple[GenerateResult, str
     return result, describe(summary, images=result.images, errors=result.errors)
 
 
-async def store_image(data: bytes, metadata: dict[str, Any], storage: Storage, *, max_pixels: int,
-                      previews: Previews | None, provider: str, task_id: str | None,
-                      source_url: str | None) -> StoredImage:
+async def store_image(data: bytes | OutputStream, metadata: dict[str, Any], storage: Storage, *,
+                      max_pixels: int, previews: Previews | None, provider: str, task_id: str | None,
+                      source_url: str | None, sized: SizedFields | None = None) -> StoredImage:
     """Check the bytes are a usable image (InvalidImage if not), then store one paid-for image, its preview
-    made meanwhile: the one store path of every tool.
+    made meanwhile: the one store path of every tool. A download (``OutputStream``) is checked,
+    stored and previewed as its bytes arrive (server.ingest). ``sized(width, height)`` adds the
+    metadata that depends on the image's pixel size (its cost at a per-megapixel price).
 
-    When the store fails (disk full, bucket down and no fallback), the error says where the
-    image still is: the provider's temporary link, so what was paid for is not lost."""
-    info = inspect_image(data, max_pixels=max_pixels)
-    put = functools.partial(storage.put, data, info.mime_type, {"width": info.width, "height": info.height,
-                                                                 **metadata})
+    When the store fails (disk full, bucket down and no fallback), or the download does, the error
+    says where the image still is: the provider's temporary link, so what was paid for is not lost."""
+    where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
+             f"{source_url}" if source_url else " The provider sent it inline, so no other copy exists.")
     try:
+        if callable(data):
+            return await ingest(data, metadata, storage, max_pixels=max_pixels, previews=previews, sized=sized)
+        info = inspect_image(data, max_pixels=max_pixels)
+        put = functools.partial(storage.put, data, info.mime_type, {
+            "width": info.width, "height": info.height, **metadata,
+            **(sized(info.width, info.height) if sized else {})})
         return await (put() if previews is None else previews.store(data, put))
+    except (ProviderUnavailable, RateLimited) as exc:   # a download that failed after its retries
+        if not source_url:
+            raise
+        raise ProviderUnavailable(f"The image was generated but {exc}{where}", provider=provider,
+                                  job_id=task_id) from None
     except StorageError as exc:
-        where = (f" It is still at the provider's temporary link for a limited time; download it from there: "
-                 f"{source_url}" if source_url else " The provider sent it inline, so no other copy exists.")
         raise ProviderUnavailable(f"The image was generated but could not be stored: {exc}{where}",
                                   provider=provider, job_id=task_id) from None

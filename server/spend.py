@@ -48,7 +48,6 @@ from providers.errors import (
     UnknownModel,
 )
 from server.config import Settings, SpendSettings
-from server.images import InvalidImage, inspect_image
 from server.results import money, total_cost
 from server.storage import StorageError
 
@@ -142,17 +141,13 @@ def units_of(work: Iterable[Any]) -> list[Unit]:
     return [Unit(w.spec.name, w.request.count, w.spec.price, w.label) for w in work]
 
 
-def image_cost(price: Price | None, data: bytes, settings: SpendSettings, *, max_pixels: int) -> float | None:
-    """One stored image's cost in USD (None: unpublished price); per-megapixel prices at the image's real size."""
+def image_cost(price: Price | None, width: int, height: int, settings: SpendSettings) -> float | None:
+    """One stored image's cost in USD (None: unpublished price); per-megapixel prices at its real size."""
     if price is None:
         return None
     if price.per != "megapixel":
         return round(price.usd(settings.rates), 6)
-    try:
-        info = inspect_image(data, max_pixels=max_pixels)
-    except InvalidImage:
-        return None
-    return round(price.usd(settings.rates, megapixels=info.width * info.height / 1e6), 6)
+    return round(price.usd(settings.rates, megapixels=width * height / 1e6), 6)
 
 
 # ------------------------------------------------------------------ the ledger

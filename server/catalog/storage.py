@@ -12,7 +12,7 @@ import anyio
 
 from server.catalog.index import Catalog
 from server.catalog.records import Filters, Page
-from server.storage import ImageNotFound, StorageError, StoredImage
+from server.storage import ImageNotFound, StorageError, StoredImage, Writer, open_writer
 
 log = logging.getLogger("easel.catalog")
 
@@ -44,7 +44,14 @@ class CatalogedStorage:
         return f"CatalogedStorage({self.store!r}, catalog={str(self.catalog.path)!r})"
 
     async def put(self, data: bytes, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
-        stored = await self.store.put(data, mime_type, metadata)
+        return await self.add(await self.store.put(data, mime_type, metadata))
+
+    def open_writer(self) -> Writer:
+        """The wrapped store's writer (server.storage.open_writer), its commit adding the catalog row."""
+        return _CatalogedWriter(open_writer(self.store), self)
+
+    async def add(self, stored: StoredImage) -> StoredImage:
+        """Add a just-stored image's row."""
         try:
             await anyio.to_thread.run_sync(self.catalog.upsert_sync, [(stored.metadata, None)])
         except sqlite3.Error as exc:   # the image is stored; the next sync adds its row
@@ -155,3 +162,12 @@ class CatalogedStorage:
             await self.store.aclose()
         finally:
             await anyio.to_thread.run_sync(self.catalog.close)
+
+
+class _CatalogedWriter:
+    def __init__(self, inner: Writer, storage: CatalogedStorage) -> None:
+        self._inner, self._storage = inner, storage
+        self.write, self.abort = inner.write, inner.abort
+
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        return await self._storage.add(await self._inner.commit(tail, sha256, mime_type, metadata))

@@ -8,14 +8,15 @@ can never name a path.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 __all__ = [
-    "ID_PATTERN", "ImageNotFound", "Storage", "StorageError", "StoredImage",
-    "image_key", "image_uri", "make_image_id", "parse_image_id",
+    "ID_PATTERN", "ImageNotFound", "Storage", "StorageError", "StoredImage", "Writer",
+    "image_key", "image_uri", "make_image_id", "open_writer", "parse_image_id",
 ]
 
 EXT_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -96,6 +97,44 @@ class Storage(Protocol):
         """A link a person can open."""
 
     async def aclose(self) -> None: ...
+
+
+class Writer(Protocol):
+    """An image stored as its bytes arrive (server.ingest): ``write`` chunks (blocking: from a worker
+    thread), then ``commit`` the last ones (``tail``) with the whole file's hash, type and metadata
+    (as ``put``), or ``abort``. Nothing of it is visible before ``commit``, and nothing is left after
+    ``abort``."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        ...
+
+    def abort(self) -> None: ...
+
+
+def open_writer(storage: Storage) -> Writer:
+    """The store's own writer (``storage.open_writer()``: local disk writes a temporary file as the bytes
+    come), else one that holds the bytes and gives them to ``put`` at the end (OSS uploads one object)."""
+    opener = getattr(storage, "open_writer", None)
+    return opener() if opener is not None else _Buffered(storage)
+
+
+class _Buffered:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._body = io.BytesIO()
+
+    def write(self, chunk: bytes) -> None:
+        self._body.write(chunk)
+
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        for chunk in tail:
+            self._body.write(chunk)
+        return await self._storage.put(self._body.getvalue(), mime_type, metadata)
+
+    def abort(self) -> None:
+        self._body = io.BytesIO()
 
 
 def now_iso() -> str:

@@ -21,9 +21,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 
@@ -39,7 +41,7 @@ from server.storage import (
     now_iso,
 )
 
-__all__ = ["LocalStorage"]
+__all__ = ["LocalStorage", "LocalWriter"]
 
 
 class LocalStorage:
@@ -71,20 +73,29 @@ class LocalStorage:
     def put_sync(self, data: bytes, mime_type: str, metadata: dict[str, Any],
                  sha256: str | None = None) -> StoredImage:
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        return self._place(sha256, mime_type, len(data), metadata, lambda path: _atomic_write(path, data))
+
+    def open_writer(self) -> LocalWriter:
+        """A file for an image whose bytes are still arriving, in this month's directory; see LocalWriter."""
+        return LocalWriter(self)
+
+    def _place(self, sha256: str, mime_type: str, size: int, metadata: dict[str, Any],
+               write_image: Callable[[Path], None]) -> StoredImage:
+        """Put the image in place (``write_image(path)``, atomic) unless it is there already, then its record."""
         image_id = make_image_id(sha256, mime_type)
         path = self.path_of(image_id)
         meta_path = path.with_name(path.name + ".json")
-        record = {"id": image_id, "uri": image_uri(image_id), "mime_type": mime_type, "bytes": len(data),
+        record = {"id": image_id, "uri": image_uri(image_id), "mime_type": mime_type, "bytes": size,
                   "sha256": sha256, "created": now_iso(), **metadata}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if meta_path.exists() and path.exists():
                 existing = json.loads(meta_path.read_text("utf-8"))
-                return StoredImage(image_id, mime_type, len(data), sha256, existing, self.url_for(image_id),
+                return StoredImage(image_id, mime_type, size, sha256, existing, self.url_for(image_id),
                                    self.kind, deduplicated=True)
             created_image = not path.exists()
             if created_image:
-                _atomic_write(path, data)
+                write_image(path)
             try:
                 _atomic_write(meta_path, json.dumps(record, ensure_ascii=False, indent=1).encode())
             except BaseException:
@@ -94,8 +105,8 @@ class LocalStorage:
                 raise
             _append_index(path.parent, image_id)
         except OSError as exc:
-            raise StorageError(f"Could not store the image in {self.root}: {exc.strerror or exc}.") from None
-        return StoredImage(image_id, mime_type, len(data), sha256, record, self.url_for(image_id), self.kind)
+            raise _not_stored(self.root, exc) from None
+        return StoredImage(image_id, mime_type, size, sha256, record, self.url_for(image_id), self.kind)
 
     async def get(self, image_id: str) -> tuple[bytes, str]:
         path = self.path_of(image_id)
@@ -229,6 +240,67 @@ class LocalStorage:
 
 
 INDEX = ".index"
+
+
+class LocalWriter:
+    """An image written as its bytes arrive: a temporary file (``.tmp-*``, never listed) in the month's
+    directory, fsynced and renamed to its content-addressed name by ``commit`` (then its record,
+    as ``put``); ``abort`` removes it. Nothing is visible before ``commit``. ``write`` and the
+    ``*_sync`` methods block: call them from a worker thread."""
+
+    def __init__(self, storage: LocalStorage) -> None:
+        self._storage = storage
+        self._file: BinaryIO | None = None
+        self._tmp: str | None = None
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            if self._file is None:
+                month = self._storage.root / f"{datetime.now(UTC):%Y%m}"
+                month.mkdir(parents=True, exist_ok=True)
+                fd, self._tmp = tempfile.mkstemp(dir=month, prefix=".tmp-")
+                self._file = os.fdopen(fd, "wb")
+            self._file.write(chunk)
+        except OSError as exc:
+            raise _not_stored(self._storage.root, exc) from None
+        self.size += len(chunk)
+
+    async def commit(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        return await anyio.to_thread.run_sync(self.commit_sync, tail, sha256, mime_type, metadata)
+
+    def commit_sync(self, tail: list[bytes], sha256: str, mime_type: str, metadata: dict[str, Any]) -> StoredImage:
+        try:
+            for chunk in tail or [b""]:
+                self.write(chunk)
+            assert self._file is not None and self._tmp is not None
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                raise _not_stored(self._storage.root, exc) from None
+            return self._storage._place(sha256, mime_type, self.size, metadata, self._rename_to)
+        finally:
+            self.abort()   # the temporary file, when it was not renamed (a duplicate, or a failure)
+
+    def _rename_to(self, path: Path) -> None:
+        assert self._tmp is not None
+        os.replace(self._tmp, path)
+        self._tmp = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+
+def _not_stored(root: Path, exc: OSError) -> StorageError:
+    return StorageError(f"Could not store the image in {root}: {exc.strerror or exc}.")
 
 
 def _append_index(month_dir: Path, image_id: str) -> None:

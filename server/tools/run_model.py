@@ -386,11 +386,11 @@ async def _capture_outputs(value: Any, job: Job, provider: Any, model: str, pred
         except OutputRefused as exc:   # a model may name any address: the guard said no, the rest still counts
             return {"url": value, "stored": False, "note": str(exc)}
         meta = {"tool": "run_replicate_model", "model": model, "provider": "replicate", "provider_model": model,
-                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None,
-                "cost_usd": job.cost_of(price, data)}
+                "prediction_id": prediction["id"], "parameters": None, "prompt": prompt, "seed": None}
         link = None if value.startswith("data:") else value
         try:
-            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"], source_url=link)
+            image = await job.store(data, meta, provider="replicate", task_id=prediction["id"], source_url=link,
+                                    price=price)
         except ProviderUnavailable as exc:   # the store failed: the other files are still paid for, say each
             unstored.append((str(exc), link))
             return {"url": link, "stored": False, "note": str(exc)}

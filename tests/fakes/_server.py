@@ -57,8 +57,11 @@ class LoopbackServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # timeout_keep_alive: vendors' front ends keep an idle connection far longer than httpx's pool
+        # (5 s), so the client always gives one up first. uvicorn's default of 5 s raced it: a create
+        # sent on a connection the fake was closing failed with ReadError (bench/team.py, 2 in 100).
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, timeout_keep_alive=60)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=f"fake-{self.port}", daemon=True)
 

@@ -20,6 +20,10 @@ Knobs (set them from the test; all reads/writes of shared state go through ``fak
 * ``output_mode`` ``"url"`` (``<file_base_url or url>/files/<pid>/out-<i>.<ext>``) or ``"data"``
   (``data:`` URIs); ``image_factory(prediction) -> (bytes, content_type)``; ``image_size``;
   ``expire_files = True`` makes downloads 404. Every generated image has distinct bytes.
+* Downloads as from a CDN: ``download_rate`` (bytes/s; 0, the default, sends each file at once) sends
+  the body in ``download_chunk``-byte pieces (64 KiB) at that pace; ``drop_downloads = n`` makes the
+  next n downloads close the connection after half the body (a declared length never reached);
+  ``download_length = False`` sends paced bodies chunked, without a Content-Length.
 * ``inject(status, body, headers, times, method, path_prefix)``, ``inject_delay(...)``,
   ``inject_reset(...)`` (connection dropped, no response); ``times=None`` means forever.
 * ``check_uri_format``, ``max_upload_bytes`` (100 MB), ``tokens`` (accepted bearer tokens).
@@ -252,6 +256,35 @@ class _Pred:
         self.t_start: float | None = None
 
 
+class _Paced:
+    """A file sent in pieces: at ``rate`` bytes/s (0: no pause), or cut off after half when ``drop``."""
+
+    def __init__(self, body: bytes, media_type: str, *, rate: float, chunk: int, drop: bool,
+                 length: bool = True) -> None:
+        self.body, self.media_type, self.rate, self.chunk, self.drop = body, media_type, rate, chunk, drop
+        self.length = length
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        if self.length:
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        start = asyncio.get_running_loop().time()
+        end = len(self.body) // 2 if self.drop else len(self.body)
+        for sent in range(0, end, self.chunk):
+            piece = self.body[sent:min(end, sent + self.chunk)]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if self.rate > 0:   # the pace of a link of that speed: piece k is out at (bytes so far) / rate
+                due = start + (sent + len(piece)) / self.rate
+                await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
+        if self.drop:   # the connection goes, the declared length never reached
+            transport = scope.get("fake.transport")
+            if transport is not None:
+                transport.abort()
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class FakeReplicate(Waitable):
     """The Replicate API as a Starlette app; see the module docstring for the knobs."""
 
@@ -268,6 +301,10 @@ class FakeReplicate(Waitable):
         self.image_factory: Callable[[dict[str, Any]], tuple[bytes, str]] | None = None
         self.image_size = (64, 64)
         self.expire_files = False
+        self.download_rate = 0.0
+        self.download_chunk = 64 * 1024
+        self.drop_downloads = 0
+        self.download_length = True
         self.check_uri_format = True
         self.max_upload_bytes = 100 * 1024 * 1024
         self.models: dict[str, ModelSpec] = {}
@@ -408,6 +445,7 @@ class FakeReplicate(Waitable):
             return await self.app(scope, receive, send)
         self._loop = asyncio.get_running_loop()
         _set_nodelay(send)
+        scope["fake.transport"] = _uvicorn_transport(send)   # for a download cut off part-way (_Paced)
         chunks, more = [], True
         while more:
             msg = await receive()
@@ -821,9 +859,14 @@ class FakeReplicate(Waitable):
         self.notify()
         return Response(status_code=204) if request.method == "DELETE" else JSONResponse(f.json)
 
-    async def _download(self, request: Request) -> Response:
+    async def _download(self, request: Request) -> Any:
         with self.cond:
             item = self.outputs.get((request.path_params["pid"], request.path_params["fname"]))
+            drop = self.drop_downloads > 0
+            self.drop_downloads -= drop
         if item is None or self.expire_files:
             return Response(b"Not Found", status_code=404, media_type="text/plain")
-        return Response(item[0], media_type=item[1])
+        if self.download_rate <= 0 and not drop:
+            return Response(item[0], media_type=item[1])
+        return _Paced(item[0], item[1], rate=self.download_rate, chunk=self.download_chunk, drop=drop,
+                      length=self.download_length)

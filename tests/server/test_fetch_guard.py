@@ -22,7 +22,7 @@ from server.config import Settings
 from server.inputs import InputError, InputLimits, resolve_images
 from server.links import LinkSigner
 from server.storage import StorageError
-from server.storage.local import LocalStorage
+from server.storage.local import LocalStorage, LocalWriter
 from tests.fakes.file_host import FileHost
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.support.images import png
@@ -248,10 +248,19 @@ def test_a_link_dated_beyond_the_ttl_is_refused_even_when_signed() -> None:
 # ------------------------------------------------------------------------ 9. the store path
 
 class FullDisk(LocalStorage):
-    """A store whose disk is full: every write fails the way LocalStorage reports it."""
+    """A store whose disk is full: every write fails the way LocalStorage reports it, whole or streamed."""
 
     async def put(self, data: bytes, mime_type: str, metadata: dict[str, Any]) -> Any:
         raise StorageError(f"Could not store the image in {self.root}: No space left on device.")
+
+    def open_writer(self) -> Any:
+        full = self
+
+        class FullWriter(LocalWriter):
+            def write(self, chunk: bytes) -> None:
+                raise StorageError(f"Could not store the image in {full.root}: No space left on device.")
+
+        return FullWriter(self)
 
 
 @pytest.mark.parametrize("tool", ["generate_image", "run_replicate_model"])
