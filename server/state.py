@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx
 
@@ -15,9 +15,6 @@ from providers._netguard import guarded_client
 from server.config import Settings
 from server.storage import Storage
 from server.storage.docs import DocStore
-
-if TYPE_CHECKING:
-    from server.jobbook import JobBook
 
 __all__ = ["AppState"]
 
@@ -30,7 +27,9 @@ class AppState:
     docs: DocStore                  # shared documents in the store: job records, the spend ledger
     links: Callable[[str], str] | None = None   # image id -> signed browser link (HTTP transports); else None
     _http: httpx.AsyncClient | None = None
-    jobs: "JobBook | None" = None   # this process's jobs (server.jobbook), set by the lifespan
+    # this process's jobs: a server.jobbook.JobBook, set by the lifespan. Typed loosely so that the state
+    # (a lower layer, which jobbook itself takes) does not import back up from it.
+    jobs: Any = None
 
     @property
     def http(self) -> httpx.AsyncClient:
