@@ -71,7 +71,9 @@ class ScriptedModel:
 
 async def run(stdio_command: tuple[str, list[str], dict[str, str]], tool: str, args: dict[str, Any]) -> ScriptedModel:
     command, argv, env = stdio_command
-    toolset = MCPToolset(StdioTransport(command, argv, env=env), tool_error_behavior="error")
+    # pydantic-ai gives the server 5 s to start and answer initialize; a test machine busy with other
+    # suites can take longer to spawn a Python process, which is not what this test is about
+    toolset = MCPToolset(StdioTransport(command, argv, env=env), tool_error_behavior="error", init_timeout=60)
     model = ScriptedModel(tool, args)
     agent = Agent(FunctionModel(model), toolsets=[toolset])
     async with agent:
