@@ -86,6 +86,7 @@ class LiveJob:
         self.ending = False
         self.written = False        # the record (and its running mark) is in the store
         self.lost = False           # another process claimed the job: stop writing its record
+        self.handing_over = False   # the server is stopping: the next process on the store resumes the job
         self._lock = anyio.Lock()
 
     # -- the record ----------------------------------------------------------------------------
@@ -145,6 +146,15 @@ class LiveJob:
     async def _end(self) -> None:
         self.ending = True    # from here on the call waits for the end rather than answering with a handle
         r = self.record
+        if self.handing_over and self.result is None and self.error is None:
+            # stopped for a handover: the record stays running with every task id learnt meanwhile, and its
+            # lease ends now, so the next process on the store resumes it at once
+            if self.written:
+                r.lease_until = 0
+                await self.save()
+            self.lost = True
+            self.ended.set()
+            return
         if self.result is not None:
             structured = self.result.structured_content or {}
             text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
@@ -185,10 +195,19 @@ class LiveJob:
             return False
 
     def abandon(self) -> None:
-        """Shutting down: stop waiting, leave the provider tasks running for the process that resumes it."""
+        """Another process claimed the job: stop waiting, leave the provider tasks running for it."""
         for hooks in self.job.hooks:
             hooks.leave_running = True
-        self.lost = True   # the record stays as it is (running, its lease ends soon) for the next owner
+        self.lost = True   # the record is the new owner's now
+        self.scope.cancel()
+
+    def hand_over(self) -> None:
+        """Shutting down: stop waiting and leave the provider tasks running. A create request already sent
+        still answers (it is shielded: Replicate holds one up to EASEL_WAIT_WINDOW before it names its
+        prediction) and its task id is recorded; then ``_end`` lets the lease lapse for the next process."""
+        for hooks in self.job.hooks:
+            hooks.leave_running = True
+        self.handing_over = True
         self.scope.cancel()
 
     # -- answering -----------------------------------------------------------------------------
@@ -227,14 +246,14 @@ class JobBook:
                 await anyio.sleep(self.settings.renew)
 
     async def shutdown(self) -> None:
-        """Hand running jobs over: their provider tasks keep running, their leases lapse, the next process
-        on this store resumes them."""
-        for live in list(self.live.values()):
-            if not live.ended.is_set():
-                if live.written:
-                    live.record.lease_until = 0
-                    await live.save()
-                live.abandon()
+        """Hand running jobs over: their provider tasks keep running, their leases lapse once every task id
+        a create request still in flight names is recorded, and the next process on this store resumes them.
+        The caller bounds the wait; a job still waiting on its create then hands over when that answers."""
+        handing = [live for live in self.live.values() if not live.ended.is_set() and not live.lost]
+        for live in handing:
+            live.hand_over()
+        for live in handing:
+            await live.ended.wait()
 
     # -- a call ------------------------------------------------------------------------------------
     async def call(self, ctx: Any, tool: str, *, total: int, context: dict[str, Any], body: Body,

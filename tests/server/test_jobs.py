@@ -193,6 +193,29 @@ async def test_a_job_handed_over_at_shutdown_keeps_its_prediction_and_the_next_s
     assert [data] == await served_bytes(replicate_fake) and len(replicate_fake.creates) == 1
 
 
+async def test_a_server_stopping_while_a_create_request_is_held_records_its_prediction_before_handing_over(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """Replicate holds a create for up to EASEL_WAIT_WINDOW (Prefer: wait) before it says the prediction's id. A
+    server stopped in that window must still record the id when the create answers, or the next server cannot
+    fetch the prediction already paid for and the user is told to pay for it again."""
+    env = {**job_env, "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.2"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        assert (await read_job(client, job["uri"]))["units"][0]["task_ids"] == []   # the create is still held
+    assert replicate_fake.cancels == []
+    replicate_fake.release()
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            while (done := await client.call_tool("check_job", {"job_id": job["id"], "wait": 2})
+                   ).structured_content["job"]["status"] == "running":
+                pass
+        assert done.structured_content["job"]["status"] == "succeeded", text_of(done)
+        [image] = done.structured_content["images"]
+        data = base64.b64decode((await client.read_resource(image["uri"])).contents[0].blob)
+    assert [data] == await served_bytes(replicate_fake) and len(replicate_fake.creates) == 1
+
+
 async def test_cancel_job_on_another_replica_reaches_the_provider_and_stops_the_owner(
         job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
     env = {**job_env, "EASEL_JOB_RENEW": "0.2"}
