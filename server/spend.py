@@ -315,10 +315,11 @@ def _modern(ctx: Any) -> bool:
 async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
                   confirm_spend: bool) -> InputRequiredResult | None:
     """None when the call may go on; an InputRequiredResult to return (2026-07-28: the question rides it);
-    ToolError when the user said no or cannot be asked."""
+    ToolError when the user said no or cannot be asked. ``confirm_spend`` stands for the user only where the
+    client cannot ask them: an assistant that can reach the user does not answer for them."""
     threshold = settings.confirm_above_usd
     total = quote.total
-    if threshold is None or confirm_spend or (total is not None and total <= threshold):
+    if threshold is None or (total is not None and total <= threshold):
         return None
     message = _question(quote, threshold)
     cost = money(total) if total is not None else "an unknown amount"
@@ -327,6 +328,8 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
                            "user. Ask the user whether to spend it; if they agree, repeat the same call with "
                            "confirm_spend: true.")
     if not _can_elicit(ctx) or not (_modern(ctx) or ctx.session.can_send_request):
+        if confirm_spend:
+            return None
         raise cannot_ask
     if _modern(ctx):
         digest = hashlib.sha256(message.encode()).hexdigest()[:32]
@@ -346,6 +349,8 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
             outcome = await ctx.elicit(message, SpendApproval)
         except Exception as exc:   # the question did not reach the user (or the answer was malformed)
             log.info("spend question failed: %s", type(exc).__name__)
+            if confirm_spend:
+                return None
             raise cannot_ask from None
         action = outcome.action
         approved = action == "accept" and bool(outcome.data.approve)

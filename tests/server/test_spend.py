@@ -305,6 +305,20 @@ async def test_a_client_that_cannot_be_asked_is_told_to_confirm_and_confirm_spen
     assert len(replicate_fake.creates) == 2
 
 
+@MODES
+async def test_confirm_spend_does_not_answer_for_a_user_the_client_can_ask(
+        env: dict[str, str], replicate_fake: FakeReplicate, mode: str) -> None:
+    """confirm_spend is for clients that cannot ask; an assistant (or an injected prompt) cannot use it to skip
+    the question the operator wants the user to answer."""
+    cb = answering("decline")
+    async with Client(serve(env, EASEL_CONFIRM_ABOVE_USD="0.05", EASEL_BUDGET_USD_PER_DAY="1"), mode=mode,
+                      elicitation_callback=cb) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2, "confirm_spend": True})
+    assert len(cb.asked) == 1 and "$0.08" in cb.asked[0]
+    assert result.is_error and "the user declined" in text_of(result)
+    assert replicate_fake.requests == [] and await spent(env) == 0
+
+
 async def test_a_cheap_call_is_not_asked_about(env: dict[str, str], replicate_fake: FakeReplicate) -> None:
     cb = answering("decline")
     async with Client(serve(env, EASEL_CONFIRM_ABOVE_USD="0.05"), elicitation_callback=cb) as client:
