@@ -361,14 +361,24 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
     return None
 
 
+async def within_budget(ctx: Any, tool: str, units: Sequence[Unit]) -> None:
+    """Refuse (ToolError) a call the day's budget cannot take, without booking it: for a check before any request
+    is made for the call, e.g. illustrate_content's scene-writing model (``admit`` checks again and books)."""
+    state = ctx.request_context.lifespan_context
+    spend: SpendSettings = state.settings.spend
+    if spend.budget_usd_per_day is not None:
+        quote = Quote(tool, tuple(units), spend)
+        await _within_budget(_booking(spend, state.docs, quote), round(spend.budget_usd_per_day * MICRO))
+
+
 async def admit(ctx: Any, tool: str, units: Sequence[Unit], *, confirm_spend: bool) -> Booking | InputRequiredResult:
     """The one gate before a call spends: the budget first (nobody is asked about a call that cannot run), then
     the user's consent, then the booking. An InputRequiredResult is returned by the tool as it is."""
     state = ctx.request_context.lifespan_context
     spend: SpendSettings = state.settings.spend
     quote = Quote(tool, tuple(units), spend)
-    if spend.budget_usd_per_day is not None and spend.confirm_above_usd is not None:
-        await _within_budget(_booking(spend, state.docs, quote), round(spend.budget_usd_per_day * MICRO))
+    if spend.confirm_above_usd is not None:
+        await within_budget(ctx, tool, units)
     asked = await confirm(ctx, quote, spend, confirm_spend=confirm_spend)
     if asked is not None:
         return asked

@@ -171,6 +171,22 @@ async def test_a_call_over_the_budget_is_refused_before_any_provider_request(
            "refused." in text_of(dry)
 
 
+async def test_illustrate_content_over_the_budget_does_not_ask_its_scene_writing_model_first(
+        env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """The scene-writing model (EASEL_PROMPT_MODEL) is a paid provider request too: a call the budget refuses
+    makes none, not even that one."""
+    replicate_fake.add_model("meta/meta-llama-3-70b-instruct", official=True, output=lambda p: ["[]"], input_schema={
+        "type": "object", "required": ["prompt"], "properties": {
+            "prompt": {"type": "string"}, "system_prompt": {"type": "string"},
+            "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}})
+    server = serve(env, EASEL_BUDGET_USD_PER_DAY="0.05", EASEL_PROMPT_MODEL="replicate:meta/meta-llama-3-70b-instruct")
+    async with Client(server) as client:
+        refused = await client.call_tool("illustrate_content", {
+            "content": "A lighthouse keeper climbs the tower. A storm breaks over the bay.", "count": 2})
+    assert refused.is_error and "EASEL_BUDGET_USD_PER_DAY" in text_of(refused) and "$0.08" in text_of(refused)
+    assert replicate_fake.requests == [] and await spent(env) == 0
+
+
 async def test_a_unit_the_vendor_refused_gives_its_estimate_back_and_a_failed_prediction_keeps_it(
         env: dict[str, str], replicate_fake: FakeReplicate) -> None:
     server = serve(env, EASEL_BUDGET_USD_PER_DAY="1")
