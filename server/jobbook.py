@@ -25,6 +25,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -65,9 +66,14 @@ if TYPE_CHECKING:
     from server.spend import Booking
     from server.state import AppState
 
-__all__ = ["JobBook", "LiveJob"]
+__all__ = ["CALL_STARTED", "JobBook", "LiveJob"]
 
 log = logging.getLogger("easel.jobs")
+
+#: When the tool call being served started (time.monotonic(); set by the server for each call). The host's
+#: timer runs from then, so EASEL_RETURN_AFTER does too: reference downloads, a scene-writing model or a
+#: handshake-era spend question before the job starts all count.
+CALL_STARTED: ContextVar[float | None] = ContextVar("easel_call_started", default=None)
 
 Body = Callable[[Job, list[WorkOutcome]], Awaitable[CallToolResult]]
 
@@ -272,7 +278,7 @@ class JobBook:
         self.live[record.id] = live
         self._tg.start_soon(live.run, body)
         try:
-            with anyio.move_on_after(self.settings.return_after or math.inf):
+            with anyio.move_on_after(self._return_after()):
                 await live.ended.wait()
             if live.ending:   # its work is done; only the record's clean-up is left
                 await live.ended.wait()
@@ -290,6 +296,15 @@ class JobBook:
         live.job.detach()
         await live.save()                 # from now on anyone may ask for it by id
         return live.answer()
+
+    def _return_after(self) -> float:
+        """Seconds this call may still wait before it answers with a job handle: EASEL_RETURN_AFTER from the
+        call's start (``CALL_STARTED``), not from the job's."""
+        if not self.settings.return_after:
+            return math.inf
+        started = CALL_STARTED.get()
+        spent = time.monotonic() - started if started is not None else 0.0
+        return max(0.0, self.settings.return_after - spent)
 
     # -- check and cancel ------------------------------------------------------------------------------
     async def load(self, job_id: str) -> JobRecord | None:
