@@ -239,6 +239,7 @@ class JobBook:
         self.bus = bus
         self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
         self._tg: anyio.abc.TaskGroup | None = None
+        self.stopping = False   # shutting down: hand jobs over, adopt none
 
     # -- the lifespan ----------------------------------------------------------------------------
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -248,13 +249,15 @@ class JobBook:
             task_status.started()
             while True:
                 await self._renew()
-                await self._adopt_orphans()
+                if not self.stopping:   # a job this process hands over must not come back to it
+                    await self._adopt_orphans()
                 await anyio.sleep(self.settings.renew)
 
     async def shutdown(self) -> None:
         """Hand running jobs over: their provider tasks keep running, their leases lapse once every task id
         a create request still in flight names is recorded, and the next process on this store resumes them.
         The caller bounds the wait; a job still waiting on its create then hands over when that answers."""
+        self.stopping = True
         handing = [live for live in self.live.values() if not live.ended.is_set() and not live.lost]
         for live in handing:
             live.hand_over()
@@ -420,6 +423,8 @@ class JobBook:
                     continue
             except StorageError as exc:
                 log.warning("job %s: could not check its claims: %s", job_id, exc)
+            if live.ending or live.lost:   # ended (or handed over) while we looked: its lease is settled
+                continue
             live.record.lease_until = time.time() + self.settings.lease
             await live.save()
 
