@@ -30,7 +30,7 @@ from server.auth import auth_options
 from server.config import Settings
 from server.icons import icons
 from server.job_records import JOB_PREFIX, load_record
-from server.jobbook import JobBook
+from server.jobbook import CALL_STARTED, JobBook
 from server.links import LinkSigner
 from server.spend import request_state_security
 from server.state import AppState
@@ -93,6 +93,7 @@ class EaselServer(MCPServer):
         """Every tool call: refused while draining, cancellable by ``drain``, logged as one line."""
         started, outcome, result = time.monotonic(), "ok", None
         scope = anyio.CancelScope()
+        began = CALL_STARTED.set(started)   # EASEL_RETURN_AFTER counts from here, as the host's timer does
         try:
             if self.draining:
                 outcome = "error:ShuttingDown"
@@ -122,6 +123,7 @@ class EaselServer(MCPServer):
             outcome = "error:" + _error_kind(exc) if outcome == "ok" else outcome
             raise
         finally:
+            CALL_STARTED.reset(began)
             self.in_flight.discard(scope)
             if self._idle is not None and not self.in_flight:
                 self._idle.set()

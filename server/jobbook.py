@@ -25,6 +25,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -65,9 +66,14 @@ if TYPE_CHECKING:
     from server.spend import Booking
     from server.state import AppState
 
-__all__ = ["JobBook", "LiveJob"]
+__all__ = ["CALL_STARTED", "JobBook", "LiveJob"]
 
 log = logging.getLogger("easel.jobs")
+
+#: When the tool call being served started (time.monotonic(); set by the server for each call). The host's
+#: timer runs from then, so EASEL_RETURN_AFTER does too: reference downloads, a scene-writing model or a
+#: handshake-era spend question before the job starts all count.
+CALL_STARTED: ContextVar[float | None] = ContextVar("easel_call_started", default=None)
 
 Body = Callable[[Job, list[WorkOutcome]], Awaitable[CallToolResult]]
 
@@ -86,6 +92,7 @@ class LiveJob:
         self.ending = False
         self.written = False        # the record (and its running mark) is in the store
         self.lost = False           # another process claimed the job: stop writing its record
+        self.handing_over = False   # the server is stopping: the next process on the store resumes the job
         self._lock = anyio.Lock()
 
     # -- the record ----------------------------------------------------------------------------
@@ -145,6 +152,15 @@ class LiveJob:
     async def _end(self) -> None:
         self.ending = True    # from here on the call waits for the end rather than answering with a handle
         r = self.record
+        if self.handing_over and self.result is None and self.error is None:
+            # stopped for a handover: the record stays running with every task id learnt meanwhile, and its
+            # lease ends now, so the next process on the store resumes it at once
+            if self.written:
+                r.lease_until = 0
+                await self.save()
+            self.lost = True
+            self.ended.set()
+            return
         if self.result is not None:
             structured = self.result.structured_content or {}
             text = "\n".join(c.text for c in self.result.content if isinstance(c, TextContent))
@@ -185,10 +201,19 @@ class LiveJob:
             return False
 
     def abandon(self) -> None:
-        """Shutting down: stop waiting, leave the provider tasks running for the process that resumes it."""
+        """Another process claimed the job: stop waiting, leave the provider tasks running for it."""
         for hooks in self.job.hooks:
             hooks.leave_running = True
-        self.lost = True   # the record stays as it is (running, its lease ends soon) for the next owner
+        self.lost = True   # the record is the new owner's now
+        self.scope.cancel()
+
+    def hand_over(self) -> None:
+        """Shutting down: stop waiting and leave the provider tasks running. A create request already sent
+        still answers (it is shielded: Replicate holds one up to EASEL_WAIT_WINDOW before it names its
+        prediction) and its task id is recorded; then ``_end`` lets the lease lapse for the next process."""
+        for hooks in self.job.hooks:
+            hooks.leave_running = True
+        self.handing_over = True
         self.scope.cancel()
 
     # -- answering -----------------------------------------------------------------------------
@@ -214,6 +239,7 @@ class JobBook:
         self.bus = bus
         self.sessions: dict[str, set[Any]] = {}   # job URI -> handshake-era sessions subscribed to it
         self._tg: anyio.abc.TaskGroup | None = None
+        self.stopping = False   # shutting down: hand jobs over, adopt none
 
     # -- the lifespan ----------------------------------------------------------------------------
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -223,18 +249,20 @@ class JobBook:
             task_status.started()
             while True:
                 await self._renew()
-                await self._adopt_orphans()
+                if not self.stopping:   # a job this process hands over must not come back to it
+                    await self._adopt_orphans()
                 await anyio.sleep(self.settings.renew)
 
     async def shutdown(self) -> None:
-        """Hand running jobs over: their provider tasks keep running, their leases lapse, the next process
-        on this store resumes them."""
-        for live in list(self.live.values()):
-            if not live.ended.is_set():
-                if live.written:
-                    live.record.lease_until = 0
-                    await live.save()
-                live.abandon()
+        """Hand running jobs over: their provider tasks keep running, their leases lapse once every task id
+        a create request still in flight names is recorded, and the next process on this store resumes them.
+        The caller bounds the wait; a job still waiting on its create then hands over when that answers."""
+        self.stopping = True
+        handing = [live for live in self.live.values() if not live.ended.is_set() and not live.lost]
+        for live in handing:
+            live.hand_over()
+        for live in handing:
+            await live.ended.wait()
 
     # -- a call ------------------------------------------------------------------------------------
     async def call(self, ctx: Any, tool: str, *, total: int, context: dict[str, Any], body: Body,
@@ -253,7 +281,7 @@ class JobBook:
         self.live[record.id] = live
         self._tg.start_soon(live.run, body)
         try:
-            with anyio.move_on_after(self.settings.return_after or math.inf):
+            with anyio.move_on_after(self._return_after()):
                 await live.ended.wait()
             if live.ending:   # its work is done; only the record's clean-up is left
                 await live.ended.wait()
@@ -271,6 +299,15 @@ class JobBook:
         live.job.detach()
         await live.save()                 # from now on anyone may ask for it by id
         return live.answer()
+
+    def _return_after(self) -> float:
+        """Seconds this call may still wait before it answers with a job handle: EASEL_RETURN_AFTER from the
+        call's start (``CALL_STARTED``), not from the job's."""
+        if not self.settings.return_after:
+            return math.inf
+        started = CALL_STARTED.get()
+        spent = time.monotonic() - started if started is not None else 0.0
+        return max(0.0, self.settings.return_after - spent)
 
     # -- check and cancel ------------------------------------------------------------------------------
     async def load(self, job_id: str) -> JobRecord | None:
@@ -386,6 +423,8 @@ class JobBook:
                     continue
             except StorageError as exc:
                 log.warning("job %s: could not check its claims: %s", job_id, exc)
+            if live.ending or live.lost:   # ended (or handed over) while we looked: its lease is settled
+                continue
             live.record.lease_until = time.time() + self.settings.lease
             await live.save()
 

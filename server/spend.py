@@ -315,10 +315,11 @@ def _modern(ctx: Any) -> bool:
 async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
                   confirm_spend: bool) -> InputRequiredResult | None:
     """None when the call may go on; an InputRequiredResult to return (2026-07-28: the question rides it);
-    ToolError when the user said no or cannot be asked."""
+    ToolError when the user said no or cannot be asked. ``confirm_spend`` stands for the user only where the
+    client cannot ask them: an assistant that can reach the user does not answer for them."""
     threshold = settings.confirm_above_usd
     total = quote.total
-    if threshold is None or confirm_spend or (total is not None and total <= threshold):
+    if threshold is None or (total is not None and total <= threshold):
         return None
     message = _question(quote, threshold)
     cost = money(total) if total is not None else "an unknown amount"
@@ -327,6 +328,8 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
                            "user. Ask the user whether to spend it; if they agree, repeat the same call with "
                            "confirm_spend: true.")
     if not _can_elicit(ctx) or not (_modern(ctx) or ctx.session.can_send_request):
+        if confirm_spend:
+            return None
         raise cannot_ask
     if _modern(ctx):
         digest = hashlib.sha256(message.encode()).hexdigest()[:32]
@@ -346,6 +349,8 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
             outcome = await ctx.elicit(message, SpendApproval)
         except Exception as exc:   # the question did not reach the user (or the answer was malformed)
             log.info("spend question failed: %s", type(exc).__name__)
+            if confirm_spend:
+                return None
             raise cannot_ask from None
         action = outcome.action
         approved = action == "accept" and bool(outcome.data.approve)
@@ -356,14 +361,24 @@ async def confirm(ctx: Any, quote: Quote, settings: SpendSettings, *,
     return None
 
 
+async def within_budget(ctx: Any, tool: str, units: Sequence[Unit]) -> None:
+    """Refuse (ToolError) a call the day's budget cannot take, without booking it: for a check before any request
+    is made for the call, e.g. illustrate_content's scene-writing model (``admit`` checks again and books)."""
+    state = ctx.request_context.lifespan_context
+    spend: SpendSettings = state.settings.spend
+    if spend.budget_usd_per_day is not None:
+        quote = Quote(tool, tuple(units), spend)
+        await _within_budget(_booking(spend, state.docs, quote), round(spend.budget_usd_per_day * MICRO))
+
+
 async def admit(ctx: Any, tool: str, units: Sequence[Unit], *, confirm_spend: bool) -> Booking | InputRequiredResult:
     """The one gate before a call spends: the budget first (nobody is asked about a call that cannot run), then
     the user's consent, then the booking. An InputRequiredResult is returned by the tool as it is."""
     state = ctx.request_context.lifespan_context
     spend: SpendSettings = state.settings.spend
     quote = Quote(tool, tuple(units), spend)
-    if spend.budget_usd_per_day is not None and spend.confirm_above_usd is not None:
-        await _within_budget(_booking(spend, state.docs, quote), round(spend.budget_usd_per_day * MICRO))
+    if spend.confirm_above_usd is not None:
+        await within_budget(ctx, tool, units)
     asked = await confirm(ctx, quote, spend, confirm_spend=confirm_spend)
     if asked is not None:
         return asked

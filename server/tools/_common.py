@@ -104,7 +104,8 @@ def _cost(price: Price) -> str:
 DRY_RUN_HELP = ("Only show what would be sent: each provider request (endpoint, model, payload; keys redacted) and "
                 "the estimated cost. Nothing is generated or spent.")
 CONFIRM_HELP = ("Set true only when the user has agreed to this call's estimated cost (after a call was refused "
-                "for confirmation): the question is skipped. The daily budget still applies.")
+                "because this client cannot ask the user). A client that can ask the user is asked anyway. The "
+                "daily budget still applies.")
 
 
 async def dry_run_result(ctx: Context, tool: str, work: "list[Work]") -> CallToolResult:

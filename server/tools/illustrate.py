@@ -162,6 +162,8 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             attempt = None
             prompt_model = state.settings.calls.prompt_model
             if scenes is None and purpose != Purpose.THUMBNAIL and prompt_model:
+                if not dry_run:   # the scene-writing model is a provider request: the budget comes first
+                    await spend.within_budget(ctx, "illustrate_content", [spend.Unit(spec.name, wanted, spec.price)])
                 attempt = await _ask(state, prompt_model, analysed.analysis, wanted, purpose, target)
             plan = await anyio.to_thread.run_sync(lambda: plan_illustrations(
                 text, wanted, purpose, seed=seed, name=label, style=style, target=target, scenes=scenes,

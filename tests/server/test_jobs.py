@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp.types import ImageContent, ResourceLink, ResourceUpdatedNotification
+from mcp.types import ElicitResult, ImageContent, ResourceLink, ResourceUpdatedNotification
 
 from server.app import build_server
 from server.config import Settings
@@ -88,6 +88,24 @@ async def test_a_call_that_ends_in_time_answers_as_before_and_leaves_no_job(
     assert "check_job" not in text_of(result)
     state = Path(job_env["EASEL_STORAGE_DIR"]) / "state"
     assert [p for p in state.rglob("*") if p.is_file()] == []   # nobody holds its id: no record kept
+
+
+async def test_return_after_counts_from_the_start_of_the_call_as_the_host_timer_does(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """A handshake-era spend question is answered inside the call: the time the user took counts against the host's
+    timeout, so it counts against EASEL_RETURN_AFTER too. A user slower than EASEL_RETURN_AFTER gets a job handle at
+    once rather than EASEL_RETURN_AFTER more seconds of waiting."""
+    async def slow_user(context: Any, params: Any) -> ElicitResult:
+        await anyio.sleep(2.5)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    env = {**job_env, "EASEL_RETURN_AFTER": "2", "EASEL_CONFIRM_ABOVE_USD": "0.01"}
+    async with Client(build_server(Settings.from_env(env)), mode="legacy", elicitation_callback=slow_user) as client:
+        first = await client.call_tool("generate_image", {"prompt": "a lighthouse"})   # the fake answers at once
+        job = first.structured_content["job"]
+        assert job is not None and job["status"] == "running", text_of(first)
+        done = await client.call_tool("check_job", {"job_id": job["id"], "wait": 20})
+    assert done.structured_content["job"]["status"] == "succeeded" and len(done.structured_content["images"]) == 1
 
 
 async def test_cancel_job_cancels_the_prediction_and_keeps_the_job_cancelled(
@@ -180,6 +198,29 @@ async def test_a_job_handed_over_at_shutdown_keeps_its_prediction_and_the_next_s
         with anyio.fail_after(10):
             while not (await read_job(client, job["uri"]))["units"][0]["task_ids"]:
                 await anyio.sleep(0.02)
+    assert replicate_fake.cancels == []
+    replicate_fake.release()
+    async with Client(build_server(Settings.from_env(env))) as client:
+        with anyio.fail_after(30):
+            while (done := await client.call_tool("check_job", {"job_id": job["id"], "wait": 2})
+                   ).structured_content["job"]["status"] == "running":
+                pass
+        assert done.structured_content["job"]["status"] == "succeeded", text_of(done)
+        [image] = done.structured_content["images"]
+        data = base64.b64decode((await client.read_resource(image["uri"])).contents[0].blob)
+    assert [data] == await served_bytes(replicate_fake) and len(replicate_fake.creates) == 1
+
+
+async def test_a_server_stopping_while_a_create_request_is_held_records_its_prediction_before_handing_over(
+        job_env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """Replicate holds a create for up to EASEL_WAIT_WINDOW (Prefer: wait) before it says the prediction's id. A
+    server stopped in that window must still record the id when the create answers, or the next server cannot
+    fetch the prediction already paid for and the user is told to pay for it again."""
+    env = {**job_env, "EASEL_JOB_LEASE": "1.5", "EASEL_JOB_RENEW": "0.2"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        job = (await start_running(client, replicate_fake))["job"]
+        await replicate_fake.wait_until(lambda: len(replicate_fake.creates) == 1, timeout=10)
+        assert (await read_job(client, job["uri"]))["units"][0]["task_ids"] == []   # the create is still held
     assert replicate_fake.cancels == []
     replicate_fake.release()
     async with Client(build_server(Settings.from_env(env))) as client:

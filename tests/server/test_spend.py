@@ -171,6 +171,22 @@ async def test_a_call_over_the_budget_is_refused_before_any_provider_request(
            "refused." in text_of(dry)
 
 
+async def test_illustrate_content_over_the_budget_does_not_ask_its_scene_writing_model_first(
+        env: dict[str, str], replicate_fake: FakeReplicate) -> None:
+    """The scene-writing model (EASEL_PROMPT_MODEL) is a paid provider request too: a call the budget refuses
+    makes none, not even that one."""
+    replicate_fake.add_model("meta/meta-llama-3-70b-instruct", official=True, output=lambda p: ["[]"], input_schema={
+        "type": "object", "required": ["prompt"], "properties": {
+            "prompt": {"type": "string"}, "system_prompt": {"type": "string"},
+            "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}})
+    server = serve(env, EASEL_BUDGET_USD_PER_DAY="0.05", EASEL_PROMPT_MODEL="replicate:meta/meta-llama-3-70b-instruct")
+    async with Client(server) as client:
+        refused = await client.call_tool("illustrate_content", {
+            "content": "A lighthouse keeper climbs the tower. A storm breaks over the bay.", "count": 2})
+    assert refused.is_error and "EASEL_BUDGET_USD_PER_DAY" in text_of(refused) and "$0.08" in text_of(refused)
+    assert replicate_fake.requests == [] and await spent(env) == 0
+
+
 async def test_a_unit_the_vendor_refused_gives_its_estimate_back_and_a_failed_prediction_keeps_it(
         env: dict[str, str], replicate_fake: FakeReplicate) -> None:
     server = serve(env, EASEL_BUDGET_USD_PER_DAY="1")
@@ -303,6 +319,20 @@ async def test_a_client_that_cannot_be_asked_is_told_to_confirm_and_confirm_spen
         confirmed = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2, "confirm_spend": True})
     assert not confirmed.is_error, text_of(confirmed)
     assert len(replicate_fake.creates) == 2
+
+
+@MODES
+async def test_confirm_spend_does_not_answer_for_a_user_the_client_can_ask(
+        env: dict[str, str], replicate_fake: FakeReplicate, mode: str) -> None:
+    """confirm_spend is for clients that cannot ask; an assistant (or an injected prompt) cannot use it to skip
+    the question the operator wants the user to answer."""
+    cb = answering("decline")
+    async with Client(serve(env, EASEL_CONFIRM_ABOVE_USD="0.05", EASEL_BUDGET_USD_PER_DAY="1"), mode=mode,
+                      elicitation_callback=cb) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a fox", "count": 2, "confirm_spend": True})
+    assert len(cb.asked) == 1 and "$0.08" in cb.asked[0]
+    assert result.is_error and "the user declined" in text_of(result)
+    assert replicate_fake.requests == [] and await spent(env) == 0
 
 
 async def test_a_cheap_call_is_not_asked_about(env: dict[str, str], replicate_fake: FakeReplicate) -> None:
