@@ -135,7 +135,12 @@ def with_job(result: CallToolResult, record: JobRecord) -> CallToolResult:
     structured = dict(result.structured_content or {})
     structured["job"] = record.handle().model_dump()
     content = list(result.content)
-    if content and isinstance(content[0], TextContent):
+    if content and isinstance(content[0], TextContent) and record.status == RUNNING:
+        # the tool's first line sums up a finished call ("Generated 0 image(s) …"): while the job runs, the job
+        # line takes its place, first, so a model reads what to do next before what is stored so far
+        _, _, so_far = content[0].text.partition("\n")
+        content[0] = TextContent(type="text", text=job_text(record) + ("\n" + so_far if so_far else ""))
+    elif content and isinstance(content[0], TextContent):
         content[0] = TextContent(type="text", text=content[0].text + "\n" + job_text(record))
     else:
         content.insert(0, TextContent(type="text", text=job_text(record)))

@@ -61,6 +61,8 @@ async def test_a_slow_call_answers_with_a_running_job_and_check_job_returns_the_
         assert job["status"] == "running" and job["done"] == 0 and job["total"] == 2
         assert job["uri"] == f"easel://jobs/{job['id']}" and first["images"] == []
         assert "check_job" in first["_text"] and job["id"] in first["_text"] and "paid for" in first["_text"]
+        # what a model reads first is what to do next, not a summary of a call that has not ended
+        assert first["_text"].startswith(f"Job {job['id']} is still running") and "Generated 0" not in first["_text"]
 
         still = await client.call_tool("check_job", {"job_id": job["id"], "wait": 0})
         assert still.structured_content["job"]["status"] == "running"
