@@ -19,14 +19,13 @@ cost; a unit that failed after the vendor accepted it keeps its estimate, since 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import re
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from pydantic import BaseModel, Field
 
-from providers.base import REDACTED, Price
+from providers.base import Price
 from providers.errors import (
     AuthenticationError,
     ConfigError,
@@ -52,13 +51,11 @@ from server.results import money, total_cost
 from server.storage import StorageError
 
 if TYPE_CHECKING:
-    from providers.base import ImageProvider
-    from providers.types import GenerationRequest
     from server.storage.docs import DocStore
 
-__all__ = ["Booking", "DryRun", "Quote", "SpendApproval", "Unit", "admit", "book", "confirm", "describe_work", "dry_run",
-           "image_cost", "redact", "refused_before_charge", "request_state_security", "secret_values", "spent_today",
-           "units_of"]
+__all__ = ["MICRO", "Booking", "Quote", "SpendApproval", "Unit", "admit", "book", "confirm", "image_cost",
+           "refused_before_charge", "request_state_security", "spent_today", "units_of", "usd_text", "utc_day",
+           "within_budget"]
 
 log = logging.getLogger("easel.spend")
 
@@ -88,7 +85,7 @@ class Quote:
     units: tuple[Unit, ...]
     settings: SpendSettings
 
-    def unit_usd(self, unit: Unit) -> float | None:
+    def unitusd_text(self, unit: Unit) -> float | None:
         return None if unit.price is None else unit.price.usd(self.settings.rates) * unit.images
 
     @property
@@ -98,15 +95,15 @@ class Quote:
     @property
     def total(self) -> float | None:
         """USD, or None when any unit's price is unknown."""
-        return total_cost([self.unit_usd(u) for u in self.units])
+        return total_cost([self.unitusd_text(u) for u in self.units])
 
     @property
     def unpriced(self) -> list[str]:
         return list(dict.fromkeys(u.model for u in self.units if u.price is None))
 
-    def booked_usd(self, unit: Unit) -> float | None:
+    def bookedusd_text(self, unit: Unit) -> float | None:
         """What the ledger books for a unit: its estimate, or the assumed price of an unpriced model (None: none set)."""
-        usd = self.unit_usd(unit)
+        usd = self.unitusd_text(unit)
         if usd is None and self.settings.unknown_price_usd is not None:
             usd = self.settings.unknown_price_usd * unit.images
         return usd
@@ -119,7 +116,7 @@ class Quote:
         total = self.total
         if total is not None:
             return f"Estimated cost: {money(total)} for {self.images} image(s) with {self.models()}."
-        known = [self.unit_usd(u) for u in self.units if u.price is not None]
+        known = [self.unitusd_text(u) for u in self.units if u.price is not None]
         part = f" (the priced part: {money(sum(k for k in known if k is not None))})" if known else ""
         return f"Estimated cost: unknown: no published price for {', '.join(self.unpriced)}{part}."
 
@@ -152,11 +149,11 @@ def image_cost(price: Price | None, width: int, height: int, settings: SpendSett
 
 # ------------------------------------------------------------------ the ledger
 
-def _day(now: datetime | None = None) -> str:
+def utc_day(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
-def _usd(micro: int) -> str:
+def usd_text(micro: int) -> str:
     return money(micro / MICRO)
 
 
@@ -239,13 +236,13 @@ class Booking:
 
 def _booking(settings: SpendSettings, docs: DocStore, quote: Quote) -> Booking:
     """The booking ``quote`` would make today; ToolError when a model has no price to count."""
-    amounts = [quote.booked_usd(u) for u in quote.units]
+    amounts = [quote.bookedusd_text(u) for u in quote.units]
     if any(a is None for a in amounts):
         raise ToolError(f"{quote.tool}: refused before anything was spent: {', '.join(quote.unpriced)} has no "
                         "published price, so its cost cannot be counted against EASEL_BUDGET_USD_PER_DAY. Choose a "
                         "model with a price (see the tool description), or have the operator set "
                         "EASEL_UNKNOWN_PRICE_USD (an assumed price per image).")
-    return Booking(quote, docs, _day(), amounts=[round((a or 0.0) * MICRO) for a in amounts])
+    return Booking(quote, docs, utc_day(), amounts=[round((a or 0.0) * MICRO) for a in amounts])
 
 
 async def _within_budget(booking: Booking, limit: int) -> None:
@@ -259,8 +256,8 @@ async def _within_budget(booking: Booking, limit: int) -> None:
     if spent + booking.micro > limit:
         raise ToolError(
             f"{booking.quote.tool}: refused before anything was spent: this call is estimated at "
-            f"{_usd(booking.micro)}; {_usd(spent)} of today's {_usd(limit)} budget (UTC day {booking.day}) is "
-            f"already spent or booked, so {_usd(max(0, limit - spent))} remains. Ask for fewer or cheaper images, "
+            f"{usd_text(booking.micro)}; {usd_text(spent)} of today's {usd_text(limit)} budget (UTC day {booking.day}) is "
+            f"already spent or booked, so {usd_text(max(0, limit - spent))} remains. Ask for fewer or cheaper images, "
             "wait for the next UTC day, or have the operator raise EASEL_BUDGET_USD_PER_DAY.")
 
 
@@ -383,121 +380,6 @@ async def admit(ctx: Any, tool: str, units: Sequence[Unit], *, confirm_spend: bo
     if asked is not None:
         return asked
     return await book(spend, state.docs, quote)
-
-
-# ------------------------------------------------------------------ dry runs
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the server holds: the values of settings fields declared ``repr=False``, at any depth (vendor
-    keys, the keys a model requires (ModelSpec.requires), the bearer token, the link secret, the OSS secret)."""
-    found: list[str] = []
-
-    def collect(value: Any) -> None:
-        if isinstance(value, str) and value:
-            found.append(value)
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                collect(v)
-
-    def walk(obj: Any) -> None:
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            for f in dataclasses.fields(obj):
-                (walk if f.repr else collect)(getattr(obj, f.name))
-        elif isinstance(obj, Mapping):
-            for v in obj.values():
-                walk(v)
-
-    walk(settings)
-    return sorted(set(found), key=len, reverse=True)   # longest first: a key inside another is replaced whole
-
-
-_SECRET_FIELD = re.compile(r"(?:^|[_-])(?:api[_-]?key|access[_-]?key|token|secret|password|authorization)$",
-                           re.IGNORECASE)
-
-
-def redact(value: Any, secrets: Sequence[str]) -> Any:
-    """``value`` as a dry run may show it: every configured secret replaced wherever it appears, any field named
-    like a key or token blanked, and inline data (data: URIs) shortened to their type and size."""
-    if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(v, str) and v and _SECRET_FIELD.search(str(k)) else redact(v, secrets)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        if value.startswith("data:") and len(value) > 120:
-            head = value.split(",", 1)[0]
-            return f"<{head}, {len(value.split(',', 1)[-1]) * 3 // 4} bytes>"
-        for secret in secrets:
-            if len(secret) >= 4 and secret in value:
-                value = value.replace(secret, REDACTED)
-    return value
-
-
-def describe_work(work: Iterable[Any]) -> list[list[dict[str, Any]]]:
-    """What each unit of ``server.jobs.Work`` would send (its provider's ``describe_calls``)."""
-    described = []
-    for w in work:
-        provider: ImageProvider = w.provider
-        request: GenerationRequest = w.request
-        described.append(provider.describe_calls(w.spec, request))
-    return described
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """What a dry run answers: the requests (redacted), the estimate, and the text that says both."""
-
-    calls: list[dict[str, Any]]
-    cost_usd: float | None
-    detail: str     # the requests, the estimate, what the budget and the threshold would do
-
-    @property
-    def text(self) -> str:
-        return f"Dry run: nothing was sent and nothing was spent. {self.detail}"
-
-
-async def dry_run(state: Any, quote: Quote, described: Sequence[Sequence[dict[str, Any]]]) -> DryRun:
-    """The dry-run answer for ``quote``, whose unit i would send ``described[i]``: nothing is sent or booked."""
-    secrets = secret_values(state.settings)
-    calls: list[dict[str, Any]] = []
-    for unit, requests in zip(quote.units, described, strict=True):
-        usd = quote.unit_usd(unit)
-        for request in requests:
-            calls.append(redact({"unit": unit.label or unit.model, **request, "images": unit.images,
-                                 "cost_usd": None if usd is None else round(usd / len(requests), 6)}, secrets))
-    lines = [f"{quote.tool} would make {len(calls)} request(s):"] if calls else []
-    for n, call in enumerate(calls, 1):
-        body = call.get("json", call.get("form"))
-        text = json.dumps(body, ensure_ascii=False)
-        lines.append(f"Request {n} ({call['unit']}): {call['method']} {call['url']}")
-        lines.append("  " + (text if len(text) <= 1500 else text[:1500] + "… [the whole payload is in calls]"))
-    lines.append(quote.line())
-    lines += await _limits_text(state, quote)
-    return DryRun(calls, quote.total, "\n".join(lines))
-
-
-async def _limits_text(state: Any, quote: Quote) -> list[str]:
-    """What the budget and the confirmation threshold would do with the real call."""
-    spend: SpendSettings = state.settings.spend
-    lines = []
-    if spend.budget_usd_per_day is not None and any(quote.booked_usd(u) is None for u in quote.units):
-        lines.append(f"Budget: the real call would be refused: {', '.join(quote.unpriced)} has no published price "
-                     "to count against EASEL_BUDGET_USD_PER_DAY (unless EASEL_UNKNOWN_PRICE_USD is set).")
-    elif spend.budget_usd_per_day is not None:
-        limit = round(spend.budget_usd_per_day * MICRO)
-        try:
-            spent = await spent_today(state.docs, _day())
-            booked = round(sum(quote.booked_usd(u) or 0.0 for u in quote.units) * MICRO)
-            verdict = " The real call would be refused." if spent + booked > limit else ""
-            lines.append(f"Budget: {_usd(max(0, limit - spent))} of today's {_usd(limit)} remains "
-                         f"(EASEL_BUDGET_USD_PER_DAY, UTC day).{verdict}")
-        except StorageError as exc:
-            lines.append(f"Budget: the ledger could not be read ({exc}).")
-    threshold, total = spend.confirm_above_usd, quote.total
-    if threshold is not None and (total is None or total > threshold):
-        lines.append(f"Over {money(threshold)} (EASEL_CONFIRM_ABOVE_USD): the real call asks the user first, or "
-                     "needs confirm_spend: true.")
-    return lines
 
 
 def request_state_security(settings: Settings) -> Any:

@@ -12,7 +12,7 @@ from pydantic import WithJsonSchema
 from providers import EDIT, Registry, model_names
 from providers.base import Price
 from providers.errors import ImageGenError, InvalidRequest
-from server import spend
+from server import dryrun, spend
 from server.results import GenerateResult, build_result
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ CONFIRM_HELP = ("Set true only when the user has agreed to this call's estimated
 async def dry_run_result(ctx: Context, tool: str, work: "list[Work]") -> CallToolResult:
     """A tool's dry-run answer for ``work``: the requests each unit would send and the estimate (server.spend)."""
     state = state_of(ctx)
-    planned = await spend.dry_run(state, spend.Quote(tool, tuple(spend.units_of(work)), state.settings.spend),
-                                  spend.describe_work(work))
+    planned = await dryrun.dry_run(state, spend.Quote(tool, tuple(spend.units_of(work)), state.settings.spend),
+                                  dryrun.describe_work(work))
     result = GenerateResult(images=[], dry_run=True, calls=planned.calls, cost_usd=planned.cost_usd)
     return build_result(result.model_dump(), [], None, planned.text)
 

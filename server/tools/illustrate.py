@@ -16,7 +16,7 @@ from providers import GENERATE, Registry, model_names
 from providers.base import ImageProvider, ModelSpec
 from providers.errors import ImageGenError, InvalidRequest
 from providers.types import GenerationRequest, ImageSize, ImageStyle
-from server import spend
+from server import dryrun, spend
 from server.config import Settings
 from server.icons import icons
 from server.illustration import (
@@ -187,7 +187,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
                 described = [provider.describe_calls(spec, r) if provider else [] for r in requests]
             except ImageGenError as exc:   # a builder refuses the request: say so, as the real call would
                 raise tool_error(exc) from None
-            shown = await spend.dry_run(state, spend.Quote("illustrate_content", tuple(units), state.settings.spend),
+            shown = await dryrun.dry_run(state, spend.Quote("illustrate_content", tuple(units), state.settings.spend),
                                         described)
             result = IllustrateResult(analysis=planned["analysis"], style_cohesion=plan.style_cohesion, dry_run=True,
                                       prompt_model=model_use, illustrations=items, images=[], calls=shown.calls,

@@ -23,7 +23,7 @@ from providers import Registry, all_specs
 from providers.base import Price
 from providers.errors import ConfigError, ImageGenError, InvalidInput, OutputRefused, ProviderUnavailable
 from providers.types import TaskHooks
-from server import spend
+from server import dryrun, spend
 from server.config import Settings
 from server.icons import icons
 from server.images import InvalidImage
@@ -251,7 +251,7 @@ async def _dry_run(state: "AppState", provider: "ReplicateProvider", unit: spend
                    version: str | None, given: dict[str, Any]) -> CallToolResult:
     """The prediction that would be created (easel:// URIs are sent as files at run time) and its estimate."""
     quote = spend.Quote("run_replicate_model", (unit,), state.settings.spend)
-    planned = await spend.dry_run(state, quote, [[provider.describe_prediction(name, version, given)]])
+    planned = await dryrun.dry_run(state, quote, [[provider.describe_prediction(name, version, given)]])
     result = RunResult(model_name=name, status="not run", prediction_id="", result=None, dry_run=True,
                        calls=planned.calls, cost_usd=planned.cost_usd)
     return build_result(result.model_dump(), [], None, planned.text)

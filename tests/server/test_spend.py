@@ -367,7 +367,7 @@ def test_prices_in_yuan_are_converted_at_the_configured_rate() -> None:
 
 
 def test_every_configured_secret_is_redacted_wherever_it_appears() -> None:
-    from server.spend import redact, secret_values
+    from server.dryrun import redact, secret_values
 
     settings = Settings.from_env({"REPLICATE_API_TOKEN": "r8_abcdefgh", "OPENAI_API_KEY": "sk-zyxwvuts",
                                   "EASEL_AUTH_TOKEN": "bearer-token-0123456789", "OSS_ACCESS_KEY_SECRET": "oss-secret-1"})
