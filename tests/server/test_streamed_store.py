@@ -173,3 +173,37 @@ def test_the_header_probe_answers_from_the_first_pieces_and_refuses_as_early() -
     cut.feed(body[:10])
     with pytest.raises(InvalidImage, match="could not be read"):
         cut.finish()
+
+
+async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_the_last_byte(
+        settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
+    """The store's temporary file fills while the download is still open (the fake holds the last piece);
+    until that piece comes, no image file, record or resource exists."""
+    import threading
+
+    import anyio
+
+    gate = threading.Event()
+    replicate_fake.download_tail_gate = gate
+    root = store_root(settings)
+    held_back = replicate_fake.download_chunk + ingest._FLUSH     # the held piece and one unflushed block at most
+    results: list[Any] = []
+    try:
+        async with Client(build_server(settings)) as client, anyio.create_task_group() as tg:
+            async def call() -> None:
+                results.append(await client.call_tool("generate_image", {"prompt": "a harbour at dawn"}))
+            tg.start_soon(call)
+            with anyio.fail_after(20):
+                while not [p for p in root.rglob(".tmp-*") if p.stat().st_size >= len(served) - held_back]:
+                    await anyio.sleep(0.01)
+            images = [p for p in files_in(root) if p.parent.name.isdigit() and p.suffix in (".jpg", ".json")]
+            assert not images, images                                  # the month's directory: only .tmp-*
+            assert not [r for r in (await client.list_resources()).resources if r.uri.startswith("easel://images/")]
+            gate.set()
+    finally:
+        gate.set()
+    [result] = results
+    assert not result.is_error, text_of(result)
+    files = stored_files(root)
+    assert [p.suffix for p in files] == [".jpg", ".json"], files       # renamed into place, no .tmp-* left
+    assert files[0].read_bytes() == served
