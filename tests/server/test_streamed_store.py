@@ -207,3 +207,24 @@ async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_
     files = stored_files(root)
     assert [p.suffix for p in files] == [".jpg", ".json"], files       # renamed into place, no .tmp-* left
     assert files[0].read_bytes() == served
+
+
+async def test_temporary_files_a_killed_process_left_are_removed_and_a_live_one_is_kept(
+        settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
+    """A streamed image's .tmp file lives as long as its download: one left by a process killed mid-download
+    (untouched for over an hour) is removed by the next process's first download; another replica's live one
+    (just written) is not."""
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    month = store_root(settings) / f"{datetime.now(UTC):%Y%m}"
+    month.mkdir(parents=True)
+    stale, live = month / ".tmp-killed", month / ".tmp-another-replica"
+    stale.write_bytes(served[:300_000])
+    live.write_bytes(served[:300_000])
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    result = await generate(settings)
+    assert not result.is_error, text_of(result)
+    assert not stale.exists() and live.exists()
