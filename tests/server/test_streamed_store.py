@@ -177,12 +177,19 @@ def test_the_header_probe_answers_from_the_first_pieces_and_refuses_as_early() -
 
 async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_the_last_byte(
         settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
-    """The store's temporary file fills while the download is still open (the fake holds the last piece);
-    until that piece comes, no image file, record or resource exists."""
+    """The store's temporary file fills and the preview decoder runs while the download is still open (the
+    fake holds the last piece); until that piece comes, no image file, record or resource exists."""
+    import sys
     import threading
 
     import anyio
 
+    def decoding_now() -> bool:
+        """A thread is inside make_preview (waiting there for the bytes still to come)."""
+        frames = sys._current_frames().values()
+        return any(f.f_code.co_name == "make_preview" for top in frames for f in _stack(top))
+
+    settings = replace(settings, calls=replace(settings.calls, warmup=False))   # its make_preview would count
     gate = threading.Event()
     replicate_fake.download_tail_gate = gate
     root = store_root(settings)
@@ -196,6 +203,8 @@ async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_
             with anyio.fail_after(20):
                 while not [p for p in root.rglob(".tmp-*") if p.stat().st_size >= len(served) - held_back]:
                     await anyio.sleep(0.01)
+                while not decoding_now():                              # the preview decoder is at work too
+                    await anyio.sleep(0.01)
             images = [p for p in files_in(root) if p.parent.name.isdigit() and p.suffix in (".jpg", ".json")]
             assert not images, images                                  # the month's directory: only .tmp-*
             assert not [r for r in (await client.list_resources()).resources if r.uri.startswith("easel://images/")]
@@ -207,6 +216,14 @@ async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_
     files = stored_files(root)
     assert [p.suffix for p in files] == [".jpg", ".json"], files       # renamed into place, no .tmp-* left
     assert files[0].read_bytes() == served
+
+
+def _stack(frame: Any) -> list[Any]:
+    out = []
+    while frame is not None:
+        out.append(frame)
+        frame = frame.f_back
+    return out
 
 
 async def test_temporary_files_a_killed_process_left_are_removed_and_a_live_one_is_kept(
