@@ -364,7 +364,7 @@ def test_replicas_sharing_the_link_secret_open_each_other_s_request_state() -> N
 
 
 async def test_a_unit_whose_second_image_is_lost_after_the_first_was_stored_keeps_its_whole_booking(
-        env: dict[str, str], tmp_path: Path) -> None:
+        env: dict[str, str]) -> None:
     """Ideogram makes and bills both images of one request; the first is stored, the second's download is not a
     usable image. The ledger keeps the two images' estimate: re-booking at the one stored would under-count."""
     from tests.fakes.ideogram_fake import IdeogramFake
