@@ -210,11 +210,14 @@ class Booking:
 
     async def settle(self, index: int, *, costs: Sequence[float | None], error: BaseException | None) -> None:
         """Unit ``index`` ended: re-book it at its images' cost, or at nothing when the vendor never accepted it.
-        A unit that failed after the vendor accepted it keeps its estimate. Best effort: a store error is logged."""
+        A unit that failed after the vendor accepted it keeps its estimate, even when some of its images were
+        stored (the rest were made and billed). Best effort: a store error is logged."""
         if self.docs is None or index >= len(self.amounts):
             return
         if costs and all(c is not None for c in costs):
             micro = round(sum(c for c in costs if c is not None) * MICRO)
+            if error is not None:   # some images stored, the rest made and billed but lost (a download that failed)
+                micro = max(micro, self.amounts[index])
         elif not costs and refused_before_charge(error):
             micro = 0
         else:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from glob import escape as glob_escape
@@ -259,6 +260,7 @@ class LocalWriter:
             if self._file is None:
                 month = self._storage.root / f"{datetime.now(UTC):%Y%m}"
                 month.mkdir(parents=True, exist_ok=True)
+                _sweep_stale_once(month)
                 fd, self._tmp = tempfile.mkstemp(dir=month, prefix=".tmp-")
                 self._file = os.fdopen(fd, "wb")
             self._file.write(chunk)
@@ -297,6 +299,28 @@ class LocalWriter:
             with contextlib.suppress(OSError):
                 os.unlink(self._tmp)
             self._tmp = None
+
+
+#: A temporary file untouched this long (seconds) was left by a process that died mid-download: every
+#: 256 KiB written refreshes a live one's time (and a download's reads time out after 30 s at most).
+STALE_TMP = 3600.0
+_swept: set[Path] = set()   # month directories this process has swept
+
+
+def _sweep_stale_once(month: Path) -> None:
+    """Remove the ``.tmp-*`` files a killed process left in ``month`` (once per directory and process): a
+    streamed image's temporary file lives as long as its download, so a crash or a restart mid-download
+    would otherwise leave it on disk forever (never listed, but taking space)."""
+    if month in _swept:
+        return
+    _swept.add(month)
+    cutoff = time.time() - STALE_TMP
+    with contextlib.suppress(OSError), os.scandir(month) as entries:
+        for entry in entries:
+            if entry.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
 
 
 def _not_stored(root: Path, exc: OSError) -> StorageError:

@@ -23,7 +23,8 @@ Knobs (set them from the test; all reads/writes of shared state go through ``fak
 * Downloads as from a CDN: ``download_rate`` (bytes/s; 0, the default, sends each file at once) sends
   the body in ``download_chunk``-byte pieces (64 KiB) at that pace; ``drop_downloads = n`` makes the
   next n downloads close the connection after half the body (a declared length never reached);
-  ``download_length = False`` sends paced bodies chunked, without a Content-Length.
+  ``download_length = False`` sends paced bodies chunked, without a Content-Length;
+  ``download_tail_gate`` (a ``threading.Event``) holds a body's last piece until it is set (30 s at most).
 * ``inject(status, body, headers, times, method, path_prefix)``, ``inject_delay(...)``,
   ``inject_reset(...)`` (connection dropped, no response); ``times=None`` means forever.
 * ``check_uri_format``, ``max_upload_bytes`` (100 MB), ``tokens`` (accepted bearer tokens).
@@ -47,6 +48,7 @@ import re
 import secrets
 import socket
 import string
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,9 +262,9 @@ class _Paced:
     """A file sent in pieces: at ``rate`` bytes/s (0: no pause), or cut off after half when ``drop``."""
 
     def __init__(self, body: bytes, media_type: str, *, rate: float, chunk: int, drop: bool,
-                 length: bool = True) -> None:
+                 length: bool = True, tail_gate: threading.Event | None = None) -> None:
         self.body, self.media_type, self.rate, self.chunk, self.drop = body, media_type, rate, chunk, drop
-        self.length = length
+        self.length, self.tail_gate = length, tail_gate
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = [(b"content-type", self.media_type.encode())]
@@ -273,6 +275,8 @@ class _Paced:
         end = len(self.body) // 2 if self.drop else len(self.body)
         for sent in range(0, end, self.chunk):
             piece = self.body[sent:min(end, sent + self.chunk)]
+            if self.tail_gate is not None and sent + len(piece) >= end:   # the last piece waits (bounded)
+                await asyncio.get_running_loop().run_in_executor(None, self.tail_gate.wait, 30)
             await send({"type": "http.response.body", "body": piece, "more_body": True})
             if self.rate > 0:   # the pace of a link of that speed: piece k is out at (bytes so far) / rate
                 due = start + (sent + len(piece)) / self.rate
@@ -305,6 +309,7 @@ class FakeReplicate(Waitable):
         self.download_chunk = 64 * 1024
         self.drop_downloads = 0
         self.download_length = True
+        self.download_tail_gate: threading.Event | None = None
         self.check_uri_format = True
         self.max_upload_bytes = 100 * 1024 * 1024
         self.models: dict[str, ModelSpec] = {}
@@ -866,7 +871,7 @@ class FakeReplicate(Waitable):
             self.drop_downloads -= drop
         if item is None or self.expire_files:
             return Response(b"Not Found", status_code=404, media_type="text/plain")
-        if self.download_rate <= 0 and not drop:
+        if self.download_rate <= 0 and not drop and self.download_tail_gate is None:
             return Response(item[0], media_type=item[1])
         return _Paced(item[0], item[1], rate=self.download_rate, chunk=self.download_chunk, drop=drop,
-                      length=self.download_length)
+                      length=self.download_length, tail_gate=self.download_tail_gate)

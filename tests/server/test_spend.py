@@ -391,3 +391,23 @@ def test_replicas_sharing_the_link_secret_open_each_other_s_request_state() -> N
     assert request_state_security(Settings.from_env({})) is None       # one process: the SDK's own key
     with pytest.raises(Exception, match="EASEL_REQUEST_STATE_KEY"):
         Settings.from_env({"EASEL_REQUEST_STATE_KEY": "short"})
+
+
+async def test_a_unit_whose_second_image_is_lost_after_the_first_was_stored_keeps_its_whole_booking(
+        env: dict[str, str]) -> None:
+    """Ideogram makes and bills both images of one request; the first is stored, the second's download is not a
+    usable image. The ledger keeps the two images' estimate: re-booking at the one stored would under-count."""
+    from tests.fakes.ideogram_fake import IdeogramFake
+
+    good = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 90, 40)).save(good, "PNG")
+    with IdeogramFake(api_key="ideogram-test-key-0123456789").running() as fake:
+        fake.image_factory = lambda task: ((good.getvalue(), "image/png") if task["index"] == 0
+                                           else (b"<html>gone</html>", "image/png"))
+        vendor_env = {**env, "IDEOGRAM_API_KEY": "ideogram-test-key-0123456789", "IDEOGRAM_BASE_URL": fake.url}
+        async with Client(serve(vendor_env, EASEL_BUDGET_USD_PER_DAY="1")) as client:
+            result = await client.call_tool("generate_image", {"prompt": "a fox", "model": "Ideogram v3",
+                                                               "count": 2})
+    assert len(result.structured_content["images"]) == 1, text_of(result)
+    assert "not a usable image" in text_of(result)
+    assert await spent(env) == pytest.approx(0.12)                  # both images were billed: 2 x $0.06

@@ -173,3 +173,75 @@ def test_the_header_probe_answers_from_the_first_pieces_and_refuses_as_early() -
     cut.feed(body[:10])
     with pytest.raises(InvalidImage, match="could not be read"):
         cut.finish()
+
+
+async def test_the_image_is_written_as_it_arrives_and_nothing_is_visible_before_the_last_byte(
+        settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
+    """The store's temporary file fills and the preview decoder runs while the download is still open (the
+    fake holds the last piece); until that piece comes, no image file, record or resource exists."""
+    import sys
+    import threading
+
+    import anyio
+
+    def decoding_now() -> bool:
+        """A thread is inside make_preview (waiting there for the bytes still to come)."""
+        frames = sys._current_frames().values()
+        return any(f.f_code.co_name == "make_preview" for top in frames for f in _stack(top))
+
+    settings = replace(settings, calls=replace(settings.calls, warmup=False))   # its make_preview would count
+    gate = threading.Event()
+    replicate_fake.download_tail_gate = gate
+    root = store_root(settings)
+    held_back = replicate_fake.download_chunk + ingest._FLUSH     # the held piece and one unflushed block at most
+    results: list[Any] = []
+    try:
+        async with Client(build_server(settings)) as client, anyio.create_task_group() as tg:
+            async def call() -> None:
+                results.append(await client.call_tool("generate_image", {"prompt": "a harbour at dawn"}))
+            tg.start_soon(call)
+            with anyio.fail_after(20):
+                while not [p for p in root.rglob(".tmp-*") if p.stat().st_size >= len(served) - held_back]:
+                    await anyio.sleep(0.01)
+                while not decoding_now():                              # the preview decoder is at work too
+                    await anyio.sleep(0.01)
+            images = [p for p in files_in(root) if p.parent.name.isdigit() and p.suffix in (".jpg", ".json")]
+            assert not images, images                                  # the month's directory: only .tmp-*
+            assert not [r for r in (await client.list_resources()).resources if r.uri.startswith("easel://images/")]
+            gate.set()
+    finally:
+        gate.set()
+    [result] = results
+    assert not result.is_error, text_of(result)
+    files = stored_files(root)
+    assert [p.suffix for p in files] == [".jpg", ".json"], files       # renamed into place, no .tmp-* left
+    assert files[0].read_bytes() == served
+
+
+def _stack(frame: Any) -> list[Any]:
+    out = []
+    while frame is not None:
+        out.append(frame)
+        frame = frame.f_back
+    return out
+
+
+async def test_temporary_files_a_killed_process_left_are_removed_and_a_live_one_is_kept(
+        settings: Settings, replicate_fake: FakeReplicate, served: bytes) -> None:
+    """A streamed image's .tmp file lives as long as its download: one left by a process killed mid-download
+    (untouched for over an hour) is removed by the next process's first download; another replica's live one
+    (just written) is not."""
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    month = store_root(settings) / f"{datetime.now(UTC):%Y%m}"
+    month.mkdir(parents=True)
+    stale, live = month / ".tmp-killed", month / ".tmp-another-replica"
+    stale.write_bytes(served[:300_000])
+    live.write_bytes(served[:300_000])
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    result = await generate(settings)
+    assert not result.is_error, text_of(result)
+    assert not stale.exists() and live.exists()
