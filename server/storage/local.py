@@ -2,7 +2,8 @@
 
 Layout under the root: ``YYYYMM/<hash>.<ext>`` plus ``YYYYMM/<hash>.<ext>.json``
 for the metadata. Every write goes to a temporary file in the same directory,
-is fsynced, then renamed into place, so no half-written file is ever visible.
+is fsynced, then renamed into place, so no half-written file is ever visible;
+then the directory is fsynced, so that the renames survive a power cut too.
 The image is written before its metadata, and a failed metadata write removes
 an image it had just added: no orphans either way. Blocking file work runs in
 worker threads.
@@ -104,6 +105,7 @@ class LocalStorage:
                     with contextlib.suppress(OSError):
                         path.unlink()
                 raise
+            _fsync_dir(path.parent)   # the two renames themselves survive a power cut: the image is stored
             _append_index(path.parent, image_id)
         except OSError as exc:
             raise _not_stored(self.root, exc) from None
@@ -321,6 +323,16 @@ def _sweep_stale_once(month: Path) -> None:
                 with contextlib.suppress(OSError):
                     if entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries: a rename is durable only once its directory is (one call covers the
+    image's and its record's renames, which share the month's directory)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _not_stored(root: Path, exc: OSError) -> StorageError:
