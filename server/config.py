@@ -267,7 +267,7 @@ class LimitSettings:
 
     header_timeout: float = 10.0           # EASEL_HEADER_TIMEOUT: a request head must arrive within this (else 408)
     body_timeout: float = 60.0             # EASEL_BODY_TIMEOUT: a request body must arrive within this (else 408)
-    keepalive_timeout: float = 5.0         # EASEL_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this
+    keepalive_timeout: float = 30.0        # EASEL_KEEPALIVE_TIMEOUT: idle keep-alive connections are closed after this
     max_connections: int = 512             # EASEL_MAX_CONNECTIONS: beyond this, requests get 503
     max_sessions: int = 256                # EASEL_MAX_SESSIONS: open MCP sessions (streamable HTTP or SSE); then 503
     session_idle_timeout: float = 600.0    # EASEL_SESSION_IDLE_TIMEOUT: idle sessions are closed after this

@@ -197,7 +197,7 @@ def test_limit_settings_have_defaults_and_bad_values_name_the_variable() -> None
     from server.config import Settings
 
     s = Settings.from_env({})
-    assert (s.limits.header_timeout, s.limits.body_timeout, s.limits.keepalive_timeout) == (10.0, 60.0, 5.0)
+    assert (s.limits.header_timeout, s.limits.body_timeout, s.limits.keepalive_timeout) == (10.0, 60.0, 30.0)
     assert (s.limits.max_connections, s.limits.max_sessions, s.limits.session_idle_timeout) == (512, 256, 600.0)
     for name, value in (("EASEL_MAX_SESSIONS", "0"), ("EASEL_HEADER_TIMEOUT", "soon"),
                         ("EASEL_MAX_CONNECTIONS", "1"), ("EASEL_SESSION_IDLE_TIMEOUT", "-5")):
