@@ -16,6 +16,7 @@ from server import dryrun, spend
 from server.results import GenerateResult, build_result
 
 if TYPE_CHECKING:
+    from server.jobbook import JobBook
     from server.jobs import Work
     from server.state import AppState
 
@@ -120,4 +121,11 @@ async def dry_run_result(ctx: Context, tool: str, work: "list[Work]") -> CallToo
 def state_of(ctx: Context) -> "AppState":
     """The lifespan state a tool call runs with (settings, storage, registry, HTTP client)."""
     return cast("AppState", ctx.request_context.lifespan_context)
+
+
+def job_book(state: "AppState") -> "JobBook":
+    """This process's jobs (server.jobbook), which the lifespan starts before any call."""
+    book = state.jobs
+    assert book is not None, "the lifespan starts the job book"
+    return cast("JobBook", book)
 

@@ -16,20 +16,13 @@ from providers import Registry
 from server.config import Settings
 from server.icons import icons
 from server.job_records import JOB_PREFIX
-from server.jobbook import JobBook
-from server.tools._common import state_of
+from server.tools._common import job_book, state_of
 
 __all__ = ["register", "register_subscriptions"]
 
 MAX_WAIT = 50   # seconds: under the ~60 s at which hosts give up on a request
 JOB_ID = Field(description="The job's id, from a result's job.id (32 hexadecimal characters).", min_length=1,
                max_length=64)
-
-
-def _book(ctx: Context) -> JobBook:
-    book = state_of(ctx).jobs
-    assert book is not None, "the lifespan starts the job book"
-    return book
 
 
 def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
@@ -51,7 +44,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
         wait: Annotated[float, Field(ge=0, le=MAX_WAIT, description=f"Seconds to wait for the job to end, 0-{MAX_WAIT}; "
                                      "it answers as soon as the job ends.")] = 20,
     ) -> Annotated[CallToolResult, dict[str, Any]]:
-        return await _book(ctx).check(job_id.strip(), wait)
+        return await job_book(state_of(ctx)).check(job_id.strip(), wait)
 
     @mcp.tool(
         name="cancel_job",
@@ -65,7 +58,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             "answer lists them, with job.status \"cancelled\" (or how the job had already ended)."),
     )
     async def cancel_job(job_id: Annotated[str, JOB_ID], ctx: Context) -> Annotated[CallToolResult, dict[str, Any]]:
-        return await _book(ctx).cancel(job_id.strip())
+        return await job_book(state_of(ctx)).cancel(job_id.strip())
 
 
 def register_subscriptions(mcp: MCPServer) -> None:

@@ -42,7 +42,7 @@ from server.results import (
     total_cost,
 )
 from server.storage import URI_PREFIX
-from server.tools._common import CONFIRM_HELP, DRY_RUN_HELP, GENERATES, ArgumentError, state_of, tool_error
+from server.tools._common import CONFIRM_HELP, DRY_RUN_HELP, GENERATES, ArgumentError, job_book, state_of, tool_error
 from server.tools.edit import input_limits
 
 if TYPE_CHECKING:
@@ -210,9 +210,7 @@ def register(mcp: MCPServer, settings: Settings, registry: Registry) -> None:
             return await _run(job, provider, context, lambda hooks: provider.run_prediction(
                 name, version, inputs, job.progress.send, hooks))
 
-        book = state.jobs
-        assert book is not None, "the lifespan starts the job book"
-        return await book.call(ctx, "run_replicate_model", total=1, context=context, body=body,
+        return await job_book(state).call(ctx, "run_replicate_model", total=1, context=context, body=body,
                                units=[UnitRecord(provider="replicate", model=name)], booking=booking)
 
     @mcp.tool(
