@@ -64,7 +64,7 @@ class Team:
     """Two replicas, their clients (client i on replica i mod 2), and what each run measured."""
     tool: str
     replicas: list[tuple[str, int]]
-    check: Callable[[Context, list[Client], list[Any]], Awaitable[None]]   # the burst's answers
+    check: Callable[[list[Client], list[Any]], Awaitable[None]]   # the burst's answers
     clients: list[Client] = field(default_factory=list)
     singles: list[float] = field(default_factory=list)          # ms
     ratios: list[float] = field(default_factory=list)           # burst / single
@@ -106,7 +106,7 @@ class Team:
         self.growth.append(max((proc_kib(pid, "VmHWM") - r0) / 1024 for pid, r0 in zip(pids, rss0, strict=True)))
         if failures:
             raise RuntimeError(f"{self.tool}: {len(failures)} of {calls} calls failed, e.g. {failures[0]}")
-        await self.check(ctx, self.clients[:2], results)
+        await self.check(self.clients[:2], results)
         forget_outputs(ctx)
         self.singles.append(single * 1000)
         self.ratios.append(burst / single)
@@ -190,7 +190,7 @@ async def _noted(failures: list[str], pending: Awaitable[Any]) -> Any:
         return None
 
 
-async def _readable_from_both(ctx: Context, clients: list[Client], results: list[Any]) -> None:
+async def _readable_from_both(clients: list[Client], results: list[Any]) -> None:
     """Every call stored its own image, and every image, read from each replica, is the same bytes
     and hashes to its id."""
     uris = [r.structured_content["images"][0]["uri"] for r in results]
@@ -206,7 +206,7 @@ async def _readable_from_both(ctx: Context, clients: list[Client], results: list
             raise RuntimeError(f"{len(failures)} of {len(uris)} images could not be read back, e.g. {failures[0]}")
 
 
-async def _previews(ctx: Context, clients: list[Client], results: list[Any]) -> None:
+async def _previews(clients: list[Client], results: list[Any]) -> None:
     """Every reference answer is one JPEG preview within 512 px (so the reference did make it)."""
     for result in results:
         [block] = result.content
