@@ -136,6 +136,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, all cores (/proc/stat: not idle, not iowait;
+    steal counts, as time the VM's processes could not run)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def http_server(ctx: Context, env: dict[str, str], *options: str,
                 command: list[str] | None = None) -> Iterator[tuple[str, int]]:

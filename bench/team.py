@@ -10,11 +10,13 @@ takes 2 s per prediction and serves a ~1 MiB photo-like JPEG (distinct bytes per
 
 The reference: two ``bench/reference_server.py --transport http --stateless`` replicas with
 ``REFERENCE_PREVIEW=1`` (create, download, return easel's kind of 512 px preview, store nothing),
-their own 20 clients, the same fake, the same single call and burst, in the same run: the two
-teams take turns run by run (easel first in even runs), so both see the same machine.
+their own 20 clients, the same fake, the same single call and burst. Every run measures both
+teams, one after the other (easel first in even runs, the reference first in odd ones), so both
+see the same machine.
 
-Reported for each: the burst's wall time over one call's, and each replica's CPU time per image
-it made (/proc/<pid>/stat); for easel-mcp its peak RSS growth (VmHWM after clear_refs) against 3x
+Reported for each: the burst's wall time over one call's, each replica's CPU time per image it
+made (/proc/<pid>/stat), and the share of the cores anything else kept busy meanwhile (/proc/stat,
+so a shared machine shows); for easel-mcp its peak RSS growth (VmHWM after clear_refs) against 3x
 the bytes it had in flight. Checked (the bench stops with an error otherwise): no call failed;
 every easel image is readable, byte for byte, from both replicas; every reference answer is a
 JPEG preview within 512 px.
@@ -47,6 +49,7 @@ from bench.common import (
     forget_outputs,
     gather,
     http_server,
+    machine_cpu_seconds,
     proc_kib,
     reference_command,
     server_env,
@@ -71,6 +74,7 @@ class Team:
     cpu_each: list[list[float]] = field(default_factory=list)   # per run: ms per image, per replica
     growth: list[float] = field(default_factory=list)           # MiB, the larger replica's
     bench_cpu: list[float] = field(default_factory=list)        # ms per image, the bench process
+    others: list[float] = field(default_factory=list)           # share of the cores busy with anything else
 
     async def call(self, client: Client, prompt: str) -> Any:
         return await call(client, self.tool, {"prompt": prompt})
@@ -93,7 +97,7 @@ class Team:
         for pid in pids:
             with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/clear_refs").write_text("5")   # VmHWM := VmRSS now
-        cpu0, own0 = [cpu_seconds(pid) for pid in pids], own_cpu()
+        cpu0, own0, machine0 = [cpu_seconds(pid) for pid in pids], own_cpu(), machine_cpu_seconds()
         failures: list[str] = []
         started = time.perf_counter()
         results = await gather(*[
@@ -101,8 +105,10 @@ class Team:
             for i, c in enumerate(self.clients) for k in range(PER_CLIENT)])
         burst = time.perf_counter() - started
         calls = len(results)
-        self.bench_cpu.append((own_cpu() - own0) / calls * 1000)
-        self.cpu_each.append([(cpu_seconds(pid) - c0) / (calls / 2) * 1000 for pid, c0 in zip(pids, cpu0, strict=True)])
+        own, used = own_cpu() - own0, [cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
+        self.others.append((machine_cpu_seconds() - machine0 - own - sum(used)) / (burst * (os.cpu_count() or 1)))
+        self.bench_cpu.append(own / calls * 1000)
+        self.cpu_each.append([u / (calls / 2) * 1000 for u in used])
         self.growth.append(max((proc_kib(pid, "VmHWM") - r0) / 1024 for pid, r0 in zip(pids, rss0, strict=True)))
         if failures:
             raise RuntimeError(f"{self.tool}: {len(failures)} of {calls} calls failed, e.g. {failures[0]}")
@@ -167,10 +173,12 @@ async def _team(ctx: Context) -> None:
     ctx.add(Row(f"{calls} concurrent calls on 2 reference replicas / one", "x", reference.ratios,
                 note=f"bench/reference_server.py, REFERENCE_PREVIEW=1: create, download, the 512 px preview "
                      f"returned, nothing stored; one call {statistics.median(reference.singles):.0f} ms; "
-                     f"as many clients, the same fake and burst; the teams take turns run by run"))
+                     f"as many clients, the same fake and burst; each run measures both teams, in turn"))
     ctx.add(Row("  easel-mcp - reference, burst / one", "x",
                 [e - r for e, r in zip(easel.ratios, reference.ratios, strict=True)],
-                note="the difference of the two ratios per run"))
+                note=f"the difference of the two ratios per run; anything else on the machine kept "
+                     f"{statistics.median(easel.others):.0%} of its {os.cpu_count()} cores busy during easel's "
+                     f"bursts, {statistics.median(reference.others):.0%} during the reference's"))
     ctx.add(Row("  CPU time per image, per replica (mean of the two)", "ms", easel.cpu_per_image(),
                 note=easel.cpu_note("replica")))
     ctx.add(Row("  CPU time per image, per reference replica (mean of the two)", "ms", reference.cpu_per_image(),
