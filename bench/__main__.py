@@ -18,7 +18,8 @@ Figures, one module each (``bench/<module>.py``):
 * requests/image    (concurrency) HTTP requests the fake saw per image when the model finishes inside
                     the wait window
 * a team's load    (team) 100 concurrent generate_image from 20 clients on two --stateless replicas
-                    sharing one store at 2 s latency: wall time over one call, CPU and RSS per replica
+                    sharing one store at 2 s latency: wall time over one call, CPU and RSS per replica;
+                    the same burst on two bench/reference_server.py replicas (previews, nothing stored)
 * memory            (memory) peak RSS growth of the server while 8 images of ~8 MiB are in flight
 * storage at scale  (storage) resources/list and a resource read with 10,000 stored images
 * catalog           (catalog) rebuilding the catalog from 100,000 records; resources/list (first and a

@@ -86,6 +86,11 @@ def easel_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
 
 
+def reference_command() -> list[str]:
+    """bench/reference_server.py: the least an MCP image server can do, the yardstick beside easel-mcp."""
+    return [sys.executable, str(ROOT / "bench" / "reference_server.py")]
+
+
 def server_env(ctx: Context, store: Path, **extra: str) -> dict[str, str]:
     return {"EASEL_STORAGE_DIR": str(store), "REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": ctx.fake.url,
             "EASEL_WAIT_WINDOW": "20", "EASEL_POLL_INTERVAL": "0.05", "EASEL_POLL_MAX": "0.25",
@@ -131,10 +136,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, all cores (/proc/stat: not idle, not iowait;
+    steal counts, as time the VM's processes could not run)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def http_server(ctx: Context, env: dict[str, str], *options: str) -> Iterator[tuple[str, int]]:
+def http_server(ctx: Context, env: dict[str, str], *options: str,
+                command: list[str] | None = None) -> Iterator[tuple[str, int]]:
+    """easel-mcp (or ``command``, which takes the same options) over HTTP on a free port, once /healthz answers."""
+    cmd = command or easel_command()
     port = free_port()
-    proc = subprocess.Popen([*easel_command(), "--transport", "http", "--port", str(port), *options],
+    proc = subprocess.Popen([*cmd, "--transport", "http", "--port", str(port), *options],
                             env={**base_environ(), **env}, cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=ctx.log)
     base = f"http://127.0.0.1:{port}"
@@ -146,7 +161,7 @@ def http_server(ctx: Context, env: dict[str, str], *options: str) -> Iterator[tu
                     if http.get(f"{base}/healthz").status_code == 200:
                         break
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"easel-mcp --transport http did not start (see {ctx.log.name})")
+                    raise RuntimeError(f"{' '.join(cmd)} --transport http did not start (see {ctx.log.name})")
                 time.sleep(0.05)
         yield base, proc.pid
     finally:

@@ -12,14 +12,11 @@ fake; per run the figure is the p50 of each and their difference. Again with sma
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
-from bench.common import Context, Row, call, forget_outputs, server_env, set_fake, stdio_session
+from bench.common import Context, Row, call, forget_outputs, reference_command, server_env, set_fake, stdio_session
 from bench.pictures import Factory, image_info
 
-REFERENCE_SERVER = Path(__file__).with_name("reference_server.py")
 LINK = 100e6 / 8             # 100 Mbit/s in bytes per second
 
 
@@ -30,7 +27,7 @@ async def paired_run(ctx: Context, run: int, calls: int, label: str) -> tuple[fl
     easel_times: list[float] = []
     ref_times: list[float] = []
     async with stdio_session(ctx, env) as easel, \
-            stdio_session(ctx, env, [sys.executable, str(REFERENCE_SERVER)]) as ref:
+            stdio_session(ctx, env, reference_command()) as ref:
         async def easel_call(i: int) -> None:
             result = await call(easel, "generate_image", {"prompt": f"a harbour at dawn, take {i}"})
             assert result.structured_content["images"] and any(c.type == "image" for c in result.content)

@@ -26,7 +26,8 @@ def test_an_unknown_section_is_refused_by_name() -> None:
 
 
 def test_the_download_team_and_warmup_figures_run_quick_and_print_their_rows() -> None:
-    """The real servers, the fake pacing its downloads, two stateless replicas: one quick run of each."""
+    """The real servers, the fake pacing its downloads, two stateless replicas of easel-mcp and two of
+    the reference server (over HTTP, previews on): one quick run of each."""
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--runs", "1",
                            "--only", "warmup,download,team"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, check=False)
@@ -35,5 +36,8 @@ def test_the_download_team_and_warmup_figures_run_quick_and_print_their_rows() -
                 "time to image, 1 MiB photo-like JPEG at 100 Mbit/s: easel-mcp (p50)",
                 "easel-mcp - reference, small flat JPEG sent at once",
                 "20 concurrent generate_image on 2 replicas / one",
+                "20 concurrent calls on 2 reference replicas / one",
+                "easel-mcp - reference, burst / one",
+                "CPU time per image, per reference replica",
                 "peak RSS growth per replica, 10 x 1.0 MiB in flight"):
         assert row in proc.stdout, proc.stdout
