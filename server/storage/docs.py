@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,7 +66,7 @@ class DocStore(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the document; no error when it is not there."""
 
-    async def delete_many(self, keys: list[str]) -> None:
+    async def delete_many(self, keys: Sequence[str]) -> None:
         """``delete`` each document, in order (locally in one worker-thread call)."""
 
 
@@ -154,7 +155,7 @@ class LocalDocs:
     async def delete(self, key: str) -> None:
         await self.delete_many([key])
 
-    async def delete_many(self, keys: list[str]) -> None:
+    async def delete_many(self, keys: Sequence[str]) -> None:
         paths = [(key, self._path(key)) for key in keys]
 
         def unlink_all() -> None:
@@ -221,7 +222,7 @@ class OssDocs:
     async def delete(self, key: str) -> None:
         await self._oss._call("delete", self._oss._bucket.delete_object, self._key(key))
 
-    async def delete_many(self, keys: list[str]) -> None:
+    async def delete_many(self, keys: Sequence[str]) -> None:
         for key in keys:
             await self.delete(key)
 
