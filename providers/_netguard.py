@@ -171,6 +171,14 @@ class FetchPolicy:
         return addresses
 
 
+#: Connection pools for the hosts the operator trusts (a vendor's API, its own file host): keep alive as many
+#: connections as a process runs calls at once (a provider's concurrency is at most 64). httpx's default keeps 20,
+#: and httpcore 1.0.9 closes every connection that goes idle while its pool holds more than that (it compares
+#: all connections, not the idle ones, with the limit): in a burst of 50 calls each connection freed by a
+#: create was closed at once, and the next request opened a new one.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that fetches only what ``policy`` allows, connecting to the checked address."""
 
@@ -179,7 +187,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         """``pinned`` replaces the transport that sends requests to checked addresses (tests watch it)."""
         self.policy = policy
         self._verify = verify
-        self._trusted = httpx.AsyncHTTPTransport(verify=verify)
+        self._trusted = httpx.AsyncHTTPTransport(verify=verify, limits=POOL_LIMITS)
         # one connection per pinned request: a kept-alive TLS connection verified for one name
         # must not carry a request for another name that resolves to the same address
         self._pinned = pinned or httpx.AsyncHTTPTransport(verify=verify,

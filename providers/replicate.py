@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from providers._ideogram_style import ideogram_style
+from providers._netguard import POOL_LIMITS
 from providers._polling import TaskState, http_timeout, run_task
 from providers.base import (
     CHINESE_FIRST,
@@ -345,7 +346,7 @@ _error_sink: ContextVar[list[httpx.Response] | None] = ContextVar("replicate_err
 
 class _CapturingTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
-        self._async = httpx.AsyncHTTPTransport(verify=verify)
+        self._async = httpx.AsyncHTTPTransport(verify=verify, limits=POOL_LIMITS)
         self._sync = httpx.HTTPTransport(verify=verify)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

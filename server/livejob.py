@@ -62,22 +62,30 @@ class LiveJob:
         self.detached = False
         self.ending = False
         self.written = False        # the record (and its running mark) is in the store
+        self.durable = False        # ... and fsynced, as it is from the moment the call answers with a handle
         self.lost = False           # another process claimed the job: stop writing its record
         self.handing_over = False   # the server is stopping: the next process on the store resumes the job
         self._lock = anyio.Lock()
 
     # -- the record ----------------------------------------------------------------------------
     async def save(self) -> None:
-        """Write the record (the first time, also its running mark, so that it can be resumed)."""
+        """Write the record (the first time, also its running mark, so that it can be resumed).
+
+        Until the call answers, the record is there for a process that dies (another one resumes the job),
+        and it is deleted as the call answers in time: atomic, not fsynced. Once the call has answered with
+        a handle, someone holds the job's id, and the record and its mark are fsynced (power cuts too)."""
         async with self._lock:
             if self.lost:
                 return
             self.record.updated = now_iso()
+            durable = self.detached
+            docs = {record_key(self.record.id): self.record.model_dump_json().encode()}
+            if not self.written or (durable and not self.durable):
+                docs[running_key(self.record.id)] = self.book.owner.encode()
             try:
-                await self.book.docs.write(record_key(self.record.id), self.record.model_dump_json().encode())
-                if not self.written:
-                    await self.book.docs.write(running_key(self.record.id), self.book.owner.encode())
-                    self.written = True
+                await self.book.docs.write_many(docs, durable=durable)
+                self.written = True
+                self.durable = self.durable or durable
             except StorageError as exc:   # the job goes on; only another replica's view is stale
                 log.warning("job %s: could not write its record: %s", self.record.id, exc)
 
@@ -150,14 +158,14 @@ class LiveJob:
         keys = [running_key(r.id)]
         if not self.detached:   # answered in time: the call carries the result, nobody will ask for it by id
             keys.append(record_key(r.id))
+            self.ended.set()    # so the call answers now; the clean-up below is off its path (and shielded)
         else:
             await self.save()
         if not self.lost and self.written:
-            for key in keys:
-                try:
-                    await self.book.docs.delete(key)
-                except StorageError as exc:
-                    log.warning("job %s: could not delete %s: %s", r.id, key, exc)
+            try:
+                await self.book.docs.delete_many(keys)
+            except StorageError as exc:
+                log.warning("job %s: could not delete its record: %s", r.id, exc)
         self.ended.set()
         if self.detached:
             await self.book.announce(r.id, new_images=r.done > 0)

@@ -136,13 +136,15 @@ class _Pipe(io.RawIOBase):
         self._ended = False
         self._aborted = False
         self._released = False
+        self._want = -1            # the length the reader waits for (-1: it is not waiting)
         self._cond = threading.Condition()
 
     def feed(self, chunk: bytes) -> None:
         with self._cond:
             if not self._released:
                 self._buf += chunk
-                self._cond.notify_all()
+                if 0 <= self._want <= len(self._buf):   # wake the reader only once what it waits for is here
+                    self._cond.notify()
 
     def close_input(self, *, aborted: bool = False) -> None:
         with self._cond:
@@ -158,7 +160,9 @@ class _Pipe(io.RawIOBase):
     def _wait_for(self, end: int | None) -> None:
         """Wait until byte ``end`` (None: the last byte) has arrived or no more will."""
         while not self._ended and (end is None or len(self._buf) < end):
+            self._want = end if end is not None else 1 << 62   # to the end: only close_input wakes it
             self._cond.wait()
+        self._want = -1
         if self._aborted:
             raise _Aborted("the download stopped")
 

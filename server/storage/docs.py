@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,8 +50,12 @@ class DocStore(Protocol):
     async def read(self, key: str) -> bytes | None:
         """The document, or None when there is none."""
 
-    async def write(self, key: str, data: bytes) -> None:
-        """Replace the document atomically (readers see the old or the new one, never a part)."""
+    async def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Replace the document atomically (readers see the old or the new one, never a part). ``durable``
+        False: it survives the process, not necessarily a power cut (locally: no fsync)."""
+
+    async def write_many(self, docs: dict[str, bytes], *, durable: bool = True) -> None:
+        """``write`` each document, in order (locally in one worker-thread call)."""
 
     async def create(self, key: str, data: bytes) -> bool:
         """Create the document only if it does not exist; False when it already does."""
@@ -60,6 +65,9 @@ class DocStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the document; no error when it is not there."""
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """``delete`` each document, in order (locally in one worker-thread call)."""
 
 
 class LocalDocs:
@@ -82,15 +90,22 @@ class LocalDocs:
         except OSError as exc:
             raise StorageError(f"Could not read {key}: {exc.strerror or exc}.") from None
 
-    async def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        await anyio.to_thread.run_sync(self._settle, path, data, False)
+    async def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        await self.write_many({key: data}, durable=durable)
+
+    async def write_many(self, docs: dict[str, bytes], *, durable: bool = True) -> None:
+        paths = [(self._path(key), data) for key, data in docs.items()]
+
+        def settle_all() -> None:
+            for path, data in paths:
+                self._settle(path, data, exclusive=False, durable=durable)
+        await anyio.to_thread.run_sync(settle_all)
 
     async def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         return await anyio.to_thread.run_sync(self._settle, path, data, True)
 
-    def _settle(self, path: Path, data: bytes, exclusive: bool) -> bool:
+    def _settle(self, path: Path, data: bytes, exclusive: bool, durable: bool = True) -> bool:
         """Write a complete temporary file, then rename it into place (or, exclusive, hard-link it:
         link fails when the name exists, so only one creator wins and no one sees a partial file)."""
         try:
@@ -99,8 +114,9 @@ class LocalDocs:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if durable:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 if not exclusive:
                     os.replace(tmp, path)
                     return True
@@ -137,11 +153,18 @@ class LocalDocs:
             raise StorageError(f"Could not list {prefix}: {exc.strerror or exc}.") from None
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
-        try:
-            await anyio.Path(path).unlink(missing_ok=True)
-        except OSError as exc:
-            raise StorageError(f"Could not delete {key}: {exc.strerror or exc}.") from None
+        await self.delete_many([key])
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        paths = [(key, self._path(key)) for key in keys]
+
+        def unlink_all() -> None:
+            for key, path in paths:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise StorageError(f"Could not delete {key}: {exc.strerror or exc}.") from None
+        await anyio.to_thread.run_sync(unlink_all)
 
 
 class OssDocs:
@@ -164,8 +187,12 @@ class OssDocs:
         except ImageNotFound:          # the OSS store's name for NoSuchKey
             return None
 
-    async def write(self, key: str, data: bytes) -> None:
-        await self._oss._call("write", self._oss._bucket.put_object, self._key(key), data)
+    async def write(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        await self._oss._call("write", self._oss._bucket.put_object, self._key(key), data)   # stored once acknowledged
+
+    async def write_many(self, docs: dict[str, bytes], *, durable: bool = True) -> None:
+        for key, data in docs.items():
+            await self.write(key, data)
 
     async def create(self, key: str, data: bytes) -> bool:
         import oss2.exceptions as oe
@@ -194,6 +221,10 @@ class OssDocs:
 
     async def delete(self, key: str) -> None:
         await self._oss._call("delete", self._oss._bucket.delete_object, self._key(key))
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            await self.delete(key)
 
 
 def docs_for(store: Any, fallback_dir: Path) -> DocStore:

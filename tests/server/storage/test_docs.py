@@ -57,6 +57,18 @@ async def test_write_read_replace_delete(docs: DocStore) -> None:
     assert await docs.read("jobs/j1.json") is None
 
 
+async def test_write_many_and_delete_many(docs: DocStore) -> None:
+    """A job's record and running mark go in one call (not fsynced before the call answers), and go together."""
+    await docs.write_many({"jobs/j3/record.json": b"{}", "jobs-running/j3": b"owner"}, durable=False)
+    assert await docs.read("jobs/j3/record.json") == b"{}"
+    assert await docs.list("jobs-running/") == ["jobs-running/j3"]
+    await docs.write_many({"jobs/j3/record.json": b'{"done":1}'}, durable=True)
+    assert await docs.read("jobs/j3/record.json") == b'{"done":1}'
+    await docs.delete_many(["jobs-running/j3", "jobs/j3/record.json", "jobs/absent.json"])
+    assert await docs.read("jobs/j3/record.json") is None
+    assert await docs.list("jobs-running/") == []
+
+
 async def test_create_only_once_even_when_raced(docs: DocStore) -> None:
     wins: list[bytes] = []
 
