@@ -172,7 +172,7 @@ class FetchPolicy:
 
 
 #: Connection pools for the hosts the operator trusts (a vendor's API, its own file host), directly or through
-#: the operator's proxy (which carries the API calls too when one is set): keep alive as many
+#: the operator's proxy when one is set: keep alive as many
 #: connections as a process runs calls at once (a provider's concurrency is at most 64). httpx's default keeps 20,
 #: and httpcore 1.0.9 closes every connection that goes idle while its pool holds more than that (it compares
 #: all connections, not the idle ones, with the limit): in a burst of 50 calls each connection freed by a

@@ -358,11 +358,13 @@ async def test_a_lease_renewal_in_flight_as_the_call_answers_in_time_does_not_br
     class Book:
         owner = "this-process"
 
+        def __init__(self, docs: LocalDocs) -> None:
+            self.docs = docs
+
         async def announce(self, job_id: str, *, new_images: bool) -> None:
             raise AssertionError("a call that answered in time is announced to nobody")
 
-    book = Book()
-    book.docs = docs  # type: ignore[attr-defined]
+    book = Book(docs)
     record = JobRecord(id="j1", tool="generate_image", created=now_iso(), updated=now_iso(), total=1,
                        owner=book.owner, lease_until=time.time() + 60,
                        units=[UnitRecord(provider="replicate", model="flux-schnell")])
