@@ -171,7 +171,8 @@ class FetchPolicy:
         return addresses
 
 
-#: Connection pools for the hosts the operator trusts (a vendor's API, its own file host): keep alive as many
+#: Connection pools for the hosts the operator trusts (a vendor's API, its own file host), directly or through
+#: the operator's proxy when one is set: keep alive as many
 #: connections as a process runs calls at once (a provider's concurrency is at most 64). httpx's default keeps 20,
 #: and httpcore 1.0.9 closes every connection that goes idle while its pool holds more than that (it compares
 #: all connections, not the idle ones, with the limit): in a burst of 50 calls each connection freed by a
@@ -201,7 +202,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if not proxy or urllib.request.proxy_bypass_environment(host, self._proxy_env):  # type: ignore[attr-defined]
             return None
         if proxy not in self._via_proxy:
-            self._via_proxy[proxy] = httpx.AsyncHTTPTransport(verify=self._verify, proxy=proxy)
+            self._via_proxy[proxy] = httpx.AsyncHTTPTransport(verify=self._verify, proxy=proxy, limits=POOL_LIMITS)
         return self._via_proxy[proxy]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -64,6 +64,7 @@ class LiveJob:
         self.written = False        # the record (and its running mark) is in the store
         self.durable = False        # ... and fsynced, as it is from the moment the call answers with a handle
         self.lost = False           # another process claimed the job: stop writing its record
+        self.cleared = False        # its end deleted the record (or its mark): a later write must not bring it back
         self.handing_over = False   # the server is stopping: the next process on the store resumes the job
         self._lock = anyio.Lock()
 
@@ -75,7 +76,7 @@ class LiveJob:
         and it is deleted as the call answers in time: atomic, not fsynced. Once the call has answered with
         a handle, someone holds the job's id, and the record and its mark are fsynced (power cuts too)."""
         async with self._lock:
-            if self.lost:
+            if self.lost or self.cleared:
                 return
             self.record.updated = now_iso()
             durable = self.detached
@@ -161,11 +162,13 @@ class LiveJob:
             self.ended.set()    # so the call answers now; the clean-up below is off its path (and shielded)
         else:
             await self.save()
-        if not self.lost and self.written:
-            try:
-                await self.book.docs.delete_many(keys)
-            except StorageError as exc:
-                log.warning("job %s: could not delete its record: %s", r.id, exc)
+        async with self._lock:   # after a save in flight (a lease renewal), which would otherwise put it back
+            if not self.lost and self.written:
+                self.cleared = True
+                try:
+                    await self.book.docs.delete_many(keys)
+                except StorageError as exc:
+                    log.warning("job %s: could not delete its record: %s", r.id, exc)
         self.ended.set()
         if self.detached:
             await self.book.announce(r.id, new_images=r.done > 0)

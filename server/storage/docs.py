@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from server.storage import StorageError
+from server.storage.local import _fsync_dir
 
 if TYPE_CHECKING:
     from server.storage.oss import OssStorage
@@ -71,7 +72,7 @@ class DocStore(Protocol):
 
 
 class LocalDocs:
-    """Documents as files under ``<root>``; writes are temporary file + fsync + rename."""
+    """Documents as files under ``<root>``; writes are temporary file + fsync + rename (+ the directory's fsync)."""
 
     kind = "local"
 
@@ -99,6 +100,13 @@ class LocalDocs:
         def settle_all() -> None:
             for path, data in paths:
                 self._settle(path, data, exclusive=False, durable=durable)
+            if durable:   # a rename survives a power cut only once its directory is flushed
+                for directory in dict.fromkeys(path.parent for path, _ in paths):
+                    try:
+                        _fsync_dir(directory)
+                    except OSError as exc:
+                        raise StorageError(f"Could not write {directory.relative_to(self.root)}: "
+                                           f"{exc.strerror or exc}.") from None
         await anyio.to_thread.run_sync(settle_all)
 
     async def create(self, key: str, data: bytes) -> bool:

@@ -3,13 +3,16 @@ to the address that was checked (DNS rebinding), over real loopback sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 
 from providers._netguard import FetchPolicy, FetchRefused, GuardedTransport, address_allowed, guarded_client
+from tests.fakes._server import LoopbackServer
 from tests.fakes.file_host import FileHost
 
 pytestmark = pytest.mark.anyio
@@ -240,3 +243,48 @@ async def test_an_https_proxy_is_asked_to_connect_to_the_checked_name(monkeypatc
                     await client.get("https://intranet.example.com/a.png")
         tg.cancel_scope.cancel()
     assert seen == [b"CONNECT images.example.com:443 HTTP/1.1"]
+
+
+class Burst:
+    """A loopback host that answers each request once ``size`` have arrived (one burst in flight at once),
+    and records which connection (client address) carried each."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.arrived = size, 0
+        self.connections: set[tuple[str, int]] = set()
+        self.server = LoopbackServer(self)
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        self.connections.add(tuple(scope["client"]))
+        self.arrived += 1
+        goal = -(-self.arrived // self.size) * self.size   # the last request of this burst
+        for _ in range(500):                               # bounded: 5 s
+            if self.arrived >= goal:
+                break
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "operator-proxy"])
+async def test_a_trusted_host_keeps_a_bursts_connections_alive_for_the_next_burst(
+        via_proxy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 calls at once to a vendor's API (a provider runs up to 64), then 40 more: the second burst goes over the
+    first one's connections, directly and through an operator's proxy. With httpx's default of 20 kept alive,
+    httpcore closes every connection that goes idle while the pool holds more than 20: 20 new ones (new TLS
+    handshakes, against a real vendor) for the second burst."""
+    burst = Burst(40)
+    with burst.server.running():
+        base = burst.server.url
+        if via_proxy:
+            monkeypatch.setenv("HTTP_PROXY", burst.server.url)
+            base = "http://api.example.com"
+        with anyio.fail_after(30):
+            async with guarded_client(FetchPolicy().trusting(base)) as client:
+                for _ in range(2):
+                    async with anyio.create_task_group() as tg:
+                        for n in range(40):
+                            tg.start_soon(client.get, f"{base}/v1/predictions/{n}")
+    assert burst.arrived == 80 and len(burst.connections) == 40

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -14,10 +16,22 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp.types import ElicitResult, ImageContent, ResourceLink, ResourceUpdatedNotification
+from mcp.types import (
+    CallToolResult,
+    ElicitResult,
+    ImageContent,
+    ResourceLink,
+    ResourceUpdatedNotification,
+    TextContent,
+)
 
 from server.app import build_server
 from server.config import Settings
+from server.job_records import JobRecord, UnitRecord, record_key
+from server.jobs import Job, WorkOutcome
+from server.livejob import LiveJob
+from server.storage import now_iso
+from server.storage.docs import LocalDocs
 from tests.fakes.replicate_fake import FakeReplicate
 from tests.support.replicate import TOKEN
 from tests.support.results import text_of
@@ -317,3 +331,62 @@ async def test_on_oss_a_job_is_recorded_claimed_and_resumed_through_the_bucket(
         assert oss.get(f"shared/state/jobs-running/{job['id']}") is None
         assert not (tmp_path / "a" / "state").exists() and not (tmp_path / "b" / "state").exists()
         assert len(replicate_fake.creates) == 1
+
+
+class HeldDocs(LocalDocs):
+    """Local documents whose next write, once ``hold`` is set, waits for ``go`` (a write caught in flight)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.hold, self.held, self.go = False, anyio.Event(), anyio.Event()
+
+    async def write_many(self, docs: dict[str, bytes], *, durable: bool = True) -> None:
+        if self.hold:
+            self.hold = False
+            self.held.set()
+            await self.go.wait()
+        await super().write_many(docs, durable=durable)
+
+
+async def test_a_lease_renewal_in_flight_as_the_call_answers_in_time_does_not_bring_its_record_back(
+        settings: Settings, tmp_path: Path) -> None:
+    """A call that answers in time deletes its record just after answering. A lease renewal whose write is
+    still in flight must not land after that delete: the record would stay for ever, with nobody holding
+    its id and no running mark that would ever clear it."""
+    docs = HeldDocs(tmp_path / "state")
+
+    class Book:
+        owner = "this-process"
+
+        def __init__(self, docs: LocalDocs) -> None:
+            self.docs = docs
+
+        async def announce(self, job_id: str, *, new_images: bool) -> None:
+            raise AssertionError("a call that answered in time is announced to nobody")
+
+    book = Book(docs)
+    record = JobRecord(id="j1", tool="generate_image", created=now_iso(), updated=now_iso(), total=1,
+                       owner=book.owner, lease_until=time.time() + 60,
+                       units=[UnitRecord(provider="replicate", model="flux-schnell")])
+    live = LiveJob(book, record, Job(None, "generate_image", 1, state=SimpleNamespace(settings=settings)), [])
+    await live.task(0, "p1")                     # the vendor named its task: record and running mark written
+    assert await docs.read(record_key("j1")) is not None and await docs.list("jobs-running/") == ["jobs-running/j1"]
+    answer = CallToolResult(content=[TextContent(type="text", text="Generated 1 image.")],
+                            structured_content={"images": []})
+
+    async def body(job: Job, outcomes: list[WorkOutcome]) -> CallToolResult:
+        return answer
+
+    docs.hold = True
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(live.save)             # the lease renewal
+            await docs.held.wait()
+            tg.start_soon(live.run, body)        # the call ends in time
+            await live.ended.wait()
+            assert live.result is answer         # it answers at once, not after the renewal's write
+            with anyio.move_on_after(1):         # the clean-up runs on (it must wait for the renewal)
+                while await docs.list("jobs-running/"):
+                    await anyio.sleep(0.01)
+            docs.go.set()
+    assert await docs.read(record_key("j1")) is None and await docs.list("jobs-running/") == []

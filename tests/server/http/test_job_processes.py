@@ -1,6 +1,7 @@
 """Jobs across real easel-mcp processes sharing one store: a job survives the SIGKILL of the process
-running it and is finished by the next server (over stdio), paid for once and stored once; and a
-stateless HTTP replica answers check_job for a job another replica runs."""
+running it (after its call answered with a handle, or before) and is finished by the next server
+(over stdio), paid for once and stored once; and a stateless HTTP replica answers check_job for a
+job another replica runs."""
 
 from __future__ import annotations
 
@@ -103,3 +104,46 @@ async def test_a_stateless_replica_answers_for_a_job_another_replica_runs(
             record = json.loads((await on_b.read_resource(job["uri"])).contents[0].text)
     assert [data] == await served(replicate_fake) and len(replicate_fake.creates) == 1
     assert record["status"] == "succeeded" and record["epoch"] == 0   # replica A kept it: nobody claimed it
+
+
+async def test_a_call_killed_before_it_answers_leaves_its_job_to_the_next_server(
+        shared_env: dict[str, str], replicate_fake: FakeReplicate, tmp_path: Path) -> None:
+    """Until the call answers, its record and running mark are renamed into place without fsync: that survives
+    the death of the process (the kernel keeps what was written), which is all they are for until then. Killed
+    after the vendor named its task and before the call answered, the job is found by the next server, which
+    fetches the prediction by id and stores it: paid once, stored once."""
+    env = {**shared_env, "EASEL_RETURN_AFTER": "120"}   # the call would wait: nobody ever holds the job's id
+    running = Path(env["EASEL_STORAGE_DIR"]) / "state" / "jobs-running"
+    replicate_fake.hold = True
+    outcome: list[BaseException] = []
+
+    async def call(base: str) -> None:
+        try:
+            async with Client(f"{base}/mcp") as client:
+                await client.call_tool("generate_image", {"prompt": "a lighthouse"})
+        except Exception as exc:   # the server died under the call
+            outcome.append(exc)
+
+    with easel(["--transport", "http", "--stateless"], env, tmp_path / "first.log") as (proc, base):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, base)
+            await until(lambda: running.is_dir() and any(running.iterdir()))
+            [mark] = running.iterdir()
+            await until(lambda: record_of(env, mark.name).get("units", [{}])[0].get("task_ids"))
+            os.kill(proc.pid, signal.SIGKILL)     # the call has not answered: no fsync has happened
+            proc.wait(10)
+            await until(lambda: bool(outcome))   # the call failed with the connection
+    assert len(replicate_fake.creates) == 1 and stored_images(env) == []
+    replicate_fake.release()
+
+    params = StdioServerParameters(command=EASEL[0], args=EASEL[1:], env={**os.environ, **env})
+    async with Client(params) as client:
+        with anyio.fail_after(60):
+            while (result := await client.call_tool("check_job", {"job_id": mark.name, "wait": 5})
+                   ).structured_content["job"]["status"] == "running":
+                pass
+        assert result.structured_content["job"]["status"] == "succeeded", text_of(result)
+        [image] = result.structured_content["images"]
+        data = base64.b64decode((await client.read_resource(image["uri"])).contents[0].blob)
+    assert [data] == await served(replicate_fake) and len(replicate_fake.creates) == 1
+    assert len(stored_images(env)) == 1 and record_of(env, mark.name)["epoch"] == 1

@@ -69,6 +69,29 @@ async def test_write_many_and_delete_many(docs: DocStore) -> None:
     assert await docs.list("jobs-running/") == []
 
 
+async def test_a_durable_local_write_flushes_the_files_and_their_directories(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a caller holds a job's id, its record and running mark must survive a power cut: the files are
+    fsynced and so are the directories their renames went into (the rename is lost otherwise). Before that,
+    nothing is fsynced: a rename survives the process's death without."""
+    docs = LocalDocs(tmp_path)
+    synced: list[tuple[int, int]] = []
+    fsync = os.fsync
+
+    def watched(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched)
+    await docs.write_many({"jobs/j4/record.json": b"{}", "jobs-running/j4": b"owner"}, durable=False)
+    assert synced == []
+    await docs.write_many({"jobs/j4/record.json": b'{"done":1}', "jobs-running/j4": b"owner"}, durable=True)
+    ids = {(st.st_dev, st.st_ino) for st in (os.stat(tmp_path / p) for p in (
+        "jobs/j4/record.json", "jobs-running/j4", "jobs/j4", "jobs-running"))}
+    assert set(synced) == ids and len(synced) == 4
+
+
 async def test_create_only_once_even_when_raced(docs: DocStore) -> None:
     wins: list[bytes] = []
 
