@@ -172,29 +172,51 @@ class FetchPolicy:
 
 
 #: Connection pools for the hosts the operator trusts (a vendor's API, its own file host), directly or through
-#: the operator's proxy when one is set: keep alive as many
-#: connections as a process runs calls at once (a provider's concurrency is at most 64). httpx's default keeps 20,
+#: the operator's proxy when one is set: keep alive as many connections as a process runs calls at once (a
+#: provider's concurrency is at most 64). httpx's default keeps 20,
 #: and httpcore 1.0.9 closes every connection that goes idle while its pool holds more than that (it compares
 #: all connections, not the idle ones, with the limit): in a burst of 50 calls each connection freed by a
 #: create was closed at once, and the next request opened a new one.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+#: Host names whose checked addresses get a pool of their own (a provider's file hosts, reference images'
+#: hosts); beyond this many, a name's requests keep no connection alive, so the pools stay bounded.
+HOST_POOLS = 16
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that fetches only what ``policy`` allows, connecting to the checked address."""
 
     def __init__(self, policy: FetchPolicy, *, verify: ssl.SSLContext | bool = True,
-                 pinned: httpx.AsyncBaseTransport | None = None) -> None:
-        """``pinned`` replaces the transport that sends requests to checked addresses (tests watch it)."""
+                 pinned: httpx.AsyncBaseTransport | None = None,
+                 host_pool: Callable[[], httpx.AsyncBaseTransport] | None = None) -> None:
+        """Tests watch the transports that send requests to checked addresses: ``pinned`` is the one that keeps
+        nothing alive (given alone, it carries every such request), ``host_pool`` makes each host's own."""
         self.policy = policy
         self._verify = verify
         self._trusted = httpx.AsyncHTTPTransport(verify=verify, limits=POOL_LIMITS)
-        # one connection per pinned request: a kept-alive TLS connection verified for one name
-        # must not carry a request for another name that resolves to the same address
+        # Requests to checked addresses go by IP, with the name in Host and SNI. A kept-alive TLS connection
+        # verified for one name must never carry a request for another name on the same address, so each host
+        # name gets its own pool (connections kept alive: a provider's file host is fetched once per image),
+        # up to HOST_POOLS names; further names share one that keeps nothing alive.
         self._pinned = pinned or httpx.AsyncHTTPTransport(verify=verify,
                                                           limits=httpx.Limits(max_keepalive_connections=0))
+        self._host_pool = host_pool or (None if pinned is not None else self._new_host_pool)
+        self._by_host: dict[str, httpx.AsyncBaseTransport] = {}
         self._proxy_env = urllib.request.getproxies_environment()   # as httpx reads them
         self._via_proxy: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    def _new_host_pool(self) -> httpx.AsyncBaseTransport:
+        if self._verify is True:   # one TLS context for every host's pool (each costs ~40 ms to build)
+            self._verify = httpx.create_ssl_context()
+        return httpx.AsyncHTTPTransport(verify=self._verify, limits=POOL_LIMITS)
+
+    def _transport_for(self, host: str) -> httpx.AsyncBaseTransport:
+        """The pool for ``host``'s checked addresses (shared by nothing else), or the one keeping nothing alive."""
+        transport = self._by_host.get(host)
+        if transport is None and self._host_pool is not None and len(self._by_host) < HOST_POOLS:
+            transport = self._by_host[host] = self._host_pool()
+        return transport or self._pinned
 
     def _proxy_for(self, url: httpx.URL, host: str) -> httpx.AsyncHTTPTransport | None:
         proxy = self._proxy_env.get(url.scheme) or self._proxy_env.get("all")
@@ -232,14 +254,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             pinned = httpx.Request(request.method, request.url.copy_with(host=str(address)),
                                    headers=request.headers, stream=request.stream, extensions=extensions)
             try:
-                return await self._pinned.handle_async_request(pinned)
+                return await self._transport_for(host).handle_async_request(pinned)
             except httpx.ConnectError as exc:   # nothing was sent: the next checked address may answer
                 failure = exc
         assert failure is not None
         raise failure
 
     async def aclose(self) -> None:
-        for transport in (self._trusted, self._pinned, *self._via_proxy.values()):
+        for transport in (self._trusted, self._pinned, *self._by_host.values(), *self._via_proxy.values()):
             await transport.aclose()
 
 

@@ -11,7 +11,15 @@ import anyio
 import httpx
 import pytest
 
-from providers._netguard import FetchPolicy, FetchRefused, GuardedTransport, address_allowed, guarded_client
+from providers._netguard import (
+    HOST_POOLS,
+    POOL_LIMITS,
+    FetchPolicy,
+    FetchRefused,
+    GuardedTransport,
+    address_allowed,
+    guarded_client,
+)
 from tests.fakes._server import LoopbackServer
 from tests.fakes.file_host import FileHost
 
@@ -138,6 +146,45 @@ async def test_a_pinned_request_keeps_the_name_for_host_header_and_tls() -> None
     assert str(request.url) == "https://[2606:4700:4700::1111]:8443/a.png?x=1"
     assert request.headers["host"] == "images.example.com:8443"
     assert request.extensions["sni_hostname"] == "images.example.com"
+
+
+async def test_each_host_name_keeps_its_own_connections() -> None:
+    """Downloads from a provider's file host keep their connections alive, in a pool per host name: two names
+    on one address never share one (a TLS connection verified for one name must not carry the other's
+    requests), and past HOST_POOLS names the rest keep nothing alive, so the pools stay bounded."""
+    pools: list[list[str]] = []
+
+    def host_pool() -> httpx.AsyncBaseTransport:
+        seen: list[str] = []
+        pools.append(seen)
+        return httpx.MockTransport(lambda request: (seen.append(request.extensions["sni_hostname"]),
+                                                    httpx.Response(200))[1])
+
+    unpooled: list[str] = []
+
+    async def dns(name: str, port: int) -> list[str]:
+        return [PUBLIC]
+
+    transport = GuardedTransport(FetchPolicy(resolver=dns), host_pool=host_pool, pinned=httpx.MockTransport(
+        lambda request: (unpooled.append(request.headers["host"]), httpx.Response(200))[1]))
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+        for name in ("cdn.example.com", "evil.example.com", "CDN.example.com"):
+            await client.get(f"https://{name}/out.png")
+        assert pools == [["cdn.example.com", "cdn.example.com"], ["evil.example.com"]]
+        for i in range(HOST_POOLS):
+            await client.get(f"https://h{i}.example.com/out.png")
+    assert len(pools) == HOST_POOLS
+    assert unpooled == [f"h{i}.example.com" for i in range(HOST_POOLS - 2, HOST_POOLS)]
+
+
+def test_a_guarded_client_pools_its_file_hosts_connections() -> None:
+    """The default pool per host keeps connections alive (the one for names past the bound does not)."""
+    transport = GuardedTransport(FetchPolicy())
+    pool = transport._transport_for("cdn.example.com")
+    assert isinstance(pool, httpx.AsyncHTTPTransport)
+    assert pool._pool._max_keepalive_connections == POOL_LIMITS.max_keepalive_connections   # httpcore's pool
+    assert transport._transport_for("cdn.example.com") is pool
+    assert transport._transport_for("other.example.com") is not pool
 
 
 async def test_an_operators_proxy_still_carries_checked_requests(monkeypatch: pytest.MonkeyPatch) -> None:
