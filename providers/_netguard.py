@@ -17,8 +17,8 @@ Teredo and local-use NAT64 are refused outright).
 DNS rebinding: the name is resolved once, every address is checked, and the connection
 goes to a checked address (the request is sent to that IP, with the Host header and TLS
 SNI/certificate name kept as the original name). A DNS answer that changes between the
-check and the connection is never asked for. Pinned connections are not kept alive, so a
-TLS session verified for one name never carries a request for another.
+check and the connection is never asked for. Pinned connections are kept alive in a pool per
+host name (bounded), so a TLS session verified for one name never carries a request for another.
 
 An operator's outbound proxy (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, honouring
 ``NO_PROXY``) keeps working: the name is still resolved and checked here, but the proxy
