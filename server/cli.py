@@ -99,8 +99,9 @@ def gallery_main(argv: list[str]) -> None:
     args = p.parse_args(argv)
     configure_logging(0)
     if not is_loopback(args.host):
-        print("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
-              "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.", file=sys.stderr)
+        refusal = ("easel-mcp gallery: serves on loopback only; for a shared gallery run the HTTP transport "
+                   "(easel-mcp --transport http) with EASEL_AUTH_TOKEN.")
+        print(refusal, file=sys.stderr)
         raise SystemExit(2)
     try:
         settings = Settings.from_env()
@@ -115,15 +116,17 @@ def gallery_main(argv: list[str]) -> None:
     try:
         sock.bind((args.host, args.port))
     except OSError as exc:
-        print(f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0.",
-              file=sys.stderr)
+        refusal = f"easel-mcp gallery: cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port 0."
+        print(refusal, file=sys.stderr)
         raise SystemExit(2) from None
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     gallery = make_gallery(storage, settings, f"http://{shown}:{port}")
     link = gallery.link()
-    print(f"easel-mcp gallery of {settings.storage.dir}\n  open: {link}\n  (the link works for "
-          f"{settings.gallery.link_ttl // 3600} h; Ctrl-C stops the gallery)", flush=True)
+    # a terminal command, not the MCP server: the link goes to stdout on purpose, so a script can read it
+    sys.stdout.write(f"easel-mcp gallery of {settings.storage.dir}\n  open: {link}\n  (the link works for "
+                     f"{settings.gallery.link_ttl // 3600} h; Ctrl-C stops the gallery)\n")
+    sys.stdout.flush()
     if args.open:
         import webbrowser
 
